@@ -1,0 +1,145 @@
+"""create_app(settings) -> Litestar. The lifespan builds the engine and the Redis client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar, Request, Router, get
+from litestar.di import Provide
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.static_files import create_static_files_router
+
+from haven.auth.principal import provide_principal
+from haven.auth.routes import AuthController
+from haven.auth.sessions import SessionStore
+from haven.cluster.middleware import RequestContextMiddleware
+from haven.config import Settings
+from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
+from haven.db.transaction import provide_db
+from haven.errors import UnsupportedMediaTypeError, exception_handler
+from haven.logging import configure_logging
+from haven.organizations.routes import MembersController, OrganizationController
+from haven.properties.routes import PropertiesController
+from haven.store.client import Keys, create_redis
+from haven.tenants.routes import TenantsController
+from haven.units.routes import PropertyUnitsController, UnitsController
+from haven.web import provide_list_params
+
+MAX_BODY_BYTES = 1024 * 1024
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+API_HANDLERS: list[Any] = [
+    AuthController,
+    OrganizationController,
+    MembersController,
+    PropertiesController,
+    PropertyUnitsController,
+    UnitsController,
+    TenantsController,
+]
+
+
+def _swagger_assets() -> Path:
+    import swagger_ui
+
+    return Path(swagger_ui.__file__).parent / "static"
+
+
+async def require_json_body(request: Request[Any, Any, Any]) -> None:
+    """415 for a body that is not JSON, before anything tries to parse it."""
+    if request.method not in BODY_METHODS:
+        return
+    length = request.headers.get("content-length")
+    chunked = "chunked" in request.headers.get("transfer-encoding", "")
+    if not chunked and (length is None or length.strip() in ("", "0")):
+        return
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "application/json" and not (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        raise UnsupportedMediaTypeError(
+            f"Send the body as application/json (got {media or 'no Content-Type'})"
+        )
+
+
+@get("/openapi.json", include_in_schema=False, media_type="application/json", sync_to_thread=False)
+def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """The OpenAPI document."""
+    return request.app.openapi_schema.to_schema()
+
+
+@get("/health", include_in_schema=True, sync_to_thread=False, tags=["load-balancer"])
+def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    """Liveness of this process, for any load balancer."""
+    from datetime import UTC, datetime
+
+    settings: Settings = request.app.state.settings
+    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {"success": True, "status": "OK", "timestamp": now, "instanceId": settings.instance_id}
+
+
+def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
+    """Build the Haven ASGI app. `redis_url` overrides settings (the embedded Valkey's URL)."""
+    configure_logging(settings)
+    url = redis_url or settings.redis_url
+    if url is None:
+        raise RuntimeError("create_app needs a Redis URL: set REDIS_URL or use `haven serve`")
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncGenerator[None]:
+        engine = create_engine(settings)
+        redis = create_redis(settings, url)
+        keys = Keys(settings.redis_key_prefix)
+        app.state.engine = engine
+        app.state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.redis = redis
+        app.state.redis_keys = keys
+        app.state.sessions = SessionStore(redis, keys, settings.session_ttl)
+        try:
+            yield
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    api = Router(
+        path="/api/v1",
+        route_handlers=API_HANDLERS,
+        dependencies={
+            "principal": Provide(provide_principal),
+            "page": Provide(provide_list_params),
+        },
+    )
+    docs_assets = create_static_files_router(
+        path="/docs/assets", directories=[_swagger_assets()], include_in_schema=False
+    )
+    swagger = SwaggerRenderPlugin(
+        path="/",
+        js_url="/docs/assets/swagger-ui-bundle.js",
+        css_url="/docs/assets/swagger-ui.css",
+        standalone_preset_js_url="/docs/assets/swagger-ui-standalone-preset.js",
+    )
+    app = Litestar(
+        route_handlers=[api, health, openapi_json, docs_assets],
+        dependencies={"db": Provide(provide_db)},
+        lifespan=[lifespan],
+        before_request=require_json_body,
+        exception_handlers={Exception: exception_handler},
+        middleware=[DefineMiddleware(RequestContextMiddleware, settings=settings)],
+        openapi_config=OpenAPIConfig(
+            title="Haven API",
+            version=settings.version,
+            path="/docs",
+            render_plugins=[swagger],
+            use_handler_docstrings=True,
+        ),
+        request_max_body_size=MAX_BODY_BYTES,
+        debug=False,
+    )
+    app.state.settings = settings
+    return app

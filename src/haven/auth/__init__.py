@@ -1,0 +1,1 @@
+"""Passwords, Redis sessions, bearer tokens, and the principal every route sees."""

@@ -1,0 +1,94 @@
+"""Who is calling: the session behind the cookie or Bearer token, its role, and CSRF.
+
+Routes declare `principal: Principal`; the dependency resolves the session
+from Redis on every request (so a logout on any instance is seen at once),
+checks CSRF for cookie-authenticated unsafe requests, and enforces the
+roles a handler lists in `opt={"roles": ...}`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+
+from haven.auth import tokens
+from haven.auth.sessions import SessionData
+from haven.errors import CsrfError, ForbiddenError, NotSignedInError
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+OWNER = ("owner",)
+MANAGERS = ("owner", "manager")
+STAFF = ("owner", "manager", "staff")
+ANYONE = ("owner", "manager", "staff", "viewer")
+
+
+def roles(*allowed: str) -> dict[str, Any]:
+    """Handler `opt` that limits it to these roles: `@post("/", opt=roles(*MANAGERS))`."""
+    return {"roles": frozenset(allowed)}
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    user_id: uuid.UUID
+    organization_id: uuid.UUID
+    role: str
+    sid: str
+    session: SessionData
+    via_cookie: bool
+
+
+def bearer_token(request: Request[Any, Any, Any]) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def session_id_of(request: Request[Any, Any, Any], state: State) -> tuple[str | None, bool]:
+    """(sid, via_cookie). A Bearer header wins over a cookie when both are sent."""
+    token = bearer_token(request)
+    if token is not None:
+        return tokens.session_id(state.settings.secret_key, token), False
+    sid = request.cookies.get(state.settings.session_cookie_name)
+    if sid and len(sid) <= 128:
+        return sid, True
+    return None, True
+
+
+async def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
+    sid, via_cookie = session_id_of(request, state)
+    if sid is None:
+        raise NotSignedInError("Sign in first: send the haven_session cookie or a Bearer token")
+    data = await state.sessions.get(sid)
+    if data is None:
+        raise NotSignedInError("Your session has ended; sign in again")
+    if via_cookie and request.method in UNSAFE_METHODS:
+        sent = request.headers.get("x-csrf-token", "")
+        if not hmac.compare_digest(sent.encode(), data.csrf.encode()):
+            raise CsrfError(
+                "Cookie-authenticated writes need the X-CSRF-Token header "
+                "(the csrfToken from login, also in the haven_csrf cookie)"
+            )
+    allowed = request.route_handler.opt.get("roles")
+    if allowed is not None and data.role not in allowed:
+        raise ForbiddenError(f"The {data.role} role cannot do this")
+    try:
+        return Principal(
+            user_id=uuid.UUID(data.uid),
+            organization_id=uuid.UUID(data.oid),
+            role=data.role,
+            sid=sid,
+            session=data,
+            via_cookie=via_cookie,
+        )
+    except ValueError:
+        raise NotSignedInError("Your session has ended; sign in again") from None

@@ -1,0 +1,153 @@
+"""/api/v1/auth: register, login, logout, me, and the caller's own sessions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import Cookie, State
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haven.auth import service, tokens
+from haven.auth.principal import Principal, session_id_of
+from haven.auth.schemas import LoginIn, LoginOut, MeOut, OrganizationOut, RegisterIn, UserOut
+from haven.auth.sessions import SessionInfo
+from haven.errors import NotFoundError, NotSignedInError
+from haven.models import Organization, User
+from haven.web import NO_STORE, client_ip
+
+CSRF_COOKIE = "haven_csrf"
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(id=user.id, email=user.email, name=user.name, created_at=user.created_at)
+
+
+def organization_out(org: Organization) -> OrganizationOut:
+    return OrganizationOut(
+        id=org.id,
+        name=org.name,
+        currency=org.currency,
+        timezone=org.timezone,
+        version=org.version,
+        created_at=org.created_at,
+        updated_at=org.updated_at,
+    )
+
+
+async def _signed_in(
+    request: Request[Any, Any, Any], state: State, account: service.Account, status_code: int
+) -> Response[LoginOut]:
+    """Open a fresh session (rotating any the caller presented) and answer with its tokens."""
+    settings = state.settings
+    old_sid, via_cookie = session_id_of(request, state)
+    if old_sid is not None and via_cookie:
+        await state.sessions.revoke(old_sid)
+    sid, data = await state.sessions.create(
+        user_id=str(account.user.id),
+        organization_id=str(account.organization.id),
+        role=account.role,
+        agent=request.headers.get("user-agent", ""),
+        ip=client_ip(request, settings),
+    )
+    token, exp = tokens.issue(
+        settings.secret_key, sid=sid, user_id=str(account.user.id), ttl=settings.session_ttl
+    )
+    body = LoginOut(
+        user=user_out(account.user),
+        organization=organization_out(account.organization),
+        role=account.role,
+        access_token=token,
+        token_type="Bearer",  # noqa: S106 - the OAuth token type, not a secret
+        expires_at=datetime.fromtimestamp(exp, UTC),
+        csrf_token=data.csrf,
+    )
+    secure = settings.is_production
+    cookies = [
+        Cookie(
+            key=settings.session_cookie_name,
+            value=sid,
+            httponly=True,
+            samesite="lax",
+            secure=secure,
+            path="/",
+            max_age=settings.session_ttl,
+        ),
+        Cookie(
+            key=CSRF_COOKIE,
+            value=data.csrf,
+            httponly=False,
+            samesite="lax",
+            secure=secure,
+            path="/",
+            max_age=settings.session_ttl,
+        ),
+    ]
+    return Response(body, status_code=status_code, cookies=cookies, headers=NO_STORE)
+
+
+class AuthController(Controller):
+    path = "/auth"
+    tags = ["auth"]
+
+    @post("/register", status_code=HTTP_201_CREATED)
+    async def register(
+        self, request: Request[Any, Any, Any], state: State, db: AsyncSession, data: RegisterIn
+    ) -> Response[LoginOut]:
+        """Create an organization and its owner, and sign the owner in."""
+        account = await service.register(db, data)
+        return await _signed_in(request, state, account, HTTP_201_CREATED)
+
+    @post("/login", status_code=HTTP_200_OK)
+    async def login(
+        self, request: Request[Any, Any, Any], state: State, db: AsyncSession, data: LoginIn
+    ) -> Response[LoginOut]:
+        """Sign in with email and password: a new session cookie, CSRF token and bearer token."""
+        account = await service.authenticate(db, data)
+        return await _signed_in(request, state, account, HTTP_200_OK)
+
+    @post("/logout", status_code=HTTP_204_NO_CONTENT)
+    async def logout(self, state: State, principal: Principal) -> Response[None]:
+        """End this session on every instance at once."""
+        await state.sessions.revoke(principal.sid, principal.session)
+        settings = state.settings
+        response: Response[None] = Response(None, status_code=HTTP_204_NO_CONTENT)
+        response.delete_cookie(settings.session_cookie_name, path="/")
+        response.delete_cookie(CSRF_COOKIE, path="/")
+        return response
+
+    @get("/me")
+    async def me(self, db: AsyncSession, principal: Principal) -> Response[MeOut]:
+        """The signed-in user, their organization and role, and the session's CSRF token."""
+        account = await service.account_of(db, principal.user_id)
+        if account is None:
+            raise NotSignedInError("This account no longer exists")
+        body = MeOut(
+            user=user_out(account.user),
+            organization=organization_out(account.organization),
+            role=principal.role,
+            csrf_token=principal.session.csrf,
+        )
+        return Response(body, headers=NO_STORE)
+
+    @get("/sessions")
+    async def sessions(self, state: State, principal: Principal) -> Response[dict[str, Any]]:
+        """The caller's own live sessions, newest first."""
+        items: list[SessionInfo] = await state.sessions.list_for_user(
+            str(principal.user_id), principal.session.pid
+        )
+        return Response({"items": items, "nextCursor": None}, headers=NO_STORE)
+
+    @delete("/sessions/{session_id:str}", status_code=HTTP_204_NO_CONTENT)
+    async def revoke_session(
+        self,
+        state: State,
+        principal: Principal,
+        session_id: str = Parameter(max_length=64),
+    ) -> None:
+        """Revoke one of the caller's own sessions (sign out another device)."""
+        if not await state.sessions.revoke_public(str(principal.user_id), session_id):
+            raise NotFoundError("No such session")

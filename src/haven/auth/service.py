@@ -1,0 +1,81 @@
+"""Sign-up, sign-in and the session that follows; no HTTP here."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haven.auth.passwords import hash_password, verify_password
+from haven.auth.schemas import LoginIn, RegisterIn
+from haven.errors import ConflictError, FieldError, InvalidCredentialsError
+from haven.models import Membership, Organization, User
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    user: User
+    organization: Organization
+    role: str
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+async def email_taken(session: AsyncSession, email: str) -> bool:
+    stmt = select(User.id).where(User.email == normalize_email(email))
+    return (await session.execute(stmt)).first() is not None
+
+
+async def register(session: AsyncSession, data: RegisterIn) -> Account:
+    if await email_taken(session, data.email):
+        raise ConflictError(
+            "An account with this email already exists",
+            errors=[FieldError("email", "is already registered")],
+        )
+    organization = Organization(name=data.organization_name.strip(), currency="USD", timezone="UTC")
+    user = User(
+        email=normalize_email(data.email),
+        name=data.name.strip(),
+        password_hash=await hash_password(data.password),
+    )
+    session.add_all([organization, user])
+    await session.flush()
+    session.add(Membership(organization_id=organization.id, user_id=user.id, role="owner"))
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise ConflictError(
+            "An account with this email already exists",
+            errors=[FieldError("email", "is already registered")],
+        ) from None
+    return Account(user, organization, "owner")
+
+
+async def account_of(session: AsyncSession, user_id: uuid.UUID) -> Account | None:
+    stmt = (
+        select(User, Organization, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .join(Organization, Organization.id == Membership.organization_id)
+        .where(User.id == user_id)
+    )
+    row = (await session.execute(stmt)).first()
+    return Account(row[0], row[1], row[2]) if row else None
+
+
+async def authenticate(session: AsyncSession, data: LoginIn) -> Account:
+    stmt = (
+        select(User, Organization, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .join(Organization, Organization.id == Membership.organization_id)
+        .where(User.email == normalize_email(data.email))
+    )
+    row = (await session.execute(stmt)).first()
+    ok = await verify_password(row[0].password_hash if row else None, data.password)
+    if row is None or not ok:
+        raise InvalidCredentialsError("Wrong email or password")
+    return Account(row[0], row[1], row[2])

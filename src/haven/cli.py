@@ -1,0 +1,68 @@
+"""The `haven` command."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from haven.config import ConfigError, Settings, load_settings
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        return load_settings(None, **{k: v for k, v in overrides.items() if v is not None})
+    except ConfigError as exc:
+        click.echo(f"haven: configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+@click.group()
+@click.version_option(package_name="haven")
+def main() -> None:
+    """Haven: a property-management API for clusters of stateless instances."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Address to bind (default HOST or 127.0.0.1).")
+@click.option("--port", type=int, default=None, help="Port (default PORT or 4000).")
+@click.option("--instance-id", default=None, help="Instance id (default INSTANCE_ID or host-pid).")
+@click.option("--migrate/--no-migrate", default=False, help="Run migrations before serving.")
+def serve(host: str | None, port: int | None, instance_id: str | None, migrate: bool) -> None:
+    """Run one instance."""
+    from haven.server import serve as run
+
+    settings = _settings(host=host, port=port, instance_id=instance_id)
+    if migrate:
+        from haven.db.migrate import upgrade
+
+        upgrade(settings)
+    sys.exit(run(settings))
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the database schema up to date (safe to run from several instances at once)."""
+    from haven.db.migrate import upgrade
+
+    settings = _settings()
+    upgrade(settings)
+    click.echo("haven: database is at the latest schema")
+
+
+@main.command("demo-data")
+def demo_data() -> None:
+    """Create the demo organization (test@example.com / password). Development only."""
+    import asyncio
+
+    from haven.demo import load_demo_data
+
+    settings = _settings()
+    if settings.is_production:
+        click.echo("haven: demo-data refuses to run with HAVEN_ENV=production", err=True)
+        sys.exit(2)
+    created = asyncio.run(load_demo_data(settings))
+    click.echo(
+        "haven: demo data loaded" if created else "haven: demo data already present",
+    )
+    click.echo("haven: sign in as test@example.com / password")

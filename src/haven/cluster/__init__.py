@@ -1,0 +1,1 @@
+"""The load-balancer layer: request middleware, health, registry, metrics, drain."""

@@ -1,0 +1,1 @@
+"""Database infrastructure: engine, base model, per-request transaction, org-scoped queries."""

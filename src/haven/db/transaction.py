@@ -1,0 +1,64 @@
+"""One database transaction per request, committed once at the boundary.
+
+The dependency opens the transaction, hands the session to the route, and
+commits after the handler returned its response but before a byte is sent,
+so a client never sees 201 for a write that did not commit. Services flush,
+never commit. Work that must follow a successful commit (bumping a cache
+version, storing an idempotent response) is queued with `after_commit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from typing import Any
+
+import structlog
+from litestar import Request
+from litestar.datastructures import State
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
+
+from haven.errors import VersionMismatchError
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_AFTER_COMMIT = "haven_after_commit"
+
+log = structlog.get_logger("haven.db")
+
+AfterCommit = Callable[[], Awaitable[Any]]
+
+
+def after_commit(session: AsyncSession, callback: AfterCommit) -> None:
+    """Run `callback` once the request's transaction has committed."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(callback)
+
+
+async def run_after_commit(session: AsyncSession) -> None:
+    for callback in session.info.pop(_AFTER_COMMIT, []):
+        try:
+            await callback()
+        except Exception as exc:  # a cache bump failing must not undo a committed write
+            log.warning("after_commit_failed", error=repr(exc))
+
+
+async def provide_db(request: Request[Any, Any, Any], state: State) -> AsyncGenerator[AsyncSession]:
+    """The request's transaction: read-only for safe methods, committed at the end otherwise."""
+    write = request.method not in SAFE_METHODS
+    bind = state.write_engine if write else state.engine
+    async with state.sessionmaker(bind=bind) as session:
+        try:
+            yield session
+        except BaseException:
+            await session.rollback()
+            raise
+        if write:
+            try:
+                await session.commit()
+            except StaleDataError:
+                await session.rollback()
+                raise VersionMismatchError(
+                    "Another request changed this resource at the same moment; read it and retry"
+                ) from None
+            await run_after_commit(session)
+        else:
+            await session.rollback()

@@ -1,0 +1,1 @@
+"""Leases: who rents which unit, when, for how much."""

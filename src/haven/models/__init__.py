@@ -1,0 +1,8 @@
+"""ORM models, one module per aggregate, all on one metadata for Alembic."""
+
+from haven.db.base import Base
+from haven.models.organization import Membership, Organization, User
+from haven.models.property import Property, Unit
+from haven.models.tenant import Tenant
+
+__all__ = ["Base", "Membership", "Organization", "Property", "Tenant", "Unit", "User"]

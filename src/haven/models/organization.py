@@ -1,0 +1,43 @@
+"""Organizations and the people who sign in to them."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from haven.db.base import Base, IdMixin, TimestampsMixin, VersionedMixin
+
+ROLES = ("owner", "manager", "staff", "viewer")
+
+
+class Organization(IdMixin, TimestampsMixin, VersionedMixin, Base):
+    __tablename__ = "organizations"
+
+    name: Mapped[str] = mapped_column(String(200))
+    currency: Mapped[str] = mapped_column(String(3), default="USD")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+
+
+class User(IdMixin, TimestampsMixin, VersionedMixin, Base):
+    """A person who can sign in. Emails are stored lower-cased and are unique."""
+
+    __tablename__ = "users"
+
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str] = mapped_column(String(255))
+
+
+class Membership(IdMixin, TimestampsMixin, VersionedMixin, Base):
+    """A user's role in an organization. A user belongs to exactly one organization."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("user_id"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))

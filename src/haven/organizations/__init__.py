@@ -1,0 +1,1 @@
+"""The organization itself and its members."""

@@ -1,0 +1,134 @@
+"""/api/v1/organization and /api/v1/members (owner only)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from msgspec import UNSET
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haven.auth.principal import OWNER, Principal, roles
+from haven.auth.routes import organization_out
+from haven.auth.schemas import OrganizationOut
+from haven.db.query import check_version
+from haven.db.transaction import after_commit
+from haven.errors import ConflictError
+from haven.organizations import service
+from haven.organizations.schemas import MemberIn, MemberOut, MemberPatch, OrganizationPatch
+from haven.schemas import ListOf
+from haven.web import NO_STORE, with_etag
+
+
+def member_out(row: service.MemberRow) -> MemberOut:
+    user, membership = row
+    return MemberOut(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        role=membership.role,
+        version=user.version,
+        created_at=user.created_at,
+    )
+
+
+class OrganizationController(Controller):
+    path = "/organization"
+    tags = ["organization"]
+
+    @get("/")
+    async def show(
+        self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal
+    ) -> Response[OrganizationOut]:
+        """The caller's organization: name, currency and time zone."""
+        org = await service.get_organization(db, principal.organization_id)
+        return with_etag(request, organization_out(org), org.version)
+
+    @patch("/", opt=roles(*OWNER))
+    async def update(
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        principal: Principal,
+        data: OrganizationPatch,
+    ) -> Response[OrganizationOut]:
+        """Change the organization's name, currency or time zone (owner only)."""
+        org = await service.get_organization(db, principal.organization_id)
+        check_version(org, request.headers.get("if-match"))
+        org = await service.update_organization(db, org, data)
+        return with_etag(request, organization_out(org), org.version)
+
+
+class MembersController(Controller):
+    path = "/members"
+    tags = ["members"]
+    opt = roles(*OWNER)
+
+    @get("/")
+    async def list_members(
+        self, db: AsyncSession, principal: Principal
+    ) -> Response[ListOf[MemberOut]]:
+        """Everyone who can sign in to the organization, with their role."""
+        rows = await service.list_members(db, principal.organization_id)
+        return Response(ListOf([member_out(r) for r in rows], None), headers=NO_STORE)
+
+    @post("/", status_code=HTTP_201_CREATED)
+    async def add(
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        principal: Principal,
+        data: MemberIn,
+    ) -> Response[MemberOut]:
+        """Add a member with a role and an initial password."""
+        row = await service.add_member(db, principal.organization_id, data)
+        return with_etag(request, member_out(row), row[0].version, HTTP_201_CREATED)
+
+    @get("/{member_id:uuid}")
+    async def show(
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        principal: Principal,
+        member_id: uuid.UUID,
+    ) -> Response[MemberOut]:
+        """One member."""
+        row = await service.get_member(db, principal.organization_id, member_id)
+        return with_etag(request, member_out(row), row[0].version)
+
+    @patch("/{member_id:uuid}")
+    async def update(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        db: AsyncSession,
+        principal: Principal,
+        member_id: uuid.UUID,
+        data: MemberPatch,
+    ) -> Response[MemberOut]:
+        """Rename a member, change their role (applies to their live sessions) or password."""
+        row = await service.get_member(db, principal.organization_id, member_id)
+        check_version(row[0], request.headers.get("if-match"))
+        old_role = row[1].role
+        row = await service.update_member(db, principal.organization_id, row, data)
+        user_id, new_role = str(row[0].id), row[1].role
+        if new_role != old_role:
+            after_commit(db, lambda: state.sessions.set_role(user_id, new_role))
+        if data.password is not UNSET and row[0].id != principal.user_id:
+            after_commit(db, lambda: state.sessions.revoke_all(user_id))
+        return with_etag(request, member_out(row), row[0].version)
+
+    @delete("/{member_id:uuid}", status_code=HTTP_204_NO_CONTENT)
+    async def remove(
+        self, state: State, db: AsyncSession, principal: Principal, member_id: uuid.UUID
+    ) -> None:
+        """Remove a member; their sessions end at once on every instance."""
+        if member_id == principal.user_id:
+            raise ConflictError("You cannot remove yourself; ask another owner")
+        row = await service.get_member(db, principal.organization_id, member_id)
+        await service.remove_member(db, principal.organization_id, row)
+        user_id = str(member_id)
+        after_commit(db, lambda: state.sessions.revoke_all(user_id))

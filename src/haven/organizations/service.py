@@ -1,0 +1,124 @@
+"""Organization settings and membership rules."""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+
+from msgspec import UNSET
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haven.auth.passwords import hash_password
+from haven.auth.service import email_taken, normalize_email
+from haven.db.base import utcnow
+from haven.errors import ConflictError, FieldError, NotFoundError, ValidationError
+from haven.models import Membership, Organization, User
+from haven.organizations.schemas import MemberIn, MemberPatch, OrganizationPatch
+
+
+async def get_organization(session: AsyncSession, organization_id: uuid.UUID) -> Organization:
+    org = await session.get(Organization, organization_id)
+    if org is None:
+        raise NotFoundError("No such organization")
+    return org
+
+
+async def update_organization(
+    session: AsyncSession, org: Organization, data: OrganizationPatch
+) -> Organization:
+    if data.timezone is not UNSET:
+        try:
+            zoneinfo.ZoneInfo(data.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValidationError(
+                errors=[FieldError("timezone", "is not an IANA time zone, e.g. Europe/Berlin")]
+            ) from None
+        org.timezone = data.timezone
+    if data.name is not UNSET:
+        org.name = data.name.strip()
+    if data.currency is not UNSET:
+        org.currency = data.currency
+    await session.flush()
+    return org
+
+
+MemberRow = tuple[User, Membership]
+
+
+async def list_members(session: AsyncSession, organization_id: uuid.UUID) -> list[MemberRow]:
+    stmt = (
+        select(User, Membership)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.organization_id == organization_id)
+        .order_by(User.created_at, User.id)
+    )
+    return [(u, m) for u, m in (await session.execute(stmt)).all()]
+
+
+async def get_member(
+    session: AsyncSession, organization_id: uuid.UUID, user_id: uuid.UUID
+) -> MemberRow:
+    stmt = (
+        select(User, Membership)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.organization_id == organization_id, User.id == user_id)
+    )
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        raise NotFoundError(f"No member with id {user_id}")
+    return row[0], row[1]
+
+
+async def add_member(
+    session: AsyncSession, organization_id: uuid.UUID, data: MemberIn
+) -> MemberRow:
+    if await email_taken(session, data.email):
+        raise ConflictError(
+            "An account with this email already exists",
+            errors=[FieldError("email", "is already registered")],
+        )
+    user = User(
+        email=normalize_email(data.email),
+        name=data.name.strip(),
+        password_hash=await hash_password(data.password),
+    )
+    session.add(user)
+    await session.flush()
+    membership = Membership(organization_id=organization_id, user_id=user.id, role=data.role)
+    session.add(membership)
+    await session.flush()
+    return user, membership
+
+
+async def _owner_count(session: AsyncSession, organization_id: uuid.UUID) -> int:
+    stmt = select(func.count()).where(
+        Membership.organization_id == organization_id, Membership.role == "owner"
+    )
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def update_member(
+    session: AsyncSession, organization_id: uuid.UUID, row: MemberRow, data: MemberPatch
+) -> MemberRow:
+    user, membership = row
+    if data.role is not UNSET and data.role != membership.role:
+        if membership.role == "owner" and await _owner_count(session, organization_id) <= 1:
+            raise ConflictError("An organization needs at least one owner")
+        membership.role = data.role
+        # A member's version is the user row's: touch it so a role change moves it too.
+        user.updated_at = utcnow()
+    if data.name is not UNSET:
+        user.name = data.name.strip()
+    if data.password is not UNSET:
+        user.password_hash = await hash_password(data.password)
+    await session.flush()
+    return user, membership
+
+
+async def remove_member(session: AsyncSession, organization_id: uuid.UUID, row: MemberRow) -> None:
+    user, membership = row
+    if membership.role == "owner" and await _owner_count(session, organization_id) <= 1:
+        raise ConflictError("An organization needs at least one owner")
+    await session.delete(user)
+    await session.flush()

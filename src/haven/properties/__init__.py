@@ -1,0 +1,1 @@
+"""Properties: buildings or sites an organization manages."""

@@ -1,0 +1,1 @@
+"""Redis/Valkey: the client, the embedded server, and the shared-state helpers built on it."""

@@ -1,0 +1,1 @@
+"""Tenants: the people who rent units."""

@@ -1,0 +1,88 @@
+"""Tenant records."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import msgspec
+from sqlalchemy import func, or_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haven.db.pagination import Page, paginate, resolve_sort, sort_keys
+from haven.db.query import get_owned, scoped
+from haven.models import Tenant
+from haven.tenants.schemas import TenantIn, TenantPatch
+
+SORTS = sort_keys(
+    {
+        "lastName": (Tenant.last_name, str),
+        "createdAt": (Tenant.created_at, datetime),
+    }
+)
+
+
+async def create(session: AsyncSession, organization_id: uuid.UUID, data: TenantIn) -> Tenant:
+    tenant = Tenant(
+        organization_id=organization_id,
+        first_name=data.first_name.strip(),
+        last_name=data.last_name.strip(),
+        email=data.email.strip().lower() if data.email else None,
+        phone=data.phone,
+        notes=data.notes,
+    )
+    session.add(tenant)
+    await session.flush()
+    return tenant
+
+
+async def get(session: AsyncSession, organization_id: uuid.UUID, tenant_id: uuid.UUID) -> Tenant:
+    return await get_owned(session, Tenant, organization_id, tenant_id)
+
+
+async def update(session: AsyncSession, tenant: Tenant, data: TenantPatch) -> Tenant:
+    changes = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    for field, value in changes.items():
+        if field in ("first_name", "last_name"):
+            value = value.strip()
+        elif field == "email" and value is not None:
+            value = value.strip().lower()
+        setattr(tenant, field, value)
+    await session.flush()
+    return tenant
+
+
+async def delete(session: AsyncSession, tenant: Tenant) -> None:
+    await session.delete(tenant)
+    await session.flush()
+
+
+async def list_tenants(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    *,
+    limit: int,
+    cursor: str | None,
+    sort: str | None,
+    search: str | None,
+) -> Page[Tenant]:
+    sort_name, key = resolve_sort(SORTS, sort, "lastName")
+    stmt = scoped(Tenant, organization_id)
+    if search:
+        term = search.lower()
+        stmt = stmt.where(
+            or_(
+                func.lower(Tenant.first_name).contains(term, autoescape=True),
+                func.lower(Tenant.last_name).contains(term, autoescape=True),
+                func.lower(Tenant.email).contains(term, autoescape=True),
+            )
+        )
+    return await paginate(
+        session,
+        stmt,
+        id_column=Tenant.id,
+        sort_name=sort_name,
+        key=key,
+        limit=limit,
+        cursor=cursor,
+    )

@@ -1,0 +1,1 @@
+"""Units: the rentable spaces of a property."""

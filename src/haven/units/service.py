@@ -1,0 +1,150 @@
+"""Unit rules: labels unique per property, status follows leases, no delete under a lease."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from msgspec import UNSET
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haven.db.pagination import Page, paginate, resolve_sort, sort_keys
+from haven.db.query import get_owned, scoped
+from haven.errors import ConflictError, FieldError
+from haven.models import Property, Unit
+from haven.units.schemas import UnitIn, UnitPatch, bathrooms_value
+
+SORTS = sort_keys(
+    {
+        "label": (Unit.label, str),
+        "createdAt": (Unit.created_at, datetime),
+        "marketRent": (Unit.market_rent, int),
+    }
+)
+
+
+async def has_active_lease(session: AsyncSession, unit_id: uuid.UUID) -> bool:
+    from haven.leases.service import unit_has_active_lease
+
+    return await unit_has_active_lease(session, unit_id)
+
+
+async def has_active_lease_in_property(session: AsyncSession, property_id: uuid.UUID) -> bool:
+    from haven.leases.service import property_has_active_lease
+
+    return await property_has_active_lease(session, property_id)
+
+
+async def _label_taken(
+    session: AsyncSession, property_id: uuid.UUID, label: str, exclude: uuid.UUID | None = None
+) -> bool:
+    stmt = select(Unit.id).where(Unit.property_id == property_id, Unit.label == label)
+    if exclude is not None:
+        stmt = stmt.where(Unit.id != exclude)
+    return (await session.execute(stmt)).first() is not None
+
+
+def _label_conflict(label: str) -> ConflictError:
+    return ConflictError(
+        f"This property already has a unit labelled {label!r}",
+        errors=[FieldError("label", "must be unique within the property")],
+    )
+
+
+async def _bump_unit_count(session: AsyncSession, property_id: uuid.UUID, delta: int) -> None:
+    # One UPDATE, so concurrent unit writes on other instances cannot lose an increment.
+    await session.execute(
+        update(Property)
+        .where(Property.id == property_id)
+        .values(unit_count=Property.unit_count + delta)
+        .execution_options(synchronize_session=False)
+    )
+
+
+async def create(
+    session: AsyncSession, organization_id: uuid.UUID, prop: Property, data: UnitIn
+) -> Unit:
+    label = data.label.strip()
+    if await _label_taken(session, prop.id, label):
+        raise _label_conflict(label)
+    unit = Unit(
+        organization_id=organization_id,
+        property_id=prop.id,
+        label=label,
+        bedrooms=data.bedrooms,
+        bathrooms=bathrooms_value(data.bathrooms),
+        area_sqft=data.area_sqft,
+        market_rent=data.market_rent,
+        status=data.status,
+    )
+    session.add(unit)
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise _label_conflict(label) from None
+    await _bump_unit_count(session, prop.id, 1)
+    return unit
+
+
+async def get(session: AsyncSession, organization_id: uuid.UUID, unit_id: uuid.UUID) -> Unit:
+    return await get_owned(session, Unit, organization_id, unit_id)
+
+
+async def update_unit(session: AsyncSession, unit: Unit, data: UnitPatch) -> Unit:
+    if data.label is not UNSET:
+        label = data.label.strip()
+        if label != unit.label and await _label_taken(session, unit.property_id, label, unit.id):
+            raise _label_conflict(label)
+        unit.label = label
+    if data.bedrooms is not UNSET:
+        unit.bedrooms = data.bedrooms
+    if data.bathrooms is not UNSET:
+        unit.bathrooms = bathrooms_value(data.bathrooms)
+    if data.area_sqft is not UNSET:
+        unit.area_sqft = data.area_sqft
+    if data.market_rent is not UNSET:
+        unit.market_rent = data.market_rent
+    if data.status is not UNSET and data.status != unit.status:
+        if await has_active_lease(session, unit.id):
+            raise ConflictError("The unit has an active lease, so it is occupied")
+        unit.status = data.status
+    try:
+        await session.flush()
+    except IntegrityError:
+        raise _label_conflict(unit.label) from None
+    return unit
+
+
+async def delete(session: AsyncSession, unit: Unit) -> None:
+    if await has_active_lease(session, unit.id):
+        raise ConflictError("The unit has an active lease; end the lease first")
+    property_id = unit.property_id
+    await session.delete(unit)
+    await session.flush()
+    await _bump_unit_count(session, property_id, -1)
+
+
+async def list_units(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    *,
+    property_id: uuid.UUID | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+    sort: str | None,
+    search: str | None,
+) -> Page[Unit]:
+    sort_name, key = resolve_sort(SORTS, sort, "label")
+    stmt = scoped(Unit, organization_id)
+    if property_id is not None:
+        stmt = stmt.where(Unit.property_id == property_id)
+    if status:
+        stmt = stmt.where(Unit.status == status)
+    if search:
+        stmt = stmt.where(func.lower(Unit.label).contains(search.lower(), autoescape=True))
+    return await paginate(
+        session, stmt, id_column=Unit.id, sort_name=sort_name, key=key, limit=limit, cursor=cursor
+    )

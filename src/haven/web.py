@@ -1,0 +1,69 @@
+"""Small HTTP helpers shared by the domain routes: ETags, conditional GETs, client address."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from litestar import Request, Response
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_304_NOT_MODIFIED
+
+from haven.config import Settings
+from haven.db.query import etag_for
+
+T = TypeVar("T")
+
+NO_STORE = {"Cache-Control": "private, no-store"}
+
+
+def with_etag(
+    request: Request[Any, Any, Any], body: T, version: int, status_code: int = 200
+) -> Response[T]:
+    """A single-resource answer with its ETag; 304 when If-None-Match already has it."""
+    etag = etag_for(version)
+    headers = {"ETag": etag, **NO_STORE}
+    inm = request.headers.get("if-none-match")
+    if status_code == 200 and inm is not None:
+        tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
+        if etag in tags or "*" in tags:
+            return Response(None, status_code=HTTP_304_NOT_MODIFIED, headers=headers)  # type: ignore[arg-type]
+    return Response(body, status_code=status_code, headers=headers)
+
+
+def client_ip(request: Request[Any, Any, Any], settings: Settings) -> str:
+    """The caller's address; X-Forwarded-For is believed only from a trusted proxy."""
+    peer = request.client.host if request.client else ""
+    if not settings.trust_proxy or not peer:
+        return peer
+    try:
+        peer_ip = ipaddress.ip_address(peer)
+    except ValueError:
+        return peer
+    if not any(peer_ip in ipaddress.ip_network(c, strict=False) for c in settings.trusted_proxies):
+        return peer
+    forwarded = request.headers.get("x-forwarded-for", "")
+    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+    return hops[-1] if hops else peer
+
+
+@dataclass(frozen=True, slots=True)
+class ListParams:
+    """The query every list accepts: limit, cursor, sort, search."""
+
+    limit: int
+    cursor: str | None
+    sort: str | None
+    search: str | None
+
+
+async def provide_list_params(
+    limit: Annotated[int, Parameter(ge=1, le=100, description="Page size, 1-100")] = 50,
+    cursor: Annotated[
+        str | None, Parameter(max_length=1024, description="nextCursor of the previous page")
+    ] = None,
+    sort: Annotated[str | None, Parameter(max_length=40, pattern=r"^-?[A-Za-z]+$")] = None,
+    search: Annotated[str | None, Parameter(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
+) -> ListParams:
+    return ListParams(limit, cursor or None, sort, search.strip() if search else None)
