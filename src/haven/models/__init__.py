@@ -1,8 +1,21 @@
 """ORM models, one module per aggregate, all on one metadata for Alembic."""
 
 from haven.db.base import Base
+from haven.models.audit import AuditEvent
+from haven.models.maintenance import MaintenanceComment, MaintenanceRequest
 from haven.models.organization import Membership, Organization, User
 from haven.models.property import Property, Unit
 from haven.models.tenant import Tenant
 
-__all__ = ["Base", "Membership", "Organization", "Property", "Tenant", "Unit", "User"]
+__all__ = [
+    "AuditEvent",
+    "Base",
+    "MaintenanceComment",
+    "MaintenanceRequest",
+    "Membership",
+    "Organization",
+    "Property",
+    "Tenant",
+    "Unit",
+    "User",
+]
