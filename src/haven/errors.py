@@ -94,6 +94,25 @@ class ConflictError(HavenError):
     status, slug, title = 409, "conflict", "Conflict"
 
 
+class LeaseOverlapError(HavenError):
+    status, slug, title = 409, "lease-overlap", "Another active lease on this unit overlaps"
+
+
+class IdempotencyInFlightError(HavenError):
+    status, slug, title = 409, "idempotency-in-flight", "A request with this key is in flight"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class IdempotencyKeyReusedError(HavenError):
+    status, slug, title = 422, "idempotency-key-reused", "Idempotency-Key reused with another body"
+
+
+class BillingInProgressError(HavenError):
+    status, slug, title = 409, "billing-in-progress", "A billing run is in progress"
+
+
 class VersionMismatchError(HavenError):
     status, slug, title = 412, "version-mismatch", "The resource changed since you read it"
 

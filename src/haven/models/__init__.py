@@ -2,6 +2,7 @@
 
 from haven.db.base import Base
 from haven.models.audit import AuditEvent
+from haven.models.lease import IdempotencyRecord, Lease, LeaseTenant, LedgerEntry
 from haven.models.maintenance import MaintenanceComment, MaintenanceRequest
 from haven.models.organization import Membership, Organization, User
 from haven.models.property import Property, Unit
@@ -10,6 +11,10 @@ from haven.models.tenant import Tenant
 __all__ = [
     "AuditEvent",
     "Base",
+    "IdempotencyRecord",
+    "Lease",
+    "LeaseTenant",
+    "LedgerEntry",
     "MaintenanceComment",
     "MaintenanceRequest",
     "Membership",

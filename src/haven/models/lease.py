@@ -1,0 +1,131 @@
+"""Leases, the tenants on them, the append-only rent ledger, and idempotency records."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from haven.db.base import Base, IdMixin, TimestampsMixin, UTCDateTime, VersionedMixin, utcnow
+
+LEASE_STATUSES = ("draft", "active", "ended", "terminated")
+LATE_FEE_KINDS = ("flat", "percent")
+ENTRY_TYPES = ("charge", "payment", "credit", "reversal")
+CHARGE_KINDS = ("rent", "deposit", "late_fee", "utility", "other")
+PAYMENT_METHODS = ("cash", "check", "bank_transfer", "card", "other")
+
+
+class Lease(IdMixin, TimestampsMixin, VersionedMixin, Base):
+    """Who rents a unit, from when to when (end_date None = month-to-month), on which terms."""
+
+    __tablename__ = "leases"
+    __table_args__ = (
+        Index("ix_leases_org_created", "organization_id", "created_at", "id"),
+        Index("ix_leases_org_start", "organization_id", "start_date", "id"),
+        Index("ix_leases_unit_status", "unit_id", "status"),
+        Index("ix_leases_org_status", "organization_id", "status"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    unit_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("units.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(16), default="draft")
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    rent: Mapped[int] = mapped_column(BigInteger)
+    deposit: Mapped[int] = mapped_column(BigInteger, default=0)
+    due_day: Mapped[int] = mapped_column(Integer, default=1)
+    grace_days: Mapped[int] = mapped_column(Integer, default=0)
+    # flat: minor units; percent: basis points of the rent (500 = 5 %).
+    late_fee_kind: Mapped[str | None] = mapped_column(String(16))
+    late_fee_amount: Mapped[int | None] = mapped_column(BigInteger)
+    activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    terminated_on: Mapped[date | None] = mapped_column(Date)
+
+
+class LeaseTenant(Base):
+    """A tenant on a lease (a lease has one or more)."""
+
+    __tablename__ = "lease_tenants"
+    __table_args__ = (Index("ix_lease_tenants_tenant", "tenant_id"),)
+
+    lease_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("leases.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LedgerEntry(IdMixin, Base):
+    """One line of a lease's ledger. Never updated or deleted: corrections are reversals.
+
+    `amount` is signed, as it moves the balance: charges positive, payments and
+    credits negative, a reversal the negation of the entry it reverses.
+    """
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        Index("ix_ledger_entries_lease_created", "lease_id", "created_at", "id"),
+        Index("ix_ledger_entries_org_type_date", "organization_id", "type", "date"),
+        # An entry can be reversed once: a second reversal of it violates this.
+        UniqueConstraint("reverses_id"),
+        # Billing posts each (lease, kind, period) once, whichever instance runs it.
+        UniqueConstraint("billing_key"),
+    )
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    lease_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("leases.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str | None] = mapped_column(String(16))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    # Due date of a charge, receipt date of a payment, posting date otherwise.
+    date: Mapped[date] = mapped_column(Date)
+    description: Mapped[str | None] = mapped_column(String(500))
+    method: Mapped[str | None] = mapped_column(String(16))
+    reference: Mapped[str | None] = mapped_column(String(200))
+    reverses_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("ledger_entries.id", ondelete="CASCADE")
+    )
+    billing_key: Mapped[str | None] = mapped_column(String(120))
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class IdempotencyRecord(IdMixin, Base):
+    """A POST's stored response, written in the same transaction as the POST's write."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (
+        UniqueConstraint("scope_hash"),
+        Index("ix_idempotency_records_created", "created_at"),
+    )
+
+    scope_hash: Mapped[str] = mapped_column(String(64))
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    media_type: Mapped[str] = mapped_column(String(100))
+    headers: Mapped[str] = mapped_column(Text, default="{}")
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
