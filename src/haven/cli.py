@@ -66,3 +66,15 @@ def demo_data() -> None:
         "haven: demo data loaded" if created else "haven: demo data already present",
     )
     click.echo("haven: sign in as test@example.com / password")
+
+
+def _register_cluster_commands() -> None:
+    from haven.devcluster.commands import render_config, up
+    from haven.lbtest.command import lb_test
+
+    main.add_command(up)
+    main.add_command(render_config)
+    main.add_command(lb_test)
+
+
+_register_cluster_commands()

@@ -1,0 +1,1 @@
+"""`haven up`: a local cluster of instances behind nginx or HAProxy."""

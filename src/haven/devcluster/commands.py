@@ -1,0 +1,131 @@
+"""Click commands: `haven up` and `haven render-config`."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from haven.devcluster.cluster import Cluster, ClusterError, ClusterSpec
+from haven.devcluster.render import (
+    haproxy_config,
+    nginx_config,
+    parse_upstreams,
+)
+
+
+@click.command()
+@click.option("--instances", default=3, show_default=True, type=click.IntRange(1, 32))
+@click.option("--base-port", default=4001, show_default=True, type=click.IntRange(1, 65000))
+@click.option(
+    "--lb", default="nginx", show_default=True, type=click.Choice(["nginx", "haproxy", "none"])
+)
+@click.option("--lb-port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--no-demo-data", is_flag=True, help="Skip loading the demo organization.")
+@click.option(
+    "--runtime-dir", default="var/run", show_default=True, type=click.Path(path_type=Path)
+)
+def up(
+    instances: int, base_port: int, lb: str, lb_port: int, no_demo_data: bool, runtime_dir: Path
+) -> None:
+    """Start a local cluster: Valkey, N instances and a load balancer. Ctrl-C stops it in order."""
+    spec = ClusterSpec(
+        instances=instances,
+        base_port=base_port,
+        lb=lb,
+        lb_port=lb_port,
+        demo_data=not no_demo_data,
+        runtime_dir=runtime_dir,
+    )
+    cluster = Cluster(spec, log=lambda line: click.echo(f"haven up: {line}", err=True))
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        cluster.start()
+        _announce(cluster)
+        _watch(cluster, stop)
+    except ClusterError as exc:
+        click.echo(f"haven up: {exc}", err=True)
+        cluster.stop()
+        sys.exit(1)
+    cluster.stop()
+    click.echo("haven up: stopped", err=True)
+
+
+def _announce(cluster: Cluster) -> None:
+    spec = cluster.spec
+    entry = cluster.lb_url if spec.lb != "none" else f"http://{spec.host}:{spec.base_port}"
+    click.echo("")
+    click.echo(f"  Haven is up: {entry}  ({spec.instances} instances, load balancer: {spec.lb})")
+    click.echo(f"  API docs:    {entry}/docs")
+    click.echo(f"  Status:      {entry}/status")
+    if spec.lb == "haproxy":
+        click.echo(
+            f"  HAProxy:     http://{spec.host}:{spec.stats_port or spec.lb_port + 1}/ (stats)"
+        )
+    if cluster.operator_token:
+        click.echo(f"  Operator:    Authorization: Bearer {cluster.operator_token}")
+    if spec.demo_data:
+        click.echo("  Demo login:  test@example.com / password (development only)")
+    click.echo("  Ctrl-C stops everything.\n")
+
+
+def _watch(cluster: Cluster, stop: threading.Event) -> None:
+    """One status line per instance, refreshed live on a terminal, on change otherwise."""
+    live = sys.stdout.isatty()
+    last: list[str] = []
+    while not stop.is_set():
+        lines = cluster.status_lines()
+        if live:
+            if last:
+                click.echo(f"\x1b[{len(last)}A", nl=False)
+            for line in lines:
+                click.echo(f"\x1b[2K{line}")
+        elif [line.split()[3] for line in lines] != [line.split()[3] for line in last]:
+            for line in lines:
+                click.echo(line)
+        last = lines
+        stop.wait(2.0)
+
+
+@click.command("render-config")
+@click.argument("kind", type=click.Choice(["nginx", "haproxy"]))
+@click.option("--upstream", required=True, help="Comma-separated host:port list of instances.")
+@click.option("--listen", default="0.0.0.0:80", show_default=True)
+@click.option("--stats-listen", default="0.0.0.0:8404", show_default=True, help="HAProxy stats.")
+@click.option("--runtime-dir", default="/var/run/haven-lb", show_default=True)
+@click.option("--rate-limit-rps", type=int, default=None, help="nginx per-IP edge limit.")
+def render_config(
+    kind: str,
+    upstream: str,
+    listen: str,
+    stats_listen: str,
+    runtime_dir: str,
+    rate_limit_rps: int | None,
+) -> None:
+    """Print deploy/nginx-lb.conf or deploy/haproxy.cfg rendered for these upstreams."""
+    upstreams = parse_upstreams(upstream)
+    if kind == "nginx":
+        click.echo(
+            nginx_config(
+                upstreams,
+                listen=listen,
+                runtime_dir=Path(runtime_dir),
+                rate_limit_rps=rate_limit_rps,
+            )
+        )
+    else:
+        click.echo(
+            haproxy_config(
+                upstreams, listen=listen, stats_listen=stats_listen, runtime_dir=Path(runtime_dir)
+            )
+        )

@@ -1,0 +1,1 @@
+"""`haven lb-test`: black-box checks of a running deployment."""
