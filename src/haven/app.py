@@ -23,12 +23,13 @@ from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
 from haven.db.transaction import provide_db
 from haven.errors import UnsupportedMediaTypeError, exception_handler
 from haven.logging import configure_logging
+from haven.openapi import document_problems
 from haven.organizations.routes import MembersController, OrganizationController
 from haven.properties.routes import PropertiesController
 from haven.store.client import Keys, create_redis
 from haven.tenants.routes import TenantsController
 from haven.units.routes import PropertyUnitsController, UnitsController
-from haven.web import provide_list_params
+from haven.web import check_json_body, provide_list_params
 
 MAX_BODY_BYTES = 1024 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -56,15 +57,16 @@ async def require_json_body(request: Request[Any, Any, Any]) -> None:
         return
     length = request.headers.get("content-length")
     chunked = "chunked" in request.headers.get("transfer-encoding", "")
-    if not chunked and (length is None or length.strip() in ("", "0")):
-        return
     media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
-    if media != "application/json" and not (
-        media.startswith("application/") and media.endswith("+json")
+    has_body = chunked or (length is not None and length.strip() not in ("", "0"))
+    if has_body and not (
+        media == "application/json"
+        or (media.startswith("application/") and media.endswith("+json"))
     ):
         raise UnsupportedMediaTypeError(
             f"Send the body as application/json (got {media or 'no Content-Type'})"
         )
+    await check_json_body(request)
 
 
 @get("/openapi.json", include_in_schema=False, media_type="application/json", sync_to_thread=False)
@@ -123,6 +125,8 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
         js_url="/docs/assets/swagger-ui-bundle.js",
         css_url="/docs/assets/swagger-ui.css",
         standalone_preset_js_url="/docs/assets/swagger-ui-standalone-preset.js",
+        # Litestar's default favicon comes from a CDN; every docs asset is served locally.
+        favicon="<link rel='icon' type='image/png' href='/docs/assets/favicon-32x32.png'>",
     )
     app = Litestar(
         route_handlers=[api, health, openapi_json, docs_assets],
@@ -141,5 +145,6 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
         request_max_body_size=MAX_BODY_BYTES,
         debug=False,
     )
+    document_problems(app.openapi_schema)
     app.state.settings = settings
     return app

@@ -6,12 +6,14 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
+import msgspec
 from litestar import Request, Response
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from haven.config import Settings
 from haven.db.query import etag_for
+from haven.errors import FieldError, MalformedRequestError, ValidationError
 
 T = TypeVar("T")
 
@@ -67,3 +69,25 @@ async def provide_list_params(
     search: Annotated[str | None, Parameter(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
 ) -> ListParams:
     return ListParams(limit, cursor or None, sort, search.strip() if search else None)
+
+
+async def check_json_body(request: Request[Any, Any, Any]) -> None:
+    """Decode the body strictly against the handler's `data` type before Litestar does.
+
+    Litestar converts request data with msgspec's lax rules, which turn `"1990"` into
+    1990 and `"true"` into True. A client sending the wrong type has a bug it should
+    hear about, so bodies are checked here with strict rules: 400 when the bytes are
+    not JSON, 422 naming the field when the JSON does not fit.
+    """
+    parameter = request.route_handler.parsed_fn_signature.parameters.get("data")
+    if parameter is None:
+        return
+    body = await request.body()
+    try:
+        msgspec.json.decode(body, type=parameter.annotation, strict=True)
+    except msgspec.ValidationError as exc:
+        message, _, path = str(exc).partition(" - at `")
+        field = path.rstrip("`").removeprefix("$.").removeprefix("$") or "body"
+        raise ValidationError(errors=[FieldError(field, message)]) from None
+    except msgspec.DecodeError:
+        raise MalformedRequestError("The body is not valid JSON") from None

@@ -1,0 +1,142 @@
+"""haven.config.load_settings: every bad value names its variable; production needs its secrets."""
+
+from __future__ import annotations
+
+import pytest
+
+from haven.config import ConfigError, load_settings, redact_url
+
+GOOD_PRODUCTION = {
+    "HAVEN_ENV": "production",
+    "SECRET_KEY": "s" * 48,
+    "REDIS_URL": "redis://cache.internal:6379/0",
+    "DATABASE_URL": "postgresql+asyncpg://haven:pw@db.internal/haven",
+}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("HAVEN_ENV", "staging"),
+        ("PORT", "eighty"),
+        ("PORT", "0"),
+        ("PORT", "70000"),
+        ("DATABASE_URL", "mysql://root@localhost/haven"),
+        ("DATABASE_URL", "not a url"),
+        ("REDIS_URL", "http://localhost:6379"),
+        ("REDIS_PORT", "redis"),
+        ("SESSION_TTL", "10"),
+        ("SESSION_TTL", "1.5"),
+        ("SHUTDOWN_TIMEOUT", "-1"),
+        ("DRAIN_DELAY", "soon"),
+        ("TRUST_PROXY", "maybe"),
+        ("TRUSTED_PROXIES", "10.0.0.0/8,not-a-network"),
+        ("OPERATOR_TOKEN", "short"),
+        ("DB_POOL_MIN", "-3"),
+        ("DB_POOL_MAX", "0"),
+        ("RATE_LIMIT_ENABLED", "2"),
+        ("RATE_LIMIT_GLOBAL", "0"),
+        ("RATE_LIMIT_PER_USER", "lots"),
+        ("RATE_LIMIT_AUTH", "-5"),
+        ("RATE_LIMIT_WINDOW", "0"),
+        ("LOG_LEVEL", "loud"),
+        ("LOG_FORMAT", "xml"),
+    ],
+)
+def test_each_invalid_value_raises_config_error_naming_the_variable(
+    variable: str, value: str
+) -> None:
+    env = {variable: value}
+    if variable == "REDIS_PORT":
+        env["REDIS_HOST"] = "localhost"
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    message = str(info.value)
+    assert message.startswith(f"{variable}:"), message
+    assert "\n" not in message
+
+
+def test_pool_max_below_pool_min_names_db_pool_max() -> None:
+    with pytest.raises(ConfigError, match=r"^DB_POOL_MAX:"):
+        load_settings({"DB_POOL_MIN": "10", "DB_POOL_MAX": "5"})
+
+
+@pytest.mark.parametrize(
+    ("missing", "variable"),
+    [("SECRET_KEY", "SECRET_KEY"), ("REDIS_URL", "REDIS_URL")],
+)
+def test_production_without_a_required_secret_or_store_fails(missing: str, variable: str) -> None:
+    env = {k: v for k, v in GOOD_PRODUCTION.items() if k != missing}
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    assert str(info.value).startswith(f"{variable}:")
+
+
+def test_production_refuses_a_short_secret_key() -> None:
+    with pytest.raises(ConfigError, match=r"^SECRET_KEY:"):
+        load_settings({**GOOD_PRODUCTION, "SECRET_KEY": "too-short"})
+
+
+def test_production_with_everything_set_loads_and_uses_json_logs() -> None:
+    settings = load_settings(GOOD_PRODUCTION)
+    assert settings.is_production
+    assert settings.log_format == "json"
+    assert settings.redis_url == "redis://cache.internal:6379/0"
+    assert not settings.secret_key_generated
+
+
+def test_redis_host_and_port_build_a_url_in_production() -> None:
+    env = {k: v for k, v in GOOD_PRODUCTION.items() if k != "REDIS_URL"}
+    settings = load_settings({**env, "REDIS_HOST": "valkey", "REDIS_PORT": "6380"})
+    assert settings.redis_url == "redis://valkey:6380/0"
+
+
+def test_development_defaults_generate_a_secret_and_use_embedded_stores() -> None:
+    settings = load_settings({})
+    assert settings.env == "development"
+    assert settings.port == 4000
+    assert settings.database_url == "sqlite+aiosqlite:///var/haven.db"
+    assert settings.redis_url is None
+    assert settings.secret_key_generated
+    assert len(settings.secret_key) >= 32
+    assert settings.session_cookie_name == "haven_session"
+    assert (settings.shutdown_timeout_ms, settings.drain_delay_ms) == (30000, 5000)
+    assert (settings.db_pool_min, settings.db_pool_max) == (5, 20)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://u:p@h/db", "postgresql+asyncpg://u:p@h/db"),
+        ("postgresql://u@h:5433/db", "postgresql+asyncpg://u@h:5433/db"),
+        ("sqlite:///tmp/x.db", "sqlite+aiosqlite:///tmp/x.db"),
+    ],
+)
+def test_plain_driver_names_are_accepted(given: str, expected: str) -> None:
+    assert load_settings({"DATABASE_URL": given}).database_url == expected
+
+
+def test_error_messages_never_print_a_database_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"DATABASE_URL": "mysql://root:hunter2@db/haven"})
+    assert "hunter2" not in str(info.value)
+
+
+def test_public_view_leaves_every_secret_out() -> None:
+    settings = load_settings(
+        {
+            **GOOD_PRODUCTION,
+            "REDIS_URL": "redis://:valkeypass@cache:6379/0",
+            "OPERATOR_TOKEN": "operator-token-0123456789",
+            "REDIS_PASSWORD": "another-secret",
+        }
+    )
+    view = str(settings.public_view())
+    for secret in ("s" * 48, "valkeypass", "operator-token-0123456789", "another-secret", ":pw@"):
+        assert secret not in view
+    assert settings.public_view()["SECRET_KEY"] == "(set)"
+
+
+def test_redact_url_keeps_user_and_host() -> None:
+    assert redact_url("postgresql+asyncpg://u:secret@h/db") == "postgresql+asyncpg://u:***@h/db"
+    assert redact_url("redis://h:6379/0") == "redis://h:6379/0"
