@@ -9,7 +9,6 @@ from typing import Any
 
 from litestar import Litestar, Request, Router, get
 from litestar.di import Provide
-from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
@@ -17,7 +16,9 @@ from litestar.static_files import create_static_files_router
 from haven.auth.principal import provide_principal
 from haven.auth.routes import AuthController
 from haven.auth.sessions import SessionStore
-from haven.cluster.middleware import RequestContextMiddleware
+from haven.cluster.health import routes as cluster_routes
+from haven.cluster.middleware import install as install_cluster
+from haven.cluster.runtime import Cluster
 from haven.config import Settings
 from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
 from haven.db.transaction import provide_db
@@ -75,22 +76,13 @@ def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return request.app.openapi_schema.to_schema()
 
 
-@get("/health", include_in_schema=True, sync_to_thread=False, tags=["load-balancer"])
-def health(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    """Liveness of this process, for any load balancer."""
-    from datetime import UTC, datetime
-
-    settings: Settings = request.app.state.settings
-    now = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return {"success": True, "status": "OK", "timestamp": now, "instanceId": settings.instance_id}
-
-
 def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
     """Build the Haven ASGI app. `redis_url` overrides settings (the embedded Valkey's URL)."""
     configure_logging(settings)
     url = redis_url or settings.redis_url
     if url is None:
         raise RuntimeError("create_app needs a Redis URL: set REDIS_URL or use `haven serve`")
+    cluster = Cluster(settings)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None]:
@@ -129,12 +121,11 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
         favicon="<link rel='icon' type='image/png' href='/docs/assets/favicon-32x32.png'>",
     )
     app = Litestar(
-        route_handlers=[api, health, openapi_json, docs_assets],
+        route_handlers=[api, *cluster_routes(settings), openapi_json, docs_assets],
         dependencies={"db": Provide(provide_db)},
-        lifespan=[lifespan],
+        lifespan=[lifespan, cluster.lifespan],
         before_request=require_json_body,
         exception_handlers={Exception: exception_handler},
-        middleware=[DefineMiddleware(RequestContextMiddleware, settings=settings)],
         openapi_config=OpenAPIConfig(
             title="Haven API",
             version=settings.version,
@@ -147,4 +138,5 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
     )
     document_problems(app.openapi_schema)
     app.state.settings = settings
+    install_cluster(app, cluster)  # the edge middleware wraps everything, 404s included
     return app

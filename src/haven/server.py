@@ -12,9 +12,12 @@ import sys
 
 import structlog
 from granian.constants import Interfaces
+from granian.log import LogLevels
 from granian.server.embed import Server
+from litestar import Litestar
 
 from haven.app import create_app
+from haven.cluster.runtime import Cluster
 from haven.config import Settings
 from haven.store.embedded import EmbeddedValkey
 
@@ -44,22 +47,51 @@ def serve(settings: Settings) -> int:
             valkey.cleanup()
 
 
-async def _serve(app: object, settings: Settings) -> int:
+async def _serve(app: Litestar, settings: Settings) -> int:
+    """Serve until a signal, then drain (ARCHITECTURE section 5).
+
+    SIGTERM/SIGINT: the instance turns not-ready at once (503 on /ready, state
+    draining in the registry, `Connection: close` on every answer) and keeps
+    serving for DRAIN_DELAY so load balancers take it out of rotation; then
+    the listener closes. The app's lifespan shutdown waits for in-flight
+    requests (at most SHUTDOWN_TIMEOUT), deregisters and closes the pools.
+    A second signal skips the rest of the delay.
+    """
+    cluster: Cluster = app.state.cluster
     server = Server(
         app,
         address=settings.host,
         port=settings.port,
         interface=Interfaces.ASGI,
         log_access=False,
+        log_level=LogLevels.warning,
     )
     loop = asyncio.get_running_loop()
+    stop_handle: asyncio.TimerHandle | None = None
 
-    def _stop(signame: str) -> None:
-        log.info("signal_received", signal=signame)
+    def _on_signal(signame: str) -> None:
+        nonlocal stop_handle
+        if cluster.begin_drain(reason=signame):
+            delay = settings.drain_delay_ms / 1000
+            log.info("drain_started", signal=signame, drain_delay_s=delay)
+            stop_handle = loop.call_later(delay, _stop)
+            return
+        log.info("drain_skipped", signal=signame)
+        if stop_handle is not None:
+            stop_handle.cancel()
+        _stop()
+
+    def _stop() -> None:
+        log.info("listener_closing", in_flight=cluster.instance.in_flight)
         server.stop()
 
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, _stop, sig.name)
+        loop.add_signal_handler(sig, _on_signal, sig.name)
     log.info("listening", host=settings.host, port=settings.port)
-    await server.serve()
+    try:
+        await server.serve()
+    except Exception as exc:
+        log.error("server_failed", error=repr(exc))
+        return 1
+    log.info("exited", requests_total=cluster.instance.requests_total)
     return 0

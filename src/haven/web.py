@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Annotated, Any, TypeVar
 
 import msgspec
@@ -36,18 +37,43 @@ def with_etag(
 
 def client_ip(request: Request[Any, Any, Any], settings: Settings) -> str:
     """The caller's address; X-Forwarded-For is believed only from a trusted proxy."""
-    peer = request.client.host if request.client else ""
-    if not settings.trust_proxy or not peer:
-        return peer
+    return client_ip_from_scope(request.scope, settings)
+
+
+@lru_cache(maxsize=16)
+def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+
+def _trusted(address: str, settings: Settings) -> bool:
     try:
-        peer_ip = ipaddress.ip_address(peer)
+        ip = ipaddress.ip_address(address)
     except ValueError:
+        return False
+    return any(ip in network for network in _networks(settings.trusted_proxies))
+
+
+def client_ip_from_scope(scope: Any, settings: Settings) -> str:
+    """The one implementation (request handlers and ASGI middleware both use it).
+
+    With TRUST_PROXY on and the peer in TRUSTED_PROXIES, walk X-Forwarded-For from
+    the right, skipping our own proxies: the first untrusted hop is the client
+    (left-most entries are whatever the client chose to send, so never believed).
+    """
+    client = scope.get("client")
+    peer = str(client[0]) if client else ""
+    if not settings.trust_proxy or not peer or not _trusted(peer, settings):
         return peer
-    if not any(peer_ip in ipaddress.ip_network(c, strict=False) for c in settings.trusted_proxies):
-        return peer
-    forwarded = request.headers.get("x-forwarded-for", "")
+    forwarded = ",".join(
+        value.decode("latin-1")
+        for name, value in scope.get("headers", ())
+        if name == b"x-forwarded-for"
+    )
     hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-    return hops[-1] if hops else peer
+    for hop in reversed(hops):
+        if not _trusted(hop, settings):
+            return hop[:64]
+    return hops[0][:64] if hops else peer
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,13 @@
-"""The outermost pure-ASGI middleware: request id, timing, and the instance headers.
+"""The edge of every request, pure ASGI: request id, timing, in-flight count, LB headers, drain.
 
-It wraps `send` to add headers to every response, errors included, and binds
-request_id into the log context for everything the request logs.
+`install(app, cluster)` wraps the Litestar app's own ASGI handler, not its
+route middleware, so every response gets the instance headers, including
+404/405 answers that never reach a route:
+
+    RequestContext -> SecurityHeaders -> CORS -> RateLimit -> Litestar (errors, router)
+
+While draining, responses carry `Connection: close` so keep-alive clients
+(and load balancers) move to another instance before the listener closes.
 """
 
 from __future__ import annotations
@@ -12,12 +18,28 @@ import uuid
 from typing import Any
 
 import structlog
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from haven.cluster.asgi import is_open_endpoint, send_problem
+from haven.cluster.ratelimit import RateLimitMiddleware
+from haven.cluster.runtime import Cluster
+from haven.cluster.security import SecurityHeadersMiddleware
 from haven.config import Settings
+from haven.errors import InternalError
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-QUIET_PATHS = frozenset({"/health", "/ready", "/alive", "/metrics"})
+EXPOSED_HEADERS = [
+    "X-Request-Id",
+    "X-Instance-Id",
+    "ETag",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "Idempotent-Replayed",
+]
 
 access_log = structlog.get_logger("haven.access")
 
@@ -33,10 +55,12 @@ def request_id_from(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, cluster: Cluster) -> None:
         self.app = app
-        self.settings = settings
-        instance = settings.instance_id.encode()
+        self.cluster = cluster
+        self.instance = cluster.instance
+        self.metrics = cluster.metrics
+        instance = cluster.settings.instance_id.encode()
         self.static_headers: list[tuple[bytes, bytes]] = [
             (b"x-instance-id", instance),
             (b"x-served-by", instance),
@@ -51,31 +75,88 @@ class RequestContextMiddleware:
         started = time.perf_counter()
         request_id = request_id_from(scope)
         scope.setdefault("state", {})["request_id"] = request_id
+        instance = self.instance
         status = 500
+        response_started = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 elapsed_ms = (time.perf_counter() - started) * 1000
                 headers: list[Any] = list(message.get("headers", []))
                 headers.extend(self.static_headers)
-                headers.append((b"x-load-balancer-ready", b"true"))
+                headers.append((b"x-load-balancer-ready", b"true" if instance.ready else b"false"))
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.append((b"x-response-time", f"{elapsed_ms:.1f}ms".encode()))
+                if instance.draining:
+                    headers = [h for h in headers if h[0].lower() != b"connection"]
+                    headers.append((b"connection", b"close"))
                 message["headers"] = headers
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            try:
-                await self.app(scope, receive, send_wrapper)
-            finally:
-                path = scope.get("path", "")
-                if path not in QUIET_PATHS:
-                    access_log.info(
-                        "request",
-                        method=scope.get("method"),
-                        path=path,
-                        status=status,
-                        duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                    )
+        instance.request_started()
+        try:
+            with structlog.contextvars.bound_contextvars(request_id=request_id):
+                try:
+                    await self.app(scope, receive, send_wrapper)
+                except Exception as exc:
+                    # Litestar's handler catches everything a route raises; this is the last
+                    # net for a fault in the middleware itself: a problem, never a trace.
+                    access_log.error("unhandled_error", error=repr(exc), path=scope.get("path"))
+                    if not response_started:
+                        await send_problem(send_wrapper, scope, InternalError())
+        finally:
+            duration = time.perf_counter() - started
+            instance.request_finished(status, duration * 1000)
+            self.metrics.observe(str(scope.get("method", "")), status, duration)
+            path = scope.get("path", "")
+            log = access_log.debug if is_open_endpoint(path) else access_log.info
+            log(
+                "request",
+                request_id=request_id,
+                method=scope.get("method"),
+                path=path,
+                status=status,
+                duration_ms=round(duration * 1000, 2),
+            )
+
+
+def cors_config(settings: Settings) -> CORSConfig | None:
+    if not settings.cors_origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(settings.cors_origins),
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            "X-CSRF-Token",
+            "X-Request-Id",
+            "If-Match",
+            "If-None-Match",
+            "Idempotency-Key",
+        ],
+        expose_headers=EXPOSED_HEADERS,
+        max_age=600,
+    )
+
+
+def install(app: Litestar, cluster: Cluster) -> None:
+    """Wrap the app's ASGI handler with the edge middleware (see the module docstring)."""
+    from litestar.middleware._internal.cors import CORSMiddleware
+
+    settings = cluster.settings
+    handler: ASGIApp = RateLimitMiddleware(app.asgi_handler, cluster)
+    cors = cors_config(settings)
+    if cors is not None:
+        # CORS outside the rate limiter, so a browser can read a 429 (and preflights are free).
+        handler = CORSMiddleware(handler, cors)
+    handler = SecurityHeadersMiddleware(handler, settings)
+    app.asgi_handler = RequestContextMiddleware(handler, cluster)
+    app.state.cluster = cluster
+
+
+__all__ = ["RequestContextMiddleware", "install", "is_open_endpoint", "request_id_from"]

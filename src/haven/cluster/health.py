@@ -1,0 +1,253 @@
+"""The load-balancer endpoints (ARCHITECTURE section 5): open probes, metrics, operator actions.
+
+Open endpoints need no session and are never rate limited. Operator endpoints
+act on the cluster, not on an organization: they take only
+`Authorization: Bearer <OPERATOR_TOKEN>` and do not exist (404) without one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from litestar import Request, Response, Router, get, post
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_503_SERVICE_UNAVAILABLE
+from prometheus_client.exposition import choose_encoder
+
+from haven.cluster.deps import overall_status
+from haven.cluster.metrics import cluster_summary
+from haven.cluster.runtime import Cluster
+from haven.cluster.state import DRAINING, STARTING
+from haven.config import Settings
+from haven.errors import (
+    DependencyUnavailableError,
+    ForbiddenError,
+    NotFoundError,
+    NotSignedInError,
+)
+
+NO_CACHE = {"Cache-Control": "no-store"}
+READY_MAX_AGE = 1.0  # seconds a dependency check result is reused by probes
+
+Req = Request[Any, Any, Any]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def cluster_of(request: Req) -> Cluster:
+    cluster: Cluster = request.app.state.cluster
+    return cluster
+
+
+def _mb(value: int) -> str:
+    return f"{value / (1024 * 1024):.1f}MB"
+
+
+def require_operator(request: Req) -> None:
+    """404 without OPERATOR_TOKEN configured; 401 without a bearer; 403 for any other bearer."""
+    settings: Settings = request.app.state.settings
+    expected = settings.operator_token
+    if not expected:
+        raise NotFoundError()
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotSignedInError("Operator endpoints need Authorization: Bearer <OPERATOR_TOKEN>")
+    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+        raise ForbiddenError("This token is not the operator token")
+
+
+# -- open probes -------------------------------------------------------------------------------
+
+
+@get("/health", sync_to_thread=False, tags=["load-balancer"])
+def health(request: Req) -> Response[dict[str, Any]]:
+    """Liveness of this process, for any load balancer (touches no dependency)."""
+    cluster = cluster_of(request)
+    body = {
+        "success": True,
+        "status": "OK",
+        "timestamp": now_iso(),
+        "instanceId": cluster.instance.instance_id,
+    }
+    return Response(body, headers=NO_CACHE)
+
+
+@get("/alive", sync_to_thread=False, tags=["load-balancer"])
+def alive(request: Req) -> Response[dict[str, Any]]:
+    """Liveness probe: the process answers; never touches a dependency."""
+    cluster = cluster_of(request)
+    body = {"alive": True, "timestamp": now_iso(), "instanceId": cluster.instance.instance_id}
+    return Response(body, headers=NO_CACHE)
+
+
+@get("/ready", tags=["load-balancer"])
+async def ready(request: Req) -> Response[dict[str, Any]]:
+    """Readiness of this instance only (starting, ready, draining); dependencies are reported."""
+    cluster = cluster_of(request)
+    instance = cluster.instance
+    dependencies = await cluster.monitor.check(READY_MAX_AGE) if cluster.monitor else {}
+    body: dict[str, Any] = {
+        "ready": instance.ready,
+        "timestamp": now_iso(),
+        "instanceId": instance.instance_id,
+        "version": instance.version,
+        "loadBalancerReady": instance.ready,
+        "state": instance.state,
+        "dependencies": dependencies,
+    }
+    if instance.ready:
+        return Response(body, status_code=HTTP_200_OK, headers=NO_CACHE)
+    body["reason"] = STARTING if instance.state == STARTING else DRAINING
+    return Response(body, status_code=HTTP_503_SERVICE_UNAVAILABLE, headers=NO_CACHE)
+
+
+@get("/metrics", tags=["load-balancer"], media_type="text/plain")
+async def prometheus_metrics(request: Req) -> Response[bytes]:
+    """Prometheus text format for this instance (process collector included)."""
+    cluster = cluster_of(request)
+    await cluster.refresh_sessions()
+    encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+    return Response(encoder(cluster.metrics.registry), media_type=content_type, headers=NO_CACHE)
+
+
+async def _lb_health(request: Req) -> Response[dict[str, Any]]:
+    """Detailed health of this instance and its dependencies (checked now, 1 s timeouts)."""
+    started = time.perf_counter()
+    cluster = cluster_of(request)
+    instance = cluster.instance
+    dependencies = await cluster.monitor.check() if cluster.monitor else {}
+    rss, total = cluster.resources.rss_bytes(), cluster.resources.total_memory
+    body = {
+        "status": overall_status(dependencies, instance.draining),
+        "timestamp": now_iso(),
+        "instanceId": instance.instance_id,
+        "version": instance.version,
+        "state": instance.state,
+        "responseTime": f"{round((time.perf_counter() - started) * 1000)}ms",
+        "uptime": instance.uptime,
+        "loadBalancer": {
+            "ready": instance.ready,
+            "stateless": True,
+            "sessionStore": "redis",
+            "cacheStore": "redis",
+        },
+        "dependencies": dependencies,
+        "resources": {
+            "memory": {
+                "used": _mb(rss),
+                "total": _mb(total),
+                "percentage": f"{100 * rss / total:.1f}%" if total else "0.0%",
+            },
+            "cpuPercent": cluster.resources.cpu_percent(),
+        },
+    }
+    return Response(body, headers=NO_CACHE)
+
+
+lb_health = get("/health", tags=["load-balancer"])(_lb_health)
+
+
+@get("/metrics", tags=["load-balancer"])
+async def lb_metrics(
+    request: Req,
+    scope: str = Parameter(default="instance", pattern="^(instance|cluster)$"),
+) -> Response[dict[str, Any]]:
+    """Traffic of this instance over the last 60 s, or of every live instance (?scope=cluster)."""
+    cluster = cluster_of(request)
+    await cluster.refresh_sessions()
+    own = cluster.summary()
+    if scope == "cluster":
+        records: list[dict[str, Any]] = []
+        if cluster.registry is not None:
+            try:
+                records = await asyncio.wait_for(cluster.registry.instances(), timeout=2.0)
+            except Exception as exc:
+                raise DependencyUnavailableError(
+                    "The instance registry (Redis) is unavailable; ?scope=instance still works"
+                ) from exc
+        return Response(cluster_summary(own, records), headers=NO_CACHE)
+    own.pop("window", None)
+    own.pop("state", None)
+    return Response({**own, "scope": "instance"}, headers=NO_CACHE)
+
+
+@get("/instances", tags=["load-balancer"])
+async def lb_instances(request: Req) -> Response[dict[str, Any]]:
+    """Every live instance in the registry (a killed one drops out within the heartbeat TTL)."""
+    cluster = cluster_of(request)
+    if cluster.registry is None:
+        return Response({"instances": [], "count": 0}, headers=NO_CACHE)
+    try:
+        records = await asyncio.wait_for(cluster.registry.instances(), timeout=2.0)
+    except Exception as exc:
+        raise DependencyUnavailableError("The instance registry (Redis) is unavailable") from exc
+    instances = [{k: v for k, v in r.items() if k != "metrics"} for r in records]
+    return Response({"instances": instances, "count": len(instances)}, headers=NO_CACHE)
+
+
+@get("/config", sync_to_thread=False, tags=["load-balancer"])
+def lb_config(request: Req) -> Response[dict[str, Any]]:
+    """Effective settings of this instance, every secret left out."""
+    settings: Settings = request.app.state.settings
+    return Response(settings.public_view(), headers=NO_CACHE)
+
+
+# -- operator ----------------------------------------------------------------------------------
+
+
+@post("/health-check", status_code=HTTP_200_OK, tags=["load-balancer"])
+async def lb_health_check(request: Req) -> Response[dict[str, Any]]:
+    """Operator: re-check this instance's dependencies now (Bearer OPERATOR_TOKEN)."""
+    require_operator(request)
+    return await _lb_health(request)
+
+
+@post("/drain", status_code=HTTP_202_ACCEPTED, tags=["load-balancer"])
+async def lb_drain(request: Req) -> Response[dict[str, Any]]:
+    """Operator: turn this instance not-ready without exiting (Bearer OPERATOR_TOKEN)."""
+    require_operator(request)
+    cluster = cluster_of(request)
+    cluster.begin_drain("operator")
+    body = {
+        "instanceId": cluster.instance.instance_id,
+        "state": cluster.instance.state,
+        "ready": cluster.instance.ready,
+        "inFlight": cluster.instance.in_flight,
+        "timestamp": now_iso(),
+    }
+    return Response(body, status_code=HTTP_202_ACCEPTED, headers=NO_CACHE)
+
+
+# -- test only ---------------------------------------------------------------------------------
+
+
+@get("/debug/sleep", include_in_schema=False)
+async def debug_sleep(
+    ms: int = Parameter(default=1000, ge=0, le=60_000),
+) -> dict[str, Any]:
+    """Test only (HAVEN_ENV=test): answer after `ms` milliseconds, to have a request in flight."""
+    await asyncio.sleep(ms / 1000)
+    return {"slept": ms}
+
+
+def routes(settings: Settings) -> list[Any]:
+    """Route handlers of the load-balancer layer; the sleep hook exists only in the test env."""
+    lb_handlers: list[Any] = [
+        lb_health,
+        lb_metrics,
+        lb_instances,
+        lb_config,
+        lb_health_check,
+        lb_drain,
+    ]
+    if settings.env == "test":
+        lb_handlers.append(debug_sleep)
+    lb = Router(path="/api/v1/load-balancer", route_handlers=lb_handlers)
+    return [health, alive, ready, prometheus_metrics, lb]

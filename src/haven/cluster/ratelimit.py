@@ -1,0 +1,175 @@
+"""Rate limiting at the edge, pure ASGI, shared by every instance through Redis.
+
+Every request counts against its client IP (RATE_LIMIT_GLOBAL) and, when it
+carries a session (cookie or Bearer token), against that session
+(RATE_LIMIT_PER_USER). POST /auth/login and /auth/register also count
+against IP+email (RATE_LIMIT_AUTH); the email is read from the JSON body,
+which is buffered and replayed to the app untouched.
+
+When Redis cannot be reached the general limits fail open (the API keeps
+working on what else is up) and the auth limit fails closed with 503: a
+password-guessing limit that silently turns off is worse than a short outage
+of sign-in.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import structlog
+from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Send
+from redis.exceptions import RedisError
+
+from haven.auth import tokens
+from haven.cluster.asgi import is_open_endpoint, send_problem
+from haven.errors import DependencyUnavailableError, RateLimitedError
+from haven.store.ratelimit import Decision, Limit, hashed
+from haven.web import client_ip_from_scope
+
+AUTH_PATHS = frozenset({"/api/v1/auth/login", "/api/v1/auth/register"})
+MAX_BUFFERED_BODY = 1024 * 1024
+
+log = structlog.get_logger("haven.ratelimit")
+
+
+class _Email(msgspec.Struct):
+    email: str = ""
+
+
+_email_decoder = msgspec.json.Decoder(_Email)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _cookie(scope: Scope, name: str) -> str | None:
+    raw = _header(scope, b"cookie")
+    if not raw:
+        return None
+    for part in raw.split(";"):
+        key, sep, value = part.strip().partition("=")
+        if sep and key == name:
+            return value.strip().strip('"') or None
+    return None
+
+
+def email_from(body: bytes) -> str:
+    try:
+        return _email_decoder.decode(body).email.strip().lower()[:320]
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return ""
+
+
+async def buffer_body(receive: Receive) -> tuple[bytes | None, Receive]:
+    """Read the request body (up to 1 MiB) and return a `receive` that replays it.
+
+    Returns (None, replaying receive) when the body is larger: the app then sees
+    every byte and answers 413 itself.
+    """
+    messages: list[ReceiveMessage] = []
+    size = 0
+    complete = False
+    while size <= MAX_BUFFERED_BODY:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            complete = True
+            break
+    body = b"".join(bytes(m.get("body", b"")) for m in messages if m["type"] == "http.request")
+
+    async def replay() -> ReceiveMessage:
+        if messages:
+            return messages.pop(0)
+        return await receive()
+
+    return (body if complete else None), replay
+
+
+class RateLimitMiddleware:
+    def __init__(self, app: ASGIApp, cluster: Any) -> None:
+        self.app = app
+        self.cluster = cluster
+        self.settings = cluster.settings
+        self._outage = False
+
+    def _session_id(self, scope: Scope) -> str | None:
+        auth = _header(scope, b"authorization")
+        if auth:
+            scheme, _, token = auth.partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return tokens.session_id(self.settings.secret_key, token.strip())
+        sid = _cookie(scope, self.settings.session_cookie_name)
+        return sid if sid and len(sid) <= 128 else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limiter = self.cluster.limiter
+        settings = self.settings
+        if (
+            scope["type"] != "http"
+            or limiter is None
+            or not settings.rate_limit_enabled
+            or scope.get("method") == "OPTIONS"
+            or is_open_endpoint(scope.get("path", ""))
+        ):
+            await self.app(scope, receive, send)
+            return
+        ip = client_ip_from_scope(scope, settings) or "unknown"
+        limits = [Limit("ip", ip, settings.rate_limit_global)]
+        sid = self._session_id(scope)
+        if sid:
+            limits.append(Limit("user", hashed(sid), settings.rate_limit_per_user))
+        auth = scope.get("method") == "POST" and scope.get("path") in AUTH_PATHS
+        if auth:
+            body, receive = await buffer_body(receive)
+            email = email_from(body) if body is not None else ""
+            limits.append(Limit("auth", hashed(f"{ip}|{email}"), settings.rate_limit_auth))
+        try:
+            decision: Decision | None = await limiter.hit(limits)
+        except (RedisError, OSError, TimeoutError) as exc:
+            if not self._outage:  # once per outage, not once per request
+                log.warning("rate_limit_unavailable", error=repr(exc))
+            self._outage = True
+            if auth:
+                await send_problem(
+                    send,
+                    scope,
+                    DependencyUnavailableError(
+                        "Sign-in is briefly unavailable (its rate limiter cannot be reached); "
+                        "retry shortly"
+                    ),
+                )
+                return
+            decision = None
+        else:
+            self._outage = False
+        if decision is not None and not decision.allowed:
+            retry = str(decision.reset_seconds).encode()
+            await send_problem(
+                send,
+                scope,
+                RateLimitedError(
+                    f"Too many requests; retry in {decision.reset_seconds} s "
+                    f"(limit {decision.limit} per {settings.rate_limit_window} s)"
+                ),
+                [(b"retry-after", retry), *decision.headers()],
+            )
+            return
+        if decision is None:
+            await self.app(scope, receive, send)
+            return
+        extra = decision.headers()
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await self.app(scope, receive, send_wrapper)

@@ -1,0 +1,117 @@
+"""Rate limits shared by every instance: fixed windows in Redis, checked and counted atomically.
+
+One EVALSHA checks every limit a request falls under (client IP, session,
+IP+email on login/register) and, only when all allow it, counts the request
+against each (INCR, and PEXPIRE when the window starts). Because the check
+and the count happen inside one script, two instances can never both take
+the last slot: the sum of allowed requests across the cluster stays within
+each limit. A denied request is not counted, so hammering does not extend
+the penalty beyond the window.
+
+On a clustered Redis the keys of one request may live in different slots;
+there, run one script per key (not needed for a single node or Valkey).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from haven.config import Settings
+from haven.store.client import Keys
+
+# KEYS: counters. ARGV[1]: window in ms; ARGV[1 + i]: limit of KEYS[i].
+# Returns {1, count1, pttl1, count2, pttl2, ...} when allowed (counted), or
+# {0, i, count, pttl} naming the first limit that is exhausted.
+_HIT = """
+local window = tonumber(ARGV[1])
+for i = 1, #KEYS do
+  local count = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if count >= tonumber(ARGV[i + 1]) then
+    local ttl = redis.call('PTTL', KEYS[i])
+    if ttl < 0 then
+      redis.call('PEXPIRE', KEYS[i], window)
+      ttl = window
+    end
+    return {0, i, count, ttl}
+  end
+end
+local out = {1}
+for i = 1, #KEYS do
+  local count = redis.call('INCR', KEYS[i])
+  local ttl = window
+  if count == 1 then
+    redis.call('PEXPIRE', KEYS[i], window)
+  else
+    ttl = redis.call('PTTL', KEYS[i])
+    if ttl < 0 then
+      redis.call('PEXPIRE', KEYS[i], window)
+      ttl = window
+    end
+  end
+  out[#out + 1] = count
+  out[#out + 1] = ttl
+end
+return out
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    """One limit a request falls under: `scope` (ip, user, auth), who, and how many per window."""
+
+    scope: str
+    ident: str
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int  # of the binding limit (the one with the fewest requests left)
+    remaining: int
+    reset_ms: int
+    scope: str
+
+    @property
+    def reset_seconds(self) -> int:
+        return max(1, -(-self.reset_ms // 1000))
+
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        return [
+            (b"ratelimit-limit", str(self.limit).encode()),
+            (b"ratelimit-remaining", str(max(self.remaining, 0)).encode()),
+            (b"ratelimit-reset", str(self.reset_seconds).encode()),
+        ]
+
+
+def hashed(value: str) -> str:
+    """Identifiers (session ids, emails) go into key names hashed, never in clear."""
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+class RateLimiter:
+    def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
+        self.keys = keys
+        self.window_ms = settings.rate_limit_window * 1000
+        self._hit = redis.register_script(_HIT)
+
+    async def hit(self, limits: list[Limit]) -> Decision:
+        """Check and count one request against every limit, atomically (raises on Redis errors)."""
+        keys = [self.keys.rate(limit.scope, limit.ident) for limit in limits]
+        args = [self.window_ms, *(limit.limit for limit in limits)]
+        raw = [int(x) for x in await self._hit(keys=keys, args=args)]
+        if raw[0] == 0:
+            _, index, _count, ttl = raw
+            binding = limits[index - 1]
+            return Decision(False, binding.limit, 0, ttl, binding.scope)
+        best: Decision | None = None
+        for i, limit in enumerate(limits):
+            count, ttl = raw[1 + 2 * i], raw[2 + 2 * i]
+            candidate = Decision(True, limit.limit, limit.limit - count, ttl, limit.scope)
+            if best is None or candidate.remaining < best.remaining:
+                best = candidate
+        assert best is not None
+        return best
