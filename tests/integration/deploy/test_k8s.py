@@ -1,0 +1,241 @@
+"""deploy/k8s: every manifest validates (kubernetes-validate, strict) and agrees with Haven."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import kubernetes_validate
+import pytest
+
+from haven.config import Settings, load_settings
+from support_deploy import (
+    K8S,
+    K8S_VERSION,
+    default_settings,
+    k8s_by_kind,
+    k8s_resources,
+    load_yaml,
+    one,
+)
+
+RESOURCES = k8s_resources()
+EXPECTED_KINDS = {
+    "Namespace",
+    "ServiceAccount",
+    "ConfigMap",
+    "Secret",
+    "Deployment",
+    "Service",
+    "Ingress",
+    "HorizontalPodAutoscaler",
+    "PodDisruptionBudget",
+    "Job",
+}
+
+
+def _validate(resource: dict[str, Any]) -> None:
+    # SchemaNotFoundError (unknown kind/apiVersion) propagates: that is a failure too.
+    kubernetes_validate.validate(resource, K8S_VERSION, strict=True)
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [doc for _, doc in RESOURCES],
+    ids=[f"{name}:{doc['kind']}/{doc['metadata']['name']}" for name, doc in RESOURCES],
+)
+def test_manifest_validates_strictly(resource: dict[str, Any]) -> None:
+    _validate(resource)
+
+
+def test_strict_validation_rejects_a_misspelt_field() -> None:
+    broken = copy.deepcopy(one("Deployment"))
+    container = broken["spec"]["template"]["spec"]["containers"][0]
+    container["readinessProbes"] = container.pop("readinessProbe")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        _validate(broken)
+    wrong_api = copy.deepcopy(one("HorizontalPodAutoscaler"))
+    wrong_api["apiVersion"] = "autoscaling/v9"
+    with pytest.raises(kubernetes_validate.SchemaNotFoundError):
+        _validate(wrong_api)
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = load_yaml(K8S / "kustomization.yaml")
+    assert kustomization["kind"] == "Kustomization"
+    listed = kustomization["resources"]
+    on_disk = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert sorted(listed) == on_disk
+    assert len(set(listed)) == len(listed)
+    assert {doc["kind"] for _, doc in RESOURCES} == EXPECTED_KINDS
+    assert kustomization["namespace"] == one("Namespace")["metadata"]["name"]
+    assert [i["name"] for i in kustomization["images"]] == ["haven"]
+
+
+def merged_env() -> dict[str, str]:
+    """What the pod sees from envFrom: the ConfigMap, then the Secret template's placeholders."""
+    env = dict(one("ConfigMap")["data"])
+    env.update(one("Secret")["stringData"])
+    return {k: str(v) for k, v in env.items()}
+
+
+def pod_settings() -> Settings:
+    return load_settings({**merged_env(), "INSTANCE_ID": "haven-7d9f-abcde"})
+
+
+def haven_container(workload: dict[str, Any]) -> dict[str, Any]:
+    containers = workload["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def test_configmap_and_secret_placeholders_load_as_production_settings() -> None:
+    settings = pod_settings()
+    assert settings.is_production
+    assert settings.host == "0.0.0.0"
+    assert settings.database_url.startswith("postgresql+asyncpg://")
+    assert settings.redis_url is not None
+    assert settings.redis_url.startswith("redis://")
+    assert settings.operator_token is not None
+    assert settings.trust_proxy
+    assert settings.log_format == "json"
+    # Placeholders are unmistakable.
+    for key, value in one("Secret")["stringData"].items():
+        assert "CHANGE-ME" in value, f"{key} placeholder must say CHANGE-ME"
+    # Secrets stay out of the ConfigMap.
+    assert not {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "OPERATOR_TOKEN"} & set(
+        one("ConfigMap")["data"]
+    )
+
+
+def test_probes_and_ports_match_haven() -> None:
+    settings = pod_settings()
+    assert settings.port == default_settings().port == 4000
+    container = haven_container(one("Deployment"))
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"http": settings.port}
+
+    def target(probe: dict[str, Any]) -> tuple[str, int]:
+        get = probe["httpGet"]
+        port = get["port"]
+        return get["path"], ports[port] if isinstance(port, str) else port
+
+    assert target(container["startupProbe"]) == ("/alive", settings.port)
+    assert target(container["livenessProbe"]) == ("/alive", settings.port)
+    assert target(container["readinessProbe"]) == ("/ready", settings.port)
+    # Liveness must tolerate a slow moment; startup must allow a cold start.
+    assert container["livenessProbe"]["failureThreshold"] >= 3
+    startup = container["startupProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 30
+    assert container["args"] == ["serve"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["INSTANCE_ID"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.name"
+
+
+def _prestop_seconds(container: dict[str, Any]) -> float:
+    hook = container.get("lifecycle", {}).get("preStop")
+    if not hook:
+        return 0.0
+    if "sleep" in hook:
+        return float(hook["sleep"]["seconds"])
+    command = hook.get("exec", {}).get("command", [])
+    if command and command[0].endswith("sleep"):
+        return float(command[1])
+    raise AssertionError(f"unrecognised preStop hook {hook}")
+
+
+def test_termination_grace_period_outlasts_prestop_and_drain() -> None:
+    settings = pod_settings()
+    defaults = default_settings()
+    assert settings.drain_delay_ms == defaults.drain_delay_ms
+    assert settings.shutdown_timeout_ms == defaults.shutdown_timeout_ms
+    deployment = one("Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    needed = (
+        _prestop_seconds(haven_container(deployment))
+        + settings.drain_delay_ms / 1000
+        + settings.shutdown_timeout_ms / 1000
+    )
+    assert pod["terminationGracePeriodSeconds"] > needed
+    strategy = deployment["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate"
+    assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+    assert strategy["rollingUpdate"]["maxSurge"] >= 1
+
+
+def test_references_between_resources_line_up() -> None:
+    deployment = one("Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= pod_labels.items()
+
+    service = one("Service")
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    container = haven_container(deployment)
+    port_names = {p["name"] for p in container["ports"]}
+    assert {p["targetPort"] for p in service["spec"]["ports"]} <= port_names
+
+    ingress = one("Ingress")
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    service_ports = {p["name"] for p in service["spec"]["ports"]}
+    for rule in ingress["spec"]["rules"]:
+        for path in rule["http"]["paths"]:
+            backend = path["backend"]["service"]
+            assert backend["name"] == service["metadata"]["name"]
+            assert backend["port"]["name"] in service_ports
+
+    hpa = one("HorizontalPodAutoscaler")
+    assert hpa["apiVersion"] == "autoscaling/v2"
+    ref = hpa["spec"]["scaleTargetRef"]
+    assert (ref["kind"], ref["name"]) == ("Deployment", deployment["metadata"]["name"])
+    assert hpa["spec"]["minReplicas"] >= 2
+    assert (
+        hpa["spec"]["minReplicas"] <= deployment["spec"]["replicas"] <= hpa["spec"]["maxReplicas"]
+    )
+
+    pdb = one("PodDisruptionBudget")
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+
+    # Pool arithmetic from the ConfigMap comment: HPA max x DB_POOL_MAX within 100 connections.
+    assert hpa["spec"]["maxReplicas"] * pod_settings().db_pool_max <= 100
+
+    config_name = one("ConfigMap")["metadata"]["name"]
+    secret_name = one("Secret")["metadata"]["name"]
+    account = one("ServiceAccount")["metadata"]["name"]
+    for workload in (deployment, one("Job")):
+        pod = workload["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == account
+        refs = haven_container(workload)["envFrom"]
+        assert {"configMapRef": {"name": config_name}} in refs
+        assert {"secretRef": {"name": secret_name}} in refs
+
+
+def test_migration_job_runs_haven_migrate_with_the_same_image() -> None:
+    job = one("Job")
+    container = haven_container(job)
+    assert container["args"] == ["migrate"]
+    assert container["image"] == haven_container(one("Deployment"))["image"]
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert job["spec"]["backoffLimit"] >= 1
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "Job"])
+def test_pods_run_non_root_read_only_with_resource_bounds(kind: str) -> None:
+    (workload,) = k8s_by_kind(kind)
+    pod = workload["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert pod["automountServiceAccountToken"] is False
+    for container in pod["containers"]:
+        ctx = container["securityContext"]
+        assert ctx["readOnlyRootFilesystem"] is True
+        assert ctx["allowPrivilegeEscalation"] is False
+        assert ctx["capabilities"]["drop"] == ["ALL"]
+        resources = container["resources"]
+        assert {"cpu", "memory"} <= resources["requests"].keys()
+        assert {"cpu", "memory"} <= resources["limits"].keys()
+        # Read-only root: /tmp is the one writable place.
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "emptyDir" in volumes[mounts["/tmp"]]
