@@ -13,6 +13,8 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
+from haven.audit.listener import install as install_audit
+from haven.audit.routes import AuditController
 from haven.auth.principal import provide_principal
 from haven.auth.routes import AuthController
 from haven.auth.sessions import SessionStore
@@ -24,6 +26,7 @@ from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
 from haven.db.transaction import provide_db
 from haven.errors import UnsupportedMediaTypeError, exception_handler
 from haven.logging import configure_logging
+from haven.maintenance.routes import MaintenanceController
 from haven.openapi import document_problems
 from haven.organizations.routes import MembersController, OrganizationController
 from haven.properties.routes import PropertiesController
@@ -43,6 +46,8 @@ API_HANDLERS: list[Any] = [
     PropertyUnitsController,
     UnitsController,
     TenantsController,
+    MaintenanceController,
+    AuditController,
 ]
 
 
@@ -79,6 +84,7 @@ def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
 def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
     """Build the Haven ASGI app. `redis_url` overrides settings (the embedded Valkey's URL)."""
     configure_logging(settings)
+    install_audit()
     url = redis_url or settings.redis_url
     if url is None:
         raise RuntimeError("create_app needs a Redis URL: set REDIS_URL or use `haven serve`")

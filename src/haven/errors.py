@@ -94,6 +94,10 @@ class ConflictError(HavenError):
     status, slug, title = 409, "conflict", "Conflict"
 
 
+class InvalidTransitionError(ConflictError):
+    status, slug, title = 409, "invalid-transition", "This status change is not allowed"
+
+
 class LeaseOverlapError(HavenError):
     status, slug, title = 409, "lease-overlap", "Another active lease on this unit overlaps"
 

@@ -82,7 +82,7 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
     if allowed is not None and data.role not in allowed:
         raise ForbiddenError(f"The {data.role} role cannot do this")
     try:
-        return Principal(
+        principal = Principal(
             user_id=uuid.UUID(data.uid),
             organization_id=uuid.UUID(data.oid),
             role=data.role,
@@ -92,3 +92,5 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
         )
     except ValueError:
         raise NotSignedInError("Your session has ended; sign in again") from None
+    request.state.principal = principal  # the audit listener names the actor from it
+    return principal

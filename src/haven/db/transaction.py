@@ -46,6 +46,14 @@ async def provide_db(request: Request[Any, Any, Any], state: State) -> AsyncGene
     write = request.method not in SAFE_METHODS
     bind = state.write_engine if write else state.engine
     async with state.sessionmaker(bind=bind) as session:
+        if write:
+            # Read by haven.audit.listener at flush time; the principal dependency (resolved
+            # alongside this one) stores itself in the request state it points to.
+            session.info["audit"] = {
+                "instance_id": state.settings.instance_id,
+                "request_id": request.scope.get("state", {}).get("request_id"),
+                "request_state": request.scope.get("state"),
+            }
         try:
             yield session
         except BaseException:

@@ -1,0 +1,1 @@
+"""Audit trail: who changed what, when, on which instance, in which request."""

@@ -1,0 +1,21 @@
+"""Bodies of /audit-events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from haven.schemas import ResponseBody
+
+
+class AuditEventOut(ResponseBody):
+    id: uuid.UUID
+    at: datetime
+    actor_id: uuid.UUID | None
+    actor_email: str | None
+    action: str
+    entity_type: str
+    entity_id: uuid.UUID
+    instance_id: str | None
+    request_id: str | None
+    changes: list[str]

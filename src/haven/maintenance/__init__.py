@@ -1,0 +1,1 @@
+"""Maintenance: requests to fix something at a property, their status and comments."""

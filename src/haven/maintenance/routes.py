@@ -1,0 +1,173 @@
+"""/api/v1/maintenance-requests, their transitions and comments."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, patch, post
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_201_CREATED
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haven.auth.principal import STAFF, Principal, roles
+from haven.db.query import check_version
+from haven.maintenance import service
+from haven.maintenance.schemas import (
+    CommentIn,
+    CommentOut,
+    MaintenanceIn,
+    MaintenanceOut,
+    MaintenancePatch,
+    Priority,
+    Status,
+    TransitionIn,
+)
+from haven.models import MaintenanceComment, MaintenanceRequest
+from haven.schemas import ListOf
+from haven.web import NO_STORE, ListParams, with_etag
+
+
+def request_out(r: MaintenanceRequest) -> MaintenanceOut:
+    return MaintenanceOut(
+        id=r.id,
+        property_id=r.property_id,
+        unit_id=r.unit_id,
+        title=r.title,
+        description=r.description,
+        priority=r.priority,
+        status=r.status,
+        assignee_id=r.assignee_id,
+        created_by_id=r.created_by_id,
+        cost_estimate=r.cost_estimate,
+        cost_actual=r.cost_actual,
+        version=r.version,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+def comment_out(c: MaintenanceComment, names: dict[uuid.UUID, str]) -> CommentOut:
+    return CommentOut(
+        id=c.id,
+        request_id=c.request_id,
+        author_id=c.author_id,
+        author_name=names.get(c.author_id) if c.author_id else None,
+        body=c.body,
+        created_at=c.created_at,
+    )
+
+
+class MaintenanceController(Controller):
+    path = "/maintenance-requests"
+    tags = ["maintenance"]
+
+    @get("/")
+    async def list_requests(
+        self,
+        db: AsyncSession,
+        principal: Principal,
+        page: ListParams,
+        status: Status | None = None,
+        priority: Priority | None = None,
+        property_id: Annotated[uuid.UUID | None, Parameter(query="propertyId")] = None,
+        unit_id: Annotated[uuid.UUID | None, Parameter(query="unitId")] = None,
+        assignee_id: Annotated[uuid.UUID | None, Parameter(query="assigneeId")] = None,
+    ) -> Response[ListOf[MaintenanceOut]]:
+        """Maintenance requests, newest first; sort by `createdAt`, `updatedAt` or `title`."""
+        result = await service.list_requests(
+            db,
+            principal.organization_id,
+            limit=page.limit,
+            cursor=page.cursor,
+            sort=page.sort,
+            search=page.search,
+            status=status,
+            priority=priority,
+            property_id=property_id,
+            unit_id=unit_id,
+            assignee_id=assignee_id,
+        )
+        body = ListOf([request_out(r) for r in result.items], result.next_cursor)
+        return Response(body, headers=NO_STORE)
+
+    @post("/", status_code=HTTP_201_CREATED, opt=roles(*STAFF))
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        principal: Principal,
+        data: MaintenanceIn,
+    ) -> Response[MaintenanceOut]:
+        """Open a maintenance request for a property (and optionally one of its units)."""
+        row = await service.create(db, principal.organization_id, principal.user_id, data)
+        return with_etag(request, request_out(row), row.version, HTTP_201_CREATED)
+
+    @get("/{request_id:uuid}")
+    async def show(
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        principal: Principal,
+        request_id: uuid.UUID,
+    ) -> Response[MaintenanceOut]:
+        """One maintenance request."""
+        row = await service.get(db, principal.organization_id, request_id)
+        return with_etag(request, request_out(row), row.version)
+
+    @patch("/{request_id:uuid}", opt=roles(*STAFF))
+    async def update(
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        principal: Principal,
+        request_id: uuid.UUID,
+        data: MaintenancePatch,
+    ) -> Response[MaintenanceOut]:
+        """Change a request's details (not its status); If-Match refuses a stale write (412)."""
+        row = await service.get(db, principal.organization_id, request_id)
+        check_version(row, request.headers.get("if-match"))
+        row = await service.update(db, row, data)
+        return with_etag(request, request_out(row), row.version)
+
+    @post("/{request_id:uuid}/transition", status_code=200, opt=roles(*STAFF))
+    async def transition(
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        principal: Principal,
+        request_id: uuid.UUID,
+        data: TransitionIn,
+    ) -> Response[MaintenanceOut]:
+        """Move a request to another status; a change the workflow does not allow is a 409."""
+        row = await service.get(db, principal.organization_id, request_id, for_update=True)
+        check_version(row, request.headers.get("if-match"))
+        row = await service.transition(db, row, data.to)
+        return with_etag(request, request_out(row), row.version)
+
+    @get("/{request_id:uuid}/comments")
+    async def list_comments(
+        self, db: AsyncSession, principal: Principal, request_id: uuid.UUID, page: ListParams
+    ) -> Response[ListOf[CommentOut]]:
+        """Comments on a request, oldest first (`sort=-createdAt` for newest first)."""
+        row = await service.get(db, principal.organization_id, request_id)
+        result = await service.list_comments(
+            db, row, limit=page.limit, cursor=page.cursor, sort=page.sort
+        )
+        names = await service.user_names(db, [c.author_id for c in result.items])
+        body = ListOf([comment_out(c, names) for c in result.items], result.next_cursor)
+        return Response(body, headers=NO_STORE)
+
+    @post("/{request_id:uuid}/comments", status_code=HTTP_201_CREATED, opt=roles(*STAFF))
+    async def add_comment(
+        self,
+        db: AsyncSession,
+        principal: Principal,
+        request_id: uuid.UUID,
+        data: CommentIn,
+    ) -> Response[CommentOut]:
+        """Comment on a request as the signed-in user."""
+        row = await service.get(db, principal.organization_id, request_id)
+        comment = await service.add_comment(db, row, principal.user_id, data)
+        names = await service.user_names(db, [comment.author_id])
+        return Response(comment_out(comment, names), status_code=HTTP_201_CREATED, headers=NO_STORE)

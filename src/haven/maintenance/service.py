@@ -1,0 +1,247 @@
+"""Maintenance rules: references stay inside the organization, status follows the state machine."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from msgspec import UNSET
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haven.db.pagination import Page, paginate, resolve_sort, sort_keys
+from haven.db.query import get_owned, scoped
+from haven.errors import FieldError, InvalidTransitionError, ValidationError
+from haven.maintenance.schemas import CommentIn, MaintenanceIn, MaintenancePatch
+from haven.models import MaintenanceComment, MaintenanceRequest, Membership, Property, Unit, User
+
+# Every allowed status change; anything else is a 409 `invalid-transition`.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "open": frozenset({"in_progress", "cancelled"}),
+    "in_progress": frozenset({"on_hold", "resolved", "cancelled"}),
+    "on_hold": frozenset({"in_progress", "cancelled"}),
+    "resolved": frozenset({"closed", "in_progress"}),  # resolved -> in_progress reopens
+    "closed": frozenset(),
+    "cancelled": frozenset(),
+}
+
+SORTS = sort_keys(
+    {
+        "createdAt": (MaintenanceRequest.created_at, datetime),
+        "updatedAt": (MaintenanceRequest.updated_at, datetime),
+        "title": (MaintenanceRequest.title, str),
+    }
+)
+COMMENT_SORTS = sort_keys({"createdAt": (MaintenanceComment.created_at, datetime)})
+
+
+def _invalid(field: str, message: str) -> ValidationError:
+    return ValidationError(errors=[FieldError(field, message)])
+
+
+async def _check_references(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    property_id: uuid.UUID,
+    unit_id: uuid.UUID | None,
+    assignee_id: uuid.UUID | None,
+) -> None:
+    """422 unless the property, unit and assignee all belong to the caller's organization."""
+    found = await session.execute(
+        scoped(Property, organization_id)
+        .where(Property.id == property_id)
+        .with_only_columns(Property.id)
+    )
+    if found.first() is None:
+        raise _invalid("propertyId", "is not a property of your organization")
+    if unit_id is not None:
+        stmt = select(Unit.id).where(
+            Unit.id == unit_id,
+            Unit.organization_id == organization_id,
+            Unit.property_id == property_id,
+        )
+        if (await session.execute(stmt)).first() is None:
+            raise _invalid("unitId", "is not a unit of that property")
+    if assignee_id is not None:
+        stmt = select(Membership.id).where(
+            Membership.user_id == assignee_id, Membership.organization_id == organization_id
+        )
+        if (await session.execute(stmt)).first() is None:
+            raise _invalid("assigneeId", "is not a member of your organization")
+
+
+async def create(
+    session: AsyncSession, organization_id: uuid.UUID, author_id: uuid.UUID, data: MaintenanceIn
+) -> MaintenanceRequest:
+    await _check_references(
+        session, organization_id, data.property_id, data.unit_id, data.assignee_id
+    )
+    row = MaintenanceRequest(
+        organization_id=organization_id,
+        property_id=data.property_id,
+        unit_id=data.unit_id,
+        title=data.title.strip(),
+        description=data.description,
+        priority=data.priority,
+        status="open",
+        assignee_id=data.assignee_id,
+        created_by_id=author_id,
+        cost_estimate=data.cost_estimate,
+        cost_actual=data.cost_actual,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def get(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    request_id: uuid.UUID,
+    *,
+    for_update: bool = False,
+) -> MaintenanceRequest:
+    return await get_owned(
+        session, MaintenanceRequest, organization_id, request_id, for_update=for_update
+    )
+
+
+async def update(
+    session: AsyncSession, row: MaintenanceRequest, data: MaintenancePatch
+) -> MaintenanceRequest:
+    if data.status is not UNSET:
+        raise _invalid(
+            "status", "cannot be set here; POST /maintenance-requests/{id}/transition {to}"
+        )
+    property_id = row.property_id if data.property_id is UNSET else data.property_id
+    unit_id = row.unit_id if data.unit_id is UNSET else data.unit_id
+    if (
+        data.property_id is not UNSET
+        and data.property_id != row.property_id
+        and (data.unit_id is UNSET)
+    ):
+        unit_id = None  # the old unit belongs to the old property
+    assignee_id = row.assignee_id if data.assignee_id is UNSET else data.assignee_id
+    changed_assignee = assignee_id if assignee_id != row.assignee_id else None
+    await _check_references(session, row.organization_id, property_id, unit_id, changed_assignee)
+    row.property_id = property_id
+    row.unit_id = unit_id
+    row.assignee_id = assignee_id
+    if data.title is not UNSET:
+        row.title = data.title.strip()
+    if data.description is not UNSET:
+        row.description = data.description
+    if data.priority is not UNSET:
+        row.priority = data.priority
+    if data.cost_estimate is not UNSET:
+        row.cost_estimate = data.cost_estimate
+    if data.cost_actual is not UNSET:
+        row.cost_actual = data.cost_actual
+    await session.flush()
+    return row
+
+
+async def transition(session: AsyncSession, row: MaintenanceRequest, to: str) -> MaintenanceRequest:
+    allowed = TRANSITIONS.get(row.status, frozenset())
+    if to not in allowed:
+        choices = ", ".join(sorted(allowed)) or "none, it is final"
+        raise InvalidTransitionError(
+            f"The request is {row.status} and cannot move to {to} (allowed: {choices})"
+        )
+    row.status = to
+    await session.flush()
+    return row
+
+
+async def list_requests(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    *,
+    limit: int,
+    cursor: str | None,
+    sort: str | None,
+    search: str | None,
+    status: str | None = None,
+    priority: str | None = None,
+    property_id: uuid.UUID | None = None,
+    unit_id: uuid.UUID | None = None,
+    assignee_id: uuid.UUID | None = None,
+) -> Page[MaintenanceRequest]:
+    sort_name, key = resolve_sort(SORTS, sort, "-createdAt")
+    stmt = scoped(MaintenanceRequest, organization_id)
+    if status:
+        stmt = stmt.where(MaintenanceRequest.status == status)
+    if priority:
+        stmt = stmt.where(MaintenanceRequest.priority == priority)
+    if property_id is not None:
+        stmt = stmt.where(MaintenanceRequest.property_id == property_id)
+    if unit_id is not None:
+        stmt = stmt.where(MaintenanceRequest.unit_id == unit_id)
+    if assignee_id is not None:
+        stmt = stmt.where(MaintenanceRequest.assignee_id == assignee_id)
+    if search:
+        term = search.strip().lower()
+        stmt = stmt.where(
+            or_(
+                func.lower(MaintenanceRequest.title).contains(term, autoescape=True),
+                func.lower(MaintenanceRequest.description).contains(term, autoescape=True),
+            )
+        )
+    return await paginate(
+        session,
+        stmt,
+        id_column=MaintenanceRequest.id,
+        sort_name=sort_name,
+        key=key,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+async def add_comment(
+    session: AsyncSession, row: MaintenanceRequest, author_id: uuid.UUID, data: CommentIn
+) -> MaintenanceComment:
+    comment = MaintenanceComment(
+        organization_id=row.organization_id,
+        request_id=row.id,
+        author_id=author_id,
+        body=data.body,
+    )
+    session.add(comment)
+    await session.flush()
+    return comment
+
+
+async def list_comments(
+    session: AsyncSession,
+    row: MaintenanceRequest,
+    *,
+    limit: int,
+    cursor: str | None,
+    sort: str | None,
+) -> Page[MaintenanceComment]:
+    sort_name, key = resolve_sort(COMMENT_SORTS, sort, "createdAt")
+    stmt = scoped(MaintenanceComment, row.organization_id).where(
+        MaintenanceComment.request_id == row.id
+    )
+    return await paginate(
+        session,
+        stmt,
+        id_column=MaintenanceComment.id,
+        sort_name=sort_name,
+        key=key,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+async def user_names(
+    session: AsyncSession, user_ids: Sequence[uuid.UUID | None]
+) -> dict[uuid.UUID, str]:
+    """Display names of the given users, in one query."""
+    ids = {u for u in user_ids if u is not None}
+    if not ids:
+        return {}
+    rows = await session.execute(select(User.id, User.name).where(User.id.in_(ids)))
+    return {row[0]: row[1] for row in rows}
