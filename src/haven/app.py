@@ -26,10 +26,13 @@ from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
 from haven.db.transaction import provide_db
 from haven.errors import UnsupportedMediaTypeError, exception_handler
 from haven.logging import configure_logging
+from haven.leases.routes import LeasesController
+from haven.ledger.routes import LeaseLedgerController, LedgerEntriesController
 from haven.maintenance.routes import MaintenanceController
 from haven.openapi import document_problems
 from haven.organizations.routes import MembersController, OrganizationController
 from haven.properties.routes import PropertiesController
+from haven.store import idempotency
 from haven.store.client import Keys, create_redis
 from haven.tenants.routes import TenantsController
 from haven.units.routes import PropertyUnitsController, UnitsController
@@ -48,6 +51,9 @@ API_HANDLERS: list[Any] = [
     TenantsController,
     MaintenanceController,
     AuditController,
+    LeasesController,
+    LeaseLedgerController,
+    LedgerEntriesController,
 ]
 
 
@@ -59,6 +65,7 @@ def _swagger_assets() -> Path:
 
 async def require_json_body(request: Request[Any, Any, Any]) -> None:
     """415 for a body that is not JSON, before anything tries to parse it."""
+    await idempotency.prepare(request)  # opens the per-request Idempotency-Key holder
     if request.method not in BODY_METHODS:
         return
     length = request.headers.get("content-length")
@@ -131,7 +138,12 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
         dependencies={"db": Provide(provide_db)},
         lifespan=[lifespan, cluster.lifespan],
         before_request=require_json_body,
-        exception_handlers={Exception: exception_handler},
+        # Stores a successful POST's response in its own transaction (Idempotency-Key).
+        after_request=idempotency.capture,
+        exception_handlers={
+            Exception: exception_handler,
+            idempotency.IdempotentReplay: idempotency.replay_handler,
+        },
         openapi_config=OpenAPIConfig(
             title="Haven API",
             version=settings.version,

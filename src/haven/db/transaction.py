@@ -15,10 +15,11 @@ from typing import Any
 import structlog
 from litestar import Request
 from litestar.datastructures import State
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from haven.errors import VersionMismatchError
+from haven.errors import IdempotencyInFlightError, VersionMismatchError
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _AFTER_COMMIT = "haven_after_commit"
@@ -42,10 +43,18 @@ async def run_after_commit(session: AsyncSession) -> None:
 
 
 async def provide_db(request: Request[Any, Any, Any], state: State) -> AsyncGenerator[AsyncSession]:
-    """The request's transaction: read-only for safe methods, committed at the end otherwise."""
+    """The request's transaction: read-only for safe methods, committed at the end otherwise.
+
+    A write also honours Idempotency-Key (haven.store.idempotency) and, once it has
+    committed, bumps the cache version of every organization it changed, so the next
+    cached read on any instance is fresh.
+    """
+    from haven.store import idempotency, org_cache
+
     write = request.method not in SAFE_METHODS
     bind = state.write_engine if write else state.engine
     async with state.sessionmaker(bind=bind) as session:
+        claim = None
         if write:
             # Read by haven.audit.listener at flush time; the principal dependency (resolved
             # alongside this one) stores itself in the request state it points to.
@@ -54,19 +63,54 @@ async def provide_db(request: Request[Any, Any, Any], state: State) -> AsyncGene
                 "request_id": request.scope.get("state", {}).get("request_id"),
                 "request_state": request.scope.get("state"),
             }
+            org_cache.track_changes(session)
+            holder = idempotency.current()
+            if holder is not None:
+                holder.session = session
+            claim = await idempotency.begin(request, state, session)
+            if holder is not None:
+                holder.claim = claim
         try:
-            yield session
-        except BaseException:
-            await session.rollback()
-            raise
-        if write:
             try:
-                await session.commit()
-            except StaleDataError:
+                yield session
+            except BaseException:
                 await session.rollback()
-                raise VersionMismatchError(
-                    "Another request changed this resource at the same moment; read it and retry"
-                ) from None
-            await run_after_commit(session)
-        else:
-            await session.rollback()
+                raise
+            if write:
+                try:
+                    await session.commit()
+                except StaleDataError:
+                    await session.rollback()
+                    raise VersionMismatchError(
+                        "Another request changed this resource at the same moment; "
+                        "read it and retry"
+                    ) from None
+                except IntegrityError:
+                    await session.rollback()
+                    if claim is None:
+                        raise
+                    # Another request with this key committed first (its marker had expired).
+                    raise IdempotencyInFlightError(
+                        "A request with this Idempotency-Key completed meanwhile; "
+                        "retry to replay it"
+                    ) from None
+                if claim is not None:
+                    await idempotency.committed(state, claim)
+                await _bump_versions(state, session)
+                await run_after_commit(session)
+            else:
+                await session.rollback()
+        finally:
+            if claim is not None:
+                await idempotency.release(state, claim)
+
+
+async def _bump_versions(state: State, session: AsyncSession) -> None:
+    from haven.store import org_cache
+
+    try:
+        await org_cache.bump(
+            state.redis, state.redis_keys, org_cache.changed_organizations(session)
+        )
+    except Exception as exc:  # cached views then expire by their TTL
+        log.warning("cache_version_bump_failed", error=repr(exc))

@@ -1,15 +1,300 @@
-"""Lease rules. (Placeholder until the leases issue lands: no lease is ever active.)"""
+"""Lease rules: terms, tenants, activation without overlap, termination, unit status."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime
 
+from msgspec import UNSET
+from sqlalchemy import ColumnElement, and_, delete, exists, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from haven.db.pagination import Page, paginate, resolve_sort, sort_keys
+from haven.db.query import get_owned, scoped
+from haven.errors import ConflictError, FieldError, LeaseOverlapError, ValidationError
+from haven.leases.schemas import LateFee, LeaseIn, LeasePatch
+from haven.models import Lease, LeaseTenant, Tenant, Unit
+
+SORTS = sort_keys(
+    {"createdAt": (Lease.created_at, datetime), "startDate": (Lease.start_date, date)}
+)
+MAX_BASIS_POINTS = 10_000
+# Fields an active lease may still change; the rest are fixed once it is in force.
+ACTIVE_EDITABLE = frozenset({"end_date", "grace_days", "late_fee"})
 
 
 async def unit_has_active_lease(session: AsyncSession, unit_id: uuid.UUID) -> bool:
-    return False
+    stmt = select(Lease.id).where(Lease.unit_id == unit_id, Lease.status == "active").limit(1)
+    return (await session.execute(stmt)).first() is not None
 
 
 async def property_has_active_lease(session: AsyncSession, property_id: uuid.UUID) -> bool:
-    return False
+    stmt = (
+        select(Lease.id)
+        .join(Unit, Unit.id == Lease.unit_id)
+        .where(Unit.property_id == property_id, Lease.status == "active")
+        .limit(1)
+    )
+    return (await session.execute(stmt)).first() is not None
+
+
+def _invalid(field: str, message: str) -> ValidationError:
+    return ValidationError(errors=[FieldError(field, message)])
+
+
+def _check_late_fee(fee: LateFee | None) -> None:
+    if fee is not None and fee.kind == "percent" and fee.amount > MAX_BASIS_POINTS:
+        raise _invalid("lateFee.amount", "percent late fees are basis points, at most 10000")
+
+
+def _check_dates(start: date, end: date | None) -> None:
+    if end is not None and end < start:
+        raise _invalid("endDate", "must be on or after startDate")
+
+
+async def _check_tenants(
+    session: AsyncSession, organization_id: uuid.UUID, tenant_ids: Sequence[uuid.UUID]
+) -> list[uuid.UUID]:
+    unique = list(dict.fromkeys(tenant_ids))
+    found = set(
+        (
+            await session.execute(
+                scoped(Tenant, organization_id)
+                .with_only_columns(Tenant.id)
+                .where(Tenant.id.in_(unique))
+            )
+        ).scalars()
+    )
+    missing = [str(t) for t in unique if t not in found]
+    if missing:
+        raise _invalid("tenantIds", f"no such tenant: {', '.join(missing)}")
+    return unique
+
+
+async def _set_tenants(
+    session: AsyncSession, lease_id: uuid.UUID, tenants: list[uuid.UUID]
+) -> None:
+    await session.execute(delete(LeaseTenant).where(LeaseTenant.lease_id == lease_id))
+    session.add_all(
+        LeaseTenant(lease_id=lease_id, tenant_id=t, position=i) for i, t in enumerate(tenants)
+    )
+
+
+async def create(session: AsyncSession, organization_id: uuid.UUID, data: LeaseIn) -> Lease:
+    unit = (
+        await session.execute(scoped(Unit, organization_id).where(Unit.id == data.unit_id))
+    ).scalar_one_or_none()
+    if unit is None:
+        raise _invalid("unitId", "no such unit")
+    _check_dates(data.start_date, data.end_date)
+    _check_late_fee(data.late_fee)
+    tenants = await _check_tenants(session, organization_id, data.tenant_ids)
+    lease = Lease(
+        organization_id=organization_id,
+        unit_id=unit.id,
+        status="draft",
+        start_date=data.start_date,
+        end_date=data.end_date,
+        rent=data.rent,
+        deposit=data.deposit,
+        due_day=data.due_day,
+        grace_days=data.grace_days,
+        late_fee_kind=data.late_fee.kind if data.late_fee else None,
+        late_fee_amount=data.late_fee.amount if data.late_fee else None,
+    )
+    session.add(lease)
+    await session.flush()
+    await _set_tenants(session, lease.id, tenants)
+    await session.flush()
+    return lease
+
+
+async def get(session: AsyncSession, organization_id: uuid.UUID, lease_id: uuid.UUID) -> Lease:
+    return await get_owned(session, Lease, organization_id, lease_id)
+
+
+async def tenants_of(
+    session: AsyncSession, lease_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    ids = list(lease_ids)
+    out: dict[uuid.UUID, list[uuid.UUID]] = {i: [] for i in ids}
+    if not ids:
+        return out
+    stmt = (
+        select(LeaseTenant.lease_id, LeaseTenant.tenant_id)
+        .where(LeaseTenant.lease_id.in_(ids))
+        .order_by(LeaseTenant.lease_id, LeaseTenant.position)
+    )
+    for lease_id, tenant_id in await session.execute(stmt):
+        out[lease_id].append(tenant_id)
+    return out
+
+
+async def properties_of(
+    session: AsyncSession, unit_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    ids = list(set(unit_ids))
+    if not ids:
+        return {}
+    stmt = select(Unit.id, Unit.property_id).where(Unit.id.in_(ids))
+    return {row.id: row.property_id for row in await session.execute(stmt)}
+
+
+def _overlapping(lease: Lease, start: date, end: date | None) -> ColumnElement[bool]:
+    """Other active leases on the lease's unit whose [start, end] meets [start, end]."""
+    conditions = [
+        Lease.unit_id == lease.unit_id,
+        Lease.status == "active",
+        Lease.id != lease.id,
+        or_(Lease.end_date.is_(None), Lease.end_date >= start),
+    ]
+    if end is not None:
+        conditions.append(Lease.start_date <= end)
+    return and_(*conditions)
+
+
+async def _lock_unit(session: AsyncSession, unit_id: uuid.UUID) -> Unit:
+    # Serializes every status change of leases on one unit across instances (PostgreSQL);
+    # on SQLite the write transaction already holds the database's write lock.
+    stmt = select(Unit).where(Unit.id == unit_id).with_for_update()
+    return (await session.execute(stmt.execution_options(populate_existing=True))).scalar_one()
+
+
+async def _refuse_overlap(
+    session: AsyncSession, lease: Lease, start: date, end: date | None
+) -> None:
+    clash = (
+        await session.execute(select(Lease.id).where(_overlapping(lease, start, end)).limit(1))
+    ).scalar_one_or_none()
+    if clash is not None:
+        raise LeaseOverlapError(f"Active lease {clash} on this unit overlaps these dates")
+
+
+async def _flush_guarded(session: AsyncSession) -> None:
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        # The PostgreSQL exclusion constraint is the last line: report it as the same 409.
+        if "overlap" in str(exc.orig).lower() or "exclusion" in str(exc.orig).lower():
+            raise LeaseOverlapError("Another active lease on this unit overlaps") from None
+        raise
+
+
+async def update(session: AsyncSession, lease: Lease, data: LeasePatch) -> Lease:
+    changed = {name for name in data.__struct_fields__ if getattr(data, name) is not UNSET}
+    if lease.status in ("ended", "terminated") and changed:
+        raise ConflictError(f"The lease is {lease.status}; it can no longer change")
+    if lease.status == "active" and changed - ACTIVE_EDITABLE:
+        names = ", ".join(sorted(changed - ACTIVE_EDITABLE))
+        raise ConflictError(f"An active lease cannot change: {names}")
+    start = lease.start_date if data.start_date is UNSET else data.start_date
+    end = lease.end_date if data.end_date is UNSET else data.end_date
+    _check_dates(start, end)
+    if data.late_fee is not UNSET:
+        _check_late_fee(data.late_fee)
+        lease.late_fee_kind = data.late_fee.kind if data.late_fee else None
+        lease.late_fee_amount = data.late_fee.amount if data.late_fee else None
+    if lease.status == "active" and end != lease.end_date:
+        await _lock_unit(session, lease.unit_id)
+        await _refuse_overlap(session, lease, start, end)
+    lease.start_date, lease.end_date = start, end
+    if data.rent is not UNSET:
+        lease.rent = data.rent
+    if data.deposit is not UNSET:
+        lease.deposit = data.deposit
+    if data.due_day is not UNSET:
+        lease.due_day = data.due_day
+    if data.grace_days is not UNSET:
+        lease.grace_days = data.grace_days
+    if data.tenant_ids is not UNSET:
+        tenants = await _check_tenants(session, lease.organization_id, data.tenant_ids)
+        await _set_tenants(session, lease.id, tenants)
+        lease.updated_at = datetime.now(UTC)  # a tenant change is a change of the lease
+    await _flush_guarded(session)
+    return lease
+
+
+async def activate(session: AsyncSession, lease: Lease) -> Lease:
+    """draft -> active, unless another active lease on the unit overlaps (409 lease-overlap)."""
+    unit = await _lock_unit(session, lease.unit_id)
+    await session.refresh(lease)  # another instance may have moved it while we waited
+    if lease.status != "draft":
+        raise ConflictError(f"Only a draft lease can be activated; this one is {lease.status}")
+    await _refuse_overlap(session, lease, lease.start_date, lease.end_date)
+    lease.status = "active"
+    lease.activated_at = datetime.now(UTC)
+    unit.status = "occupied"
+    await _flush_guarded(session)
+    return lease
+
+
+async def _release_unit(session: AsyncSession, unit: Unit, lease: Lease) -> None:
+    others = await session.execute(
+        select(
+            exists().where(Lease.unit_id == unit.id, Lease.status == "active", Lease.id != lease.id)
+        )
+    )
+    if not others.scalar_one() and unit.status == "occupied":
+        unit.status = "vacant"
+
+
+async def terminate(session: AsyncSession, lease: Lease, on: date) -> Lease:
+    """active -> terminated on `on`; the unit becomes vacant unless another lease holds it."""
+    unit = await _lock_unit(session, lease.unit_id)
+    await session.refresh(lease)
+    if lease.status != "active":
+        raise ConflictError(f"Only an active lease can be terminated; this one is {lease.status}")
+    if on < lease.start_date:
+        raise _invalid("date", "must be on or after the lease's startDate")
+    lease.status = "terminated"
+    lease.terminated_on = on
+    if lease.end_date is None or on < lease.end_date:
+        lease.end_date = on
+    await _release_unit(session, unit, lease)
+    await session.flush()
+    return lease
+
+
+async def end_expired(session: AsyncSession, organization_id: uuid.UUID | None, as_of: date) -> int:
+    """Active leases whose end date has passed become `ended`; their units vacant."""
+    stmt = select(Lease).where(Lease.status == "active", Lease.end_date < as_of)
+    if organization_id is not None:
+        stmt = stmt.where(Lease.organization_id == organization_id)
+    leases = list((await session.execute(stmt.with_for_update())).scalars())
+    for lease in leases:
+        unit = await _lock_unit(session, lease.unit_id)
+        lease.status = "ended"
+        await _release_unit(session, unit, lease)
+    await session.flush()
+    return len(leases)
+
+
+async def list_leases(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    *,
+    limit: int,
+    cursor: str | None,
+    sort: str | None,
+    status: str | None,
+    unit_id: uuid.UUID | None,
+    tenant_id: uuid.UUID | None,
+    property_id: uuid.UUID | None,
+) -> Page[Lease]:
+    sort_name, key = resolve_sort(SORTS, sort, "createdAt")
+    stmt = scoped(Lease, organization_id)
+    if status:
+        stmt = stmt.where(Lease.status == status)
+    if unit_id is not None:
+        stmt = stmt.where(Lease.unit_id == unit_id)
+    if tenant_id is not None:
+        stmt = stmt.where(
+            exists().where(LeaseTenant.lease_id == Lease.id, LeaseTenant.tenant_id == tenant_id)
+        )
+    if property_id is not None:
+        stmt = stmt.where(Lease.unit_id.in_(select(Unit.id).where(Unit.property_id == property_id)))
+    return await paginate(
+        session, stmt, id_column=Lease.id, sort_name=sort_name, key=key, limit=limit, cursor=cursor
+    )

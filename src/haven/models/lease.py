@@ -114,6 +114,7 @@ class IdempotencyRecord(IdMixin, Base):
     """A POST's stored response, written in the same transaction as the POST's write."""
 
     __tablename__ = "idempotency_records"
+    __audit__ = False  # bookkeeping of the request path, not a change anyone made
     __table_args__ = (
         UniqueConstraint("scope_hash"),
         Index("ix_idempotency_records_created", "created_at"),

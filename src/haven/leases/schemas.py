@@ -1,0 +1,78 @@
+"""Bodies of /leases."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from msgspec import UNSET, Meta, UnsetType
+
+from haven.schemas import Money, RequestBody, ResponseBody
+
+LeaseStatus = Literal["draft", "active", "ended", "terminated"]
+LateFeeKind = Literal["flat", "percent"]
+DueDay = Annotated[int, Meta(ge=1, le=28)]
+GraceDays = Annotated[int, Meta(ge=0, le=60)]
+TenantIds = Annotated[list[uuid.UUID], Meta(min_length=1, max_length=10)]
+
+
+class LateFee(RequestBody):
+    """`flat`: an amount in minor units; `percent`: basis points of the rent (500 = 5 %)."""
+
+    kind: LateFeeKind
+    amount: Money
+
+
+class LeaseIn(RequestBody):
+    unit_id: uuid.UUID
+    tenant_ids: TenantIds
+    start_date: date
+    rent: Money
+    end_date: date | None = None
+    deposit: Money = 0
+    due_day: DueDay = 1
+    grace_days: GraceDays = 0
+    late_fee: LateFee | None = None
+
+
+class LeasePatch(RequestBody):
+    """Drafts can change everything; an active lease its end date, grace days and late fee."""
+
+    tenant_ids: TenantIds | UnsetType = UNSET
+    start_date: date | UnsetType = UNSET
+    end_date: date | UnsetType | None = UNSET
+    rent: Money | UnsetType = UNSET
+    deposit: Money | UnsetType = UNSET
+    due_day: DueDay | UnsetType = UNSET
+    grace_days: GraceDays | UnsetType = UNSET
+    late_fee: LateFee | UnsetType | None = UNSET
+
+
+class TerminateIn(RequestBody):
+    date: date
+
+
+class LateFeeOut(ResponseBody):
+    kind: str
+    amount: int
+
+
+class LeaseOut(ResponseBody):
+    id: uuid.UUID
+    unit_id: uuid.UUID
+    property_id: uuid.UUID
+    tenant_ids: list[uuid.UUID]
+    start_date: date
+    end_date: date | None
+    rent: int
+    deposit: int
+    due_day: int
+    grace_days: int
+    late_fee: LateFeeOut | None
+    status: str
+    activated_at: datetime | None
+    terminated_on: date | None
+    version: int
+    created_at: datetime
+    updated_at: datetime

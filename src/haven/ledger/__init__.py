@@ -1,0 +1,1 @@
+"""The rent ledger: append-only entries per lease, balances and aging."""

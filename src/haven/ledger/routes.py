@@ -1,0 +1,123 @@
+"""/api/v1/leases/{id}/ledger, charges, credits, payments, and /api/v1/ledger-entries."""
+
+from __future__ import annotations
+
+import uuid
+
+from litestar import Controller, Response, get, post
+from litestar.status_codes import HTTP_201_CREATED
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haven.auth.principal import MANAGERS, Principal, roles
+from haven.leases import service as leases
+from haven.ledger import service
+from haven.ledger.schemas import (
+    AgingOut,
+    ChargeIn,
+    CreditIn,
+    EntryOut,
+    LedgerOut,
+    PaymentIn,
+    ReverseIn,
+)
+from haven.models import LedgerEntry
+from haven.web import NO_STORE
+
+CREATED_HEADERS = NO_STORE
+
+
+def entry_out(entry: LedgerEntry, balance_after: int) -> EntryOut:
+    return EntryOut(
+        id=entry.id,
+        type=entry.type,
+        kind=entry.kind,
+        amount=entry.amount,
+        date=entry.date,
+        description=entry.description,
+        reverses=entry.reverses_id,
+        balance_after=balance_after,
+        created_at=entry.created_at,
+    )
+
+
+def _created(entry: LedgerEntry, balance_after: int) -> Response[EntryOut]:
+    return Response(
+        entry_out(entry, balance_after), status_code=HTTP_201_CREATED, headers=CREATED_HEADERS
+    )
+
+
+class LeaseLedgerController(Controller):
+    path = "/leases/{lease_id:uuid}"
+    tags = ["ledger"]
+
+    @get("/ledger")
+    async def ledger(
+        self, db: AsyncSession, principal: Principal, lease_id: uuid.UUID
+    ) -> Response[LedgerOut]:
+        """The lease's ledger: balance (what the tenants owe), aging, entries with balanceAfter.
+
+        Entry amounts are signed as they move the balance: charges positive, payments and
+        credits negative, a reversal the negation of the entry it names. Aging allocates
+        payments and credits to the oldest unpaid charges first (FIFO) and buckets what is
+        left by days past each charge's due date (`current` = not yet overdue). The buckets
+        add up to the balance; a credit balance shows as a negative `current`.
+        """
+        lease = await leases.get(db, principal.organization_id, lease_id)
+        view = await service.view(db, principal.organization_id, lease)
+        body = LedgerOut(
+            lease_id=lease.id,
+            currency=view.currency,
+            balance=view.summary.balance,
+            aging=AgingOut(**view.summary.aging.as_dict()),
+            entries=[entry_out(e, bal) for e, bal in view.entries],
+        )
+        return Response(body, headers=NO_STORE)
+
+    @post("/charges", opt=roles(*MANAGERS), status_code=HTTP_201_CREATED)
+    async def charge(
+        self, db: AsyncSession, principal: Principal, lease_id: uuid.UUID, data: ChargeIn
+    ) -> Response[EntryOut]:
+        """Charge the tenants (rent, deposit, late_fee, utility, other), due on dueDate."""
+        lease = await leases.get(db, principal.organization_id, lease_id)
+        return _created(*await service.post_charge(db, lease, data, principal.user_id))
+
+    @post("/credits", opt=roles(*MANAGERS), status_code=HTTP_201_CREATED)
+    async def credit(
+        self, db: AsyncSession, principal: Principal, lease_id: uuid.UUID, data: CreditIn
+    ) -> Response[EntryOut]:
+        """Credit the tenants (a concession or write-off); lowers the balance."""
+        lease = await leases.get(db, principal.organization_id, lease_id)
+        org = await service.organization_of(db, principal.organization_id)
+        entry = await service.post_credit(db, lease, data, principal.user_id, service.today_in(org))
+        return _created(*entry)
+
+    @post("/payments", opt=roles(*MANAGERS), status_code=HTTP_201_CREATED)
+    async def payment(
+        self, db: AsyncSession, principal: Principal, lease_id: uuid.UUID, data: PaymentIn
+    ) -> Response[EntryOut]:
+        """Record a payment received; send Idempotency-Key so a retry never records it twice."""
+        lease = await leases.get(db, principal.organization_id, lease_id)
+        return _created(*await service.post_payment(db, lease, data, principal.user_id))
+
+
+class LedgerEntriesController(Controller):
+    path = "/ledger-entries"
+    tags = ["ledger"]
+
+    @post("/{entry_id:uuid}/reverse", opt=roles(*MANAGERS), status_code=HTTP_201_CREATED)
+    async def reverse(
+        self,
+        db: AsyncSession,
+        principal: Principal,
+        entry_id: uuid.UUID,
+        data: ReverseIn | None = None,
+    ) -> Response[EntryOut]:
+        """Reverse an entry (the ledger is append-only); 409 if already reversed or a reversal."""
+        entry = await service.get_entry(db, principal.organization_id, entry_id)
+        org = await service.organization_of(db, principal.organization_id)
+        return _created(
+            *await service.reverse(db, entry, data, principal.user_id, service.today_in(org))
+        )
+
+
+__all__ = ["LeaseLedgerController", "LedgerEntriesController", "entry_out"]

@@ -1,0 +1,92 @@
+"""Per-organization cache versions: every committed write bumps its organization's version.
+
+Cached views (the dashboard) live under keys that include the version, so a
+write on any instance makes the next read on every instance miss the old
+entry and compute fresh data. Old entries simply expire.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from itertools import chain
+from typing import Any
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from haven.store.client import Keys
+
+CHANGED_ORGS = "haven_changed_orgs"
+
+log = structlog.get_logger("haven.cache")
+
+
+def _collect(session: Session, _flush_context: Any, _instances: Any) -> None:
+    from haven.models import Organization
+
+    orgs: set[uuid.UUID] = session.info.setdefault(CHANGED_ORGS, set())
+    for obj in chain(session.new, session.dirty, session.deleted):
+        org = getattr(obj, "organization_id", None)
+        if org is None and isinstance(obj, Organization):
+            org = obj.id
+        if isinstance(org, uuid.UUID):
+            orgs.add(org)
+
+
+def track_changes(session: AsyncSession) -> None:
+    """Remember which organizations this session's flushes touched."""
+    event.listen(session.sync_session, "before_flush", _collect)
+
+
+def changed_organizations(session: AsyncSession) -> set[uuid.UUID]:
+    return set(session.info.pop(CHANGED_ORGS, set()))
+
+
+async def bump(redis: Redis, keys: Keys, organization_ids: Iterable[uuid.UUID]) -> None:
+    ids = list(organization_ids)
+    if not ids:
+        return
+    async with redis.pipeline(transaction=False) as pipe:
+        for org in ids:
+            pipe.incr(keys.org_version(str(org)))
+        await pipe.execute()
+
+
+async def version(redis: Redis, keys: Keys, organization_id: uuid.UUID) -> int:
+    raw = await redis.get(keys.org_version(str(organization_id)))
+    return int(raw) if raw is not None else 0
+
+
+async def cached(
+    redis: Redis,
+    keys: Keys,
+    organization_id: uuid.UUID,
+    name: str,
+    ttl: int,
+    compute: Callable[[], Awaitable[bytes]],
+) -> bytes:
+    """The cached bytes for (organization, name, current version), computing them on a miss.
+
+    The version is read before computing, so a write that lands meanwhile bumps
+    past the stored entry. If Redis is down the value is computed from the database.
+    """
+    try:
+        current = await version(redis, keys, organization_id)
+        key = keys.cache(str(organization_id), name, current)
+        hit = await redis.get(key)
+    except RedisError as exc:
+        log.warning("cache_unavailable", error=repr(exc))
+        return await compute()
+    if hit is not None:
+        return hit if isinstance(hit, bytes) else hit.encode()
+    value = await compute()
+    try:
+        await redis.set(key, value, ex=ttl)
+    except RedisError as exc:
+        log.warning("cache_store_failed", error=repr(exc))
+    return value
