@@ -95,6 +95,7 @@ class ClusterSpec:
     drain_delay_ms: int = 1000
     shutdown_timeout_ms: int = 10000
     demo_data: bool = True
+    valkey_appendonly: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -128,7 +129,9 @@ class Cluster:
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
         env = self.base_env()
         if not env.get("REDIS_URL") and not env.get("REDIS_HOST"):
-            self.valkey = EmbeddedValkey(data_dir=self.runtime_dir / "valkey").start()
+            self.valkey = EmbeddedValkey(
+                data_dir=self.runtime_dir / "valkey", appendonly=self.spec.valkey_appendonly
+            ).start()
             env["REDIS_URL"] = self.valkey.url
             self.log(f"valkey    {self.valkey.url} (pid {self.valkey.pid})")
         self.env = env
