@@ -35,6 +35,13 @@ READY_MAX_AGE = 1.0  # seconds a dependency check result is reused by probes
 
 Req = Request[Any, Any, Any]
 
+# Settings fields whose environment variable has another name (ARCHITECTURE section 6).
+ENV_NAMES = {
+    "ENV": "HAVEN_ENV",
+    "DRAIN_DELAY_MS": "DRAIN_DELAY",
+    "SHUTDOWN_TIMEOUT_MS": "SHUTDOWN_TIMEOUT",
+}
+
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -113,6 +120,8 @@ async def prometheus_metrics(request: Req) -> Response[bytes]:
     """Prometheus text format for this instance (process collector included)."""
     cluster = cluster_of(request)
     await cluster.refresh_sessions()
+    if cluster.monitor is not None:
+        await cluster.monitor.check(READY_MAX_AGE)
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
     return Response(encoder(cluster.metrics.registry), media_type=content_type, headers=NO_CACHE)
 
@@ -157,13 +166,13 @@ lb_health = get("/health", tags=["load-balancer"])(_lb_health)
 @get("/metrics", tags=["load-balancer"])
 async def lb_metrics(
     request: Req,
-    scope: str = Parameter(default="instance", pattern="^(instance|cluster)$"),
+    scope_: str = Parameter(query="scope", default="instance", pattern="^(instance|cluster)$"),
 ) -> Response[dict[str, Any]]:
     """Traffic of this instance over the last 60 s, or of every live instance (?scope=cluster)."""
     cluster = cluster_of(request)
     await cluster.refresh_sessions()
     own = cluster.summary()
-    if scope == "cluster":
+    if scope_ == "cluster":
         records: list[dict[str, Any]] = []
         if cluster.registry is not None:
             try:
@@ -196,7 +205,9 @@ async def lb_instances(request: Req) -> Response[dict[str, Any]]:
 def lb_config(request: Req) -> Response[dict[str, Any]]:
     """Effective settings of this instance, every secret left out."""
     settings: Settings = request.app.state.settings
-    return Response(settings.public_view(), headers=NO_CACHE)
+    view = {ENV_NAMES.get(k, k): v for k, v in settings.public_view().items()}
+    view["REDIS_PASSWORD"] = "(set)" if settings.redis_password else "(unset)"
+    return Response(view, headers=NO_CACHE)
 
 
 # -- operator ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ publishes in the registry, so `?scope=cluster` can add every instance up.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import (
@@ -26,7 +27,12 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 class Metrics:
     """The Prometheus side: counters the middleware feeds, gauges read at scrape time."""
 
-    def __init__(self, instance: InstanceState, resources: ResourceSampler) -> None:
+    def __init__(
+        self,
+        instance: InstanceState,
+        resources: ResourceSampler,
+        dependencies: Callable[[], dict[str, str]],
+    ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.active_sessions = 0
         ProcessCollector(registry=self.registry)
@@ -60,6 +66,19 @@ class Metrics:
             "Seconds since this instance started",
             registry=self.registry,
         ).set_function(lambda: instance.uptime)
+        Gauge(
+            "haven_instance_draining",
+            "1 while this instance drains (not ready, finishing its requests)",
+            registry=self.registry,
+        ).set_function(lambda: 1 if instance.draining else 0)
+        up = Gauge(
+            "haven_dependency_up",
+            "1 when the dependency answered its last check (1 s timeout)",
+            ["dependency"],
+            registry=self.registry,
+        )
+        for name in ("redis", "database"):
+            up.labels(name).set_function(_up(dependencies, name))
         info = Gauge(
             "haven_instance_info",
             "Instance id and version",
@@ -72,6 +91,10 @@ class Metrics:
     def observe(self, method: str, status: int, duration_s: float) -> None:
         self.requests.labels(method, status_class(status)).inc()
         self.duration.observe(duration_s)
+
+
+def _up(dependencies: Callable[[], dict[str, str]], name: str) -> Callable[[], float]:
+    return lambda: 1.0 if dependencies().get(name) == "healthy" else 0.0
 
 
 def instance_summary(

@@ -112,12 +112,13 @@ class Registry:
 
     async def run(self) -> None:
         while not self._stopped:
-            await self._beat()
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.interval)
+            await self._beat()
 
-    def start(self) -> None:
+    async def start(self) -> None:
+        await self._beat()
         self._task = asyncio.create_task(self.run(), name=f"haven-registry-{self.instance_id}")
 
     async def stop(self) -> None:

@@ -39,12 +39,15 @@ class Cluster:
             settings.instance_id, settings.version, f"http://{settings.host}:{settings.port}"
         )
         self.resources = ResourceSampler()
-        self.metrics = Metrics(self.instance, self.resources)
+        self.metrics = Metrics(self.instance, self.resources, self._dependencies)
         self.monitor: DependencyMonitor | None = None
         self.registry: Registry | None = None
         self.limiter: RateLimiter | None = None
         self._app: Litestar | None = None
         self._sessions_counted_at = 0.0
+
+    def _dependencies(self) -> dict[str, str]:
+        return self.monitor.last if self.monitor is not None else {}
 
     # -- what the instance publishes -------------------------------------------------------
 
@@ -95,8 +98,8 @@ class Cluster:
             app.state.redis, app.state.redis_keys, self.instance.instance_id, self.record
         )
         self.instance.on_change(self.registry.poke)
-        self.registry.start()
         self.instance.mark_ready()
+        await self.registry.start()  # registered (if Redis is up) before the first request
         log.info("instance_ready", address=self.instance.address, version=self.instance.version)
         try:
             yield
