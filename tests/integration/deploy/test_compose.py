@@ -185,7 +185,8 @@ def test_nginx_mounts_the_rendered_config_and_is_the_only_published_port(
     compose: dict[str, Any],
 ) -> None:
     nginx = compose["services"]["nginx"]
-    assert "./compose/nginx.conf:/etc/nginx/nginx.conf:ro" in nginx["volumes"]
+    assert "./compose:/etc/nginx/haven:ro" in nginx["volumes"]
+    assert nginx["command"][:3] == ["nginx", "-c", "/etc/nginx/haven/nginx.conf"]
     published = [n for n, s in compose["services"].items() if s.get("ports")]
     assert published == ["nginx"]
     rendered = DEPLOY / "compose" / "nginx.conf"
@@ -193,3 +194,7 @@ def test_nginx_mounts_the_rendered_config_and_is_the_only_published_port(
         text = rendered.read_text()
         for name in api_services(compose):
             assert re.search(rf"server\s+{name}:4000\b", text), f"{name} missing from nginx.conf"
+        pid = re.search(r"^\s*pid\s+(\S+);", text, re.MULTILINE)
+        assert pid is not None
+        runtime_dir = pid.group(1).rsplit("/", 1)[0]
+        assert runtime_dir in nginx.get("tmpfs", []), "nginx's runtime dir must be writable"
