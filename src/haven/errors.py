@@ -231,7 +231,7 @@ def map_exception(exc: Exception) -> HavenError:
         error.status = exc.status_code  # type: ignore[misc]
         return error
     if isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
+        isinstance(exc, DBAPIError) and (exc.connection_invalidated or _is_db_outage(exc))
     ):
         return DependencyUnavailableError("The database is unavailable; retry shortly")
     if _is_redis_outage(exc):
@@ -239,6 +239,23 @@ def map_exception(exc: Exception) -> HavenError:
     if isinstance(exc, ConnectionError | TimeoutError | OSError):
         return DependencyUnavailableError()
     return InternalError("The server hit an unexpected condition; it has been logged")
+
+
+# SQLSTATEs that mean "the database cannot be reached or will not take us now", not
+# "this statement is wrong": connection exceptions (08), insufficient resources (53),
+# operator intervention (57P01-57P05), unknown database (3D000), and a database that
+# does not accept connections (55000 on connect).
+_DB_OUTAGE_CLASSES = ("08", "53", "57P")
+_DB_OUTAGE_CODES = frozenset({"3D000", "55000"})
+
+
+def _is_db_outage(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    if not isinstance(code, str):
+        return False
+    if code == "55000":
+        return "accepting connections" in str(exc.orig)
+    return code.startswith(_DB_OUTAGE_CLASSES) or code in _DB_OUTAGE_CODES
 
 
 def _is_redis_outage(exc: Exception) -> bool:
