@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
-from litestar import Controller, Response, get, post
+import msgspec
+from litestar import Controller, Request, Response, get, post
 from litestar.status_codes import HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
+from haven.errors import FieldError, MalformedRequestError, ValidationError
 from haven.leases import service as leases
 from haven.ledger import service
 from haven.ledger.schemas import (
@@ -100,6 +103,19 @@ class LeaseLedgerController(Controller):
         return _created(*await service.post_payment(db, lease, data, principal.user_id))
 
 
+def _optional_body(raw: bytes) -> ReverseIn | None:
+    if not raw.strip():
+        return None
+    try:
+        return msgspec.json.decode(raw, type=ReverseIn)
+    except msgspec.ValidationError as exc:
+        message, _, where = str(exc).partition(" - at `")
+        field = where.rstrip("`").removeprefix("$.").removeprefix("$") or "body"
+        raise ValidationError(errors=[FieldError(field, message)]) from None
+    except msgspec.DecodeError:
+        raise MalformedRequestError("The body is not valid JSON") from None
+
+
 class LedgerEntriesController(Controller):
     path = "/ledger-entries"
     tags = ["ledger"]
@@ -109,10 +125,14 @@ class LedgerEntriesController(Controller):
         self,
         db: AsyncSession,
         principal: Principal,
+        request: Request[Any, Any, Any],
         entry_id: uuid.UUID,
-        data: ReverseIn | None = None,
     ) -> Response[EntryOut]:
-        """Reverse an entry (the ledger is append-only); 409 if already reversed or a reversal."""
+        """Reverse an entry (the ledger is append-only); 409 if already reversed or a reversal.
+
+        The body is optional: `{"description": "..."}`.
+        """
+        data = _optional_body(await request.body())
         entry = await service.get_entry(db, principal.organization_id, entry_id)
         org = await service.organization_of(db, principal.organization_id)
         return _created(

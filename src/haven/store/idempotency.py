@@ -93,6 +93,7 @@ class Claim:
 class Holder:
     """Per-request state the hooks and the db dependency share (they may run in other tasks)."""
 
+    request: Request[Any, Any, Any] | None = None
     session: AsyncSession | None = None
     claim: Claim | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -107,7 +108,7 @@ def current() -> Holder | None:
 
 async def prepare(request: Request[Any, Any, Any]) -> None:
     """Before-request hook: open the holder for a POST (no-op otherwise)."""
-    _holder.set(Holder() if request.method == "POST" else None)
+    _holder.set(Holder(request=request) if request.method == "POST" else None)
 
 
 def replay_response(stored: StoredResponse) -> Response[bytes]:
@@ -226,12 +227,17 @@ async def capture(response: Response[Any]) -> Response[Any]:
     holder = _holder.get()
     if holder is None or holder.claim is None or holder.session is None:
         return response
-    status = response.status_code or 200
+    # A Response may leave status and media type to the handler's decorator.
+    handler = holder.request.route_handler if holder.request is not None else None
+    status = response.status_code or (handler.status_code if handler else None) or 200
     if not 200 <= status < 300:
         return response
     from haven.models import IdempotencyRecord
 
-    media_type = str(getattr(response.media_type, "value", response.media_type))
+    raw_media = (
+        response.media_type or (handler.media_type if handler else None) or "application/json"
+    )
+    media_type = str(getattr(raw_media, "value", raw_media))
     content = response.content
     body = b"" if content is None else response.render(content, media_type, get_serializer())
     headers = {k: v for k, v in response.headers.items() if k.lower() in KEPT_HEADERS}

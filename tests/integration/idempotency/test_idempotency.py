@@ -1,0 +1,167 @@
+"""Idempotency-Key on POST: replay on any instance, 422 on another body, one write under a storm."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from litestar.testing import TestClient
+
+from support import Account, assert_problem, register
+from support_leases import active_lease, ledger, pay
+
+TENANT = {"firstName": "Grace", "lastName": "Hopper"}
+
+
+def test_same_key_same_body_replays_on_another_instance(
+    client: TestClient[Any], client_b: TestClient[Any], owner: Account
+) -> None:
+    headers = {**owner.headers, "Idempotency-Key": uuid.uuid4().hex}
+    first = client.post("/api/v1/tenants", headers=headers, json=TENANT)
+    assert first.status_code == 201, first.text
+    assert "idempotent-replayed" not in first.headers
+    again = client_b.post("/api/v1/tenants", headers=headers, json=dict(reversed(TENANT.items())))
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    assert again.headers["etag"] == first.headers["etag"]
+    listed = client.get("/api/v1/tenants", headers=owner.headers, params={"limit": 100}).json()
+    assert [t["id"] for t in listed["items"]] == [first.json()["id"]]
+
+
+def test_same_key_other_body_is_422_and_writes_nothing(
+    client: TestClient[Any], owner: Account
+) -> None:
+    headers = {**owner.headers, "Idempotency-Key": "k-" + uuid.uuid4().hex}
+    assert client.post("/api/v1/tenants", headers=headers, json=TENANT).status_code == 201
+    other = client.post("/api/v1/tenants", headers=headers, json={**TENANT, "lastName": "X"})
+    assert_problem(other, 422, "idempotency-key-reused")
+    listed = client.get("/api/v1/tenants", headers=owner.headers).json()
+    assert len(listed["items"]) == 1
+
+
+def test_key_is_scoped_to_user_path_and_validated(client: TestClient[Any], owner: Account) -> None:
+    key = uuid.uuid4().hex
+    a = client.post(
+        "/api/v1/tenants", headers={**owner.headers, "Idempotency-Key": key}, json=TENANT
+    )
+    other = register(client)
+    b = client.post(
+        "/api/v1/tenants", headers={**other.headers, "Idempotency-Key": key}, json=TENANT
+    )
+    assert a.status_code == b.status_code == 201
+    assert "idempotent-replayed" not in b.headers
+    assert a.json()["id"] != b.json()["id"]
+    for bad in ("x" * 256, "with space", ""):
+        response = client.post(
+            "/api/v1/tenants", headers={**owner.headers, "Idempotency-Key": bad}, json=TENANT
+        )
+        assert_problem(response, 422)
+    assert len(client.get("/api/v1/tenants", headers=owner.headers).json()["items"]) == 1
+
+
+def test_failed_request_is_not_stored_and_retry_runs(
+    client: TestClient[Any], owner: Account
+) -> None:
+    headers = {**owner.headers, "Idempotency-Key": uuid.uuid4().hex}
+    lease = active_lease(client, owner)
+    bad = client.post(
+        f"/api/v1/leases/{lease['id']}/payments",
+        headers=headers,
+        json={"amount": 0, "receivedOn": "2026-01-01", "method": "cash"},
+    )
+    assert_problem(bad, 422)
+    good = pay(client, owner, lease["id"], 500, headers={"Idempotency-Key": uuid.uuid4().hex})
+    assert good.status_code == 201
+
+
+def test_committed_record_survives_a_lost_redis_copy(
+    client: TestClient[Any], client_b: TestClient[Any], owner: Account, valkey: Any
+) -> None:
+    """An instance died after COMMIT, before writing Redis: the retry replays from the DB."""
+    import redis as redis_sync
+
+    lease = active_lease(client, owner)
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    first = pay(client, owner, lease["id"], 700, headers=key)
+    assert first.status_code == 201
+    conn = redis_sync.Redis.from_url(valkey.url)
+    try:
+        for name in conn.scan_iter("haven:idem:*"):
+            conn.delete(name)
+    finally:
+        conn.close()
+    again = pay(client_b, owner, lease["id"], 700, headers=key)
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert [e["amount"] for e in ledger(client, owner, lease["id"])["entries"]] == [-700]
+
+
+def test_twenty_concurrent_identical_payments_make_one(
+    app_factory: Callable[..., TestClient[Any]],
+) -> None:
+    instances = [app_factory(instance_id=f"api-{n}") for n in range(1, 4)]
+    owner = register(instances[0])
+    lease = active_lease(instances[0], owner)
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    barrier = threading.Barrier(20)
+
+    def attempt(n: int) -> Any:
+        barrier.wait(timeout=30)
+        return pay(instances[n % 3], owner, lease["id"], 1234, headers=key)
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(attempt, range(20)))
+    created = [r for r in results if r.status_code == 201]
+    assert created, [r.text for r in results]
+    assert {r.json()["id"] for r in created} == {created[0].json()["id"]}
+    for r in results:
+        if r.status_code == 409:
+            assert_problem(r, 409, "idempotency-in-flight")
+            assert int(r.headers["retry-after"]) >= 1
+        else:
+            assert r.status_code == 201, r.text
+    originals = [r for r in created if "idempotent-replayed" not in r.headers]
+    assert len(originals) == 1
+    book = ledger(instances[1], owner, lease["id"])
+    assert [e["amount"] for e in book["entries"]] == [-1234]
+    # After the storm every retry replays.
+    final = pay(instances[2], owner, lease["id"], 1234, headers=key)
+    assert final.status_code == 201
+    assert final.headers["idempotent-replayed"] == "true"
+
+
+def test_in_flight_marker_of_a_dead_instance_expires(
+    client: TestClient[Any], owner: Account, valkey: Any
+) -> None:
+    """A marker left by a killed instance (no refresh) stops blocking within its TTL."""
+    import time
+
+    import redis as redis_sync
+
+    from haven.store.idempotency import LOCK_TTL_MS, _scope
+
+    lease = active_lease(client, owner)
+    key = uuid.uuid4().hex
+    path = f"/api/v1/leases/{lease['id']}/payments"
+    scope = _scope(owner.organization_id, owner.user_id, "POST", path, key)
+    conn = redis_sync.Redis.from_url(valkey.url)
+    try:
+        conn.set(f"haven:idem:{scope}:inflight", "dead-instance", px=LOCK_TTL_MS)
+        blocked = pay(client, owner, lease["id"], 99, headers={"Idempotency-Key": key})
+        assert_problem(blocked, 409, "idempotency-in-flight")
+        deadline = time.monotonic() + LOCK_TTL_MS / 1000 + 10
+        response = blocked
+        while time.monotonic() < deadline:
+            response = pay(client, owner, lease["id"], 99, headers={"Idempotency-Key": key})
+            if response.status_code != 409:
+                break
+            time.sleep(0.5)
+        assert response.status_code == 201, response.text
+    finally:
+        conn.close()
+    assert [e["amount"] for e in ledger(client, owner, lease["id"])["entries"]] == [-99]
