@@ -115,6 +115,7 @@ def test_status_page_lists_instances_and_marks_a_stopped_one(browser: Any, tmp_p
         # The refused sign-in shows up as one failed request; nothing else may have errored.
         assert all(re.search(r"status of 40[13]", m) for m in _console_errors(browser))
         field = browser.find_element(By.ID, "token")
+        field.clear()
         field.send_keys(token, Keys.ENTER)
 
         wait_for(

@@ -18,6 +18,12 @@ DOCS_CSP = (
     b"img-src 'self' data:; connect-src 'self'; font-src 'self' data:; object-src 'none'; "
     b"frame-ancestors 'none'; base-uri 'self'; form-action 'self'"
 )
+# The operator status page: its own script and stylesheet only, no inline code.
+STATUS_CSP = (
+    b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    b"connect-src 'self'; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; "
+    b"form-action 'none'"
+)
 HSTS = b"max-age=31536000; includeSubDomains"
 
 
@@ -35,15 +41,19 @@ class SecurityHeadersMiddleware:
             common.append((b"strict-transport-security", HSTS))
         self.api_headers = [*common, (b"content-security-policy", API_CSP)]
         self.docs_headers = [*common, (b"content-security-policy", DOCS_CSP)]
+        self.status_headers = [*common, (b"content-security-policy", STATUS_CSP)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        extra = (
-            self.docs_headers if path == "/docs" or path.startswith("/docs/") else self.api_headers
-        )
+        if path == "/docs" or path.startswith("/docs/"):
+            extra = self.docs_headers
+        elif path == "/status" or path.startswith("/status/"):
+            extra = self.status_headers
+        else:
+            extra = self.api_headers
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
