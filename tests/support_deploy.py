@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import functools
 import json
 import re
 from dataclasses import dataclass, field
@@ -30,15 +32,20 @@ def load_yaml(path: Path) -> Any:
     return yaml.safe_load(path.read_text())
 
 
-def k8s_resources() -> list[tuple[str, dict[str, Any]]]:
-    """(file name, resource) for every resource in deploy/k8s except the kustomization."""
-    return [
+@functools.cache
+def _k8s_resources() -> tuple[tuple[str, dict[str, Any]], ...]:
+    return tuple(
         (path.name, doc)
         for path in sorted(K8S.glob("*.yaml"))
         if path.name != "kustomization.yaml"
         for doc in yaml.safe_load_all(path.read_text())
         if doc
-    ]
+    )
+
+
+def k8s_resources() -> list[tuple[str, dict[str, Any]]]:
+    """(file name, resource) for every resource in deploy/k8s except the kustomization."""
+    return copy.deepcopy(list(_k8s_resources()))
 
 
 def k8s_by_kind(kind: str) -> list[dict[str, Any]]:
