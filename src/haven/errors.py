@@ -177,6 +177,10 @@ def _field_from_key(key: str | None, source: str | None) -> str:
         return "body" if source in (None, "body") else source or "request"
     # msgspec reports paths as `$.unit.rent` or `$[0].name`; callers want `unit.rent`.
     key = key.removeprefix("$.").removeprefix("$")
+    if source == "query":
+        # Litestar names the handler argument (`property_id`); clients sent `propertyId`.
+        head, *rest = key.split("_")
+        key = head + "".join(part[:1].upper() + part[1:] for part in rest)
     return "body" if key in ("", "data") else key
 
 

@@ -82,7 +82,14 @@ def _decode(cursor: str, sort_name: str, key: SortKey) -> tuple[Any, uuid.UUID]:
         return msgspec.convert(value, key.python_type, strict=False), uuid.UUID(row_id)
     except ValidationError:
         raise
-    except (ValueError, TypeError, binascii.Error, msgspec.DecodeError, msgspec.ValidationError):
+    except (
+        ValueError,
+        TypeError,
+        AttributeError,  # uuid.UUID(2): a number where the id belongs
+        binascii.Error,
+        msgspec.DecodeError,
+        msgspec.ValidationError,
+    ):
         raise bad from None
 
 

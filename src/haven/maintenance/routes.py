@@ -5,12 +5,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import Parameter
-from litestar.status_codes import HTTP_201_CREATED
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haven.auth.principal import STAFF, Principal, roles
+from haven.auth.principal import MANAGERS, STAFF, Principal, roles
 from haven.db.query import check_version
 from haven.maintenance import service
 from haven.maintenance.schemas import (
@@ -129,6 +129,19 @@ class MaintenanceController(Controller):
         check_version(row, request.headers.get("if-match"))
         row = await service.update(db, row, data)
         return with_etag(request, request_out(row), row.version)
+
+    @delete("/{request_id:uuid}", status_code=HTTP_204_NO_CONTENT, opt=roles(*MANAGERS))
+    async def remove(
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        principal: Principal,
+        request_id: uuid.UUID,
+    ) -> None:
+        """Erase a request and its comments (owner or manager); staff cancel instead."""
+        row = await service.get(db, principal.organization_id, request_id)
+        check_version(row, request.headers.get("if-match"))
+        await service.delete(db, row)
 
     @post("/{request_id:uuid}/transition", status_code=200, opt=roles(*STAFF))
     async def transition(

@@ -8,20 +8,20 @@ from typing import Annotated, Literal
 
 from msgspec import UNSET, Meta, UnsetType
 
-from haven.schemas import LongText, Money, Name, RequestBody, ResponseBody
+from haven.schemas import Money, Name, RequestBody, ResponseBody
 
 Priority = Literal["low", "normal", "high", "emergency"]
 Status = Literal["open", "in_progress", "on_hold", "resolved", "closed", "cancelled"]
-CommentText = Annotated[
-    str, Meta(min_length=1, max_length=10_000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")
-]
+_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"  # tabs and newlines allowed
+Description = Annotated[str, Meta(max_length=5_000, pattern=_TEXT)]
+CommentText = Annotated[str, Meta(min_length=1, max_length=5_000, pattern=_TEXT)]
 
 
 class MaintenanceIn(RequestBody):
     property_id: uuid.UUID
     title: Name
     unit_id: uuid.UUID | None = None
-    description: LongText | None = None
+    description: Description | None = None
     priority: Priority = "normal"
     assignee_id: uuid.UUID | None = None
     cost_estimate: Money | None = None
@@ -32,7 +32,7 @@ class MaintenancePatch(RequestBody):
     property_id: uuid.UUID | UnsetType = UNSET
     unit_id: uuid.UUID | UnsetType | None = UNSET
     title: Name | UnsetType = UNSET
-    description: LongText | UnsetType | None = UNSET
+    description: Description | UnsetType | None = UNSET
     priority: Priority | UnsetType = UNSET
     assignee_id: uuid.UUID | UnsetType | None = UNSET
     cost_estimate: Money | UnsetType | None = UNSET

@@ -142,6 +142,11 @@ async def update(
     return row
 
 
+async def delete(session: AsyncSession, row: MaintenanceRequest) -> None:
+    await session.delete(row)  # comments go with it (ON DELETE CASCADE)
+    await session.flush()
+
+
 async def transition(session: AsyncSession, row: MaintenanceRequest, to: str) -> MaintenanceRequest:
     allowed = TRANSITIONS.get(row.status, frozenset())
     if to not in allowed:
