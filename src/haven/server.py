@@ -71,14 +71,16 @@ async def _serve(app: Litestar, settings: Settings) -> int:
 
     def _on_signal(signame: str) -> None:
         nonlocal stop_handle
-        if cluster.begin_drain(reason=signame):
+        if stop_handle is None:
+            # Already draining (an operator's POST /drain) or not: the delay starts now,
+            # since a load balancer may not have seen the instance leave yet.
+            cluster.begin_drain(reason=signame)
             delay = settings.drain_delay_ms / 1000
             log.info("drain_started", signal=signame, drain_delay_s=delay)
             stop_handle = loop.call_later(delay, _stop)
             return
         log.info("drain_skipped", signal=signame)
-        if stop_handle is not None:
-            stop_handle.cancel()
+        stop_handle.cancel()
         _stop()
 
     def _stop() -> None:

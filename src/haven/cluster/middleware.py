@@ -90,7 +90,8 @@ class RequestContextMiddleware:
                 headers.append((b"x-load-balancer-ready", b"true" if instance.ready else b"false"))
                 headers.append((b"x-request-id", request_id.encode()))
                 headers.append((b"x-response-time", f"{elapsed_ms:.1f}ms".encode()))
-                if instance.draining:
+                if instance.draining and scope.get("http_version") in ("1.0", "1.1"):
+                    # HTTP/1 only: HTTP/2 has no Connection header (GOAWAY does that job).
                     headers = [h for h in headers if h[0].lower() != b"connection"]
                     headers.append((b"connection", b"close"))
                 message["headers"] = headers
