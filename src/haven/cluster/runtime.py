@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
@@ -32,12 +33,21 @@ SESSION_COUNT_MAX_AGE = 5.0
 log = structlog.get_logger("haven.cluster")
 
 
+def advertised(settings: Settings) -> str:
+    """The address other instances and operators can reach this one at."""
+    host = settings.host
+    if host in ("0.0.0.0", "::", ""):
+        # Bound to every interface: name the machine instead of the wildcard.
+        host = socket.gethostname()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.port}"
+
+
 class Cluster:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.instance = InstanceState(
-            settings.instance_id, settings.version, f"http://{settings.host}:{settings.port}"
-        )
+        self.instance = InstanceState(settings.instance_id, settings.version, advertised(settings))
         self.resources = ResourceSampler()
         self.metrics = Metrics(self.instance, self.resources, self._dependencies)
         self.monitor: DependencyMonitor | None = None
