@@ -17,11 +17,13 @@ from haven.audit.listener import install as install_audit
 from haven.audit.routes import AuditController
 from haven.auth.principal import provide_principal
 from haven.auth.routes import AuthController
+from haven.billing.routes import BillingController
 from haven.auth.sessions import SessionStore
 from haven.cluster.health import routes as cluster_routes
 from haven.cluster.middleware import install as install_cluster
 from haven.cluster.runtime import Cluster
 from haven.config import Settings
+from haven.dashboard.routes import DashboardController
 from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
 from haven.db.transaction import provide_db
 from haven.errors import UnsupportedMediaTypeError, exception_handler
@@ -32,6 +34,7 @@ from haven.maintenance.routes import MaintenanceController
 from haven.openapi import document_problems
 from haven.organizations.routes import MembersController, OrganizationController
 from haven.properties.routes import PropertiesController
+from haven.reports.routes import ReportsController
 from haven.store import idempotency
 from haven.store.client import Keys, create_redis
 from haven.tenants.routes import TenantsController
@@ -54,6 +57,9 @@ API_HANDLERS: list[Any] = [
     LeasesController,
     LeaseLedgerController,
     LedgerEntriesController,
+    BillingController,
+    DashboardController,
+    ReportsController,
 ]
 
 

@@ -78,3 +78,51 @@ def _register_cluster_commands() -> None:
 
 
 _register_cluster_commands()
+
+
+@main.group()
+def jobs() -> None:
+    """Scheduled work that runs once per cluster (cron or a Kubernetes CronJob calls these)."""
+
+
+@jobs.command("billing")
+@click.option(
+    "--date",
+    "on",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Bill the month containing this date (default today, UTC).",
+)
+def jobs_billing(on: object) -> None:
+    """Post rent charges and late fees due on a date, for every organization, once."""
+    import asyncio
+    from datetime import datetime
+
+    from haven.billing.job import BillingBusyError, run_billing
+
+    settings = _settings()
+    day = on.date() if isinstance(on, datetime) else None
+    embedded = None
+    url = settings.redis_url
+    if url is None:
+        if settings.is_production:
+            click.echo("haven: configuration error: REDIS_URL is required", err=True)
+            sys.exit(2)
+        # No shared Redis in development: a private Valkey for the lock; the database's
+        # unique billing keys still make every charge post once.
+        from haven.store.embedded import EmbeddedValkey
+
+        embedded = EmbeddedValkey().start()
+        url = embedded.url
+    try:
+        result = asyncio.run(run_billing(settings, day, url))
+    except BillingBusyError as exc:
+        click.echo(f"haven: billing: {exc}", err=True)
+        sys.exit(75)  # EX_TEMPFAIL: the scheduler may retry
+    finally:
+        if embedded is not None:
+            embedded.cleanup()
+    click.echo(
+        f"haven: billing {result.period} on {result.on}: {result.posted} posted, "
+        f"{result.already_posted} already posted"
+    )

@@ -26,6 +26,7 @@ from litestar.exceptions.http_exceptions import (
     RequestEntityTooLarge,
 )
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 
 TYPE_BASE = "https://haven.dev/problems/"
 PROBLEM_JSON = "application/problem+json"
@@ -209,6 +210,12 @@ def map_exception(exc: Exception) -> HavenError:
     """Turn any exception into the HavenError a client should see."""
     if isinstance(exc, HavenError):
         return exc
+    if isinstance(exc, StaleDataError):
+        # A flush inside the handler lost a version race (the commit-time case is mapped in
+        # haven.db.transaction); either way the client re-reads and retries.
+        return VersionMismatchError(
+            "Another request changed this resource at the same moment; read it and retry"
+        )
     if isinstance(exc, ValidationException):
         return from_validation(exc)
     if isinstance(exc, NotFoundException):

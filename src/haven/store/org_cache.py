@@ -90,3 +90,8 @@ async def cached(
     except RedisError as exc:
         log.warning("cache_store_failed", error=repr(exc))
     return value
+
+
+def mark_changed(session: AsyncSession, organization_id: uuid.UUID) -> None:
+    """Note a change made with a Core statement (the flush listener sees only ORM objects)."""
+    session.info.setdefault(CHANGED_ORGS, set()).add(organization_id)

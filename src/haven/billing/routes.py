@@ -1,0 +1,65 @@
+"""/api/v1/billing/run."""
+
+from __future__ import annotations
+
+from litestar import Controller, Response, post
+from litestar.datastructures import State
+from litestar.status_codes import HTTP_200_OK
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haven.auth.principal import MANAGERS, Principal, roles
+from haven.billing import service
+from haven.billing.schemas import BillingRunIn, BillingRunOut, PlannedChargeOut
+from haven.errors import BillingInProgressError
+from haven.ledger.service import organization_of, today_in
+from haven.store import locks
+from haven.web import NO_STORE
+
+LOCK_TTL_MS = 30_000
+LOCK_WAIT_S = 20.0
+
+
+def result_out(result: service.BillingResult) -> BillingRunOut:
+    return BillingRunOut(
+        date=result.on,
+        period=result.period,
+        dry_run=result.dry_run,
+        charges=[
+            PlannedChargeOut(
+                lease_id=c.lease_id,
+                kind=c.kind,
+                amount=c.amount,
+                due_date=c.due_date,
+                description=c.description,
+                posted=c.posted,
+            )
+            for c in result.charges
+        ],
+        posted=result.posted,
+        already_posted=result.already_posted,
+    )
+
+
+class BillingController(Controller):
+    path = "/billing"
+    tags = ["billing"]
+
+    @post("/run", status_code=HTTP_200_OK, opt=roles(*MANAGERS))
+    async def run(
+        self, db: AsyncSession, principal: Principal, state: State, data: BillingRunIn
+    ) -> Response[BillingRunOut]:
+        """Post the rent and late-fee charges due on `date` (default today); `dryRun` previews.
+
+        Runs once per cluster at a time (Redis lock) and each charge is posted at most once
+        per lease and period (a unique billing key), however often or wherever it runs.
+        Charges in `charges` with `posted: false` were already on the ledger (or, in a dry
+        run, would be posted).
+        """
+        org = await organization_of(db, principal.organization_id)
+        on = data.date or today_in(org)
+        key = state.redis_keys.lock(f"billing:{principal.organization_id}:{on.isoformat()}")
+        async with locks.held(state.redis, key, LOCK_TTL_MS, wait=LOCK_WAIT_S) as token:
+            if token is None:
+                raise BillingInProgressError("Another billing run is in progress; retry shortly")
+            result = await service.run(db, principal.organization_id, on, dry_run=data.dry_run)
+        return Response(result_out(result), headers=NO_STORE)

@@ -1,0 +1,1 @@
+"""The dashboard: portfolio figures, cached in Redis per organization version."""

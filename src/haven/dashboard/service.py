@@ -1,0 +1,110 @@
+"""Dashboard figures, computed from the database and cached per organization version."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haven.dashboard.schemas import DashboardOut, ExpiringOut, MaintenanceOut
+from haven.ledger import repository
+from haven.ledger.aging import summarize
+from haven.ledger.service import organization_of, today_in
+from haven.models import Lease, MaintenanceRequest, Property, Unit
+from haven.store import org_cache
+from haven.store.client import Keys
+
+CACHE_TTL = 300
+OPEN_STATUSES = ("open", "in_progress", "on_hold")
+
+
+async def _count(session: AsyncSession, stmt: object) -> int:
+    return int((await session.execute(stmt)).scalar_one())  # type: ignore[call-overload]
+
+
+async def compute(session: AsyncSession, organization_id: uuid.UUID) -> DashboardOut:
+    org = await organization_of(session, organization_id)
+    today = today_in(org)
+    month_start = today.replace(day=1)
+    properties = await _count(
+        session, select(func.count()).where(Property.organization_id == organization_id)
+    )
+    units = await _count(
+        session, select(func.count()).where(Unit.organization_id == organization_id)
+    )
+    occupied = await _count(
+        session,
+        select(func.count()).where(
+            Unit.organization_id == organization_id, Unit.status == "occupied"
+        ),
+    )
+    active = (
+        await session.execute(
+            select(Lease.rent, Lease.end_date).where(
+                Lease.organization_id == organization_id, Lease.status == "active"
+            )
+        )
+    ).all()
+    expiring = {30: 0, 60: 0, 90: 0}
+    for _rent, end in active:
+        if end is None or end < today:
+            continue
+        for days in expiring:
+            if end <= today + timedelta(days=days):
+                expiring[days] += 1
+    outstanding = overdue = collected = 0
+    for lines in (await repository.lines_by_lease(session, organization_id)).values():
+        summary = summarize(lines, today)
+        outstanding += max(summary.balance, 0)
+        overdue += 1 if summary.aging.overdue() > 0 else 0
+        reversed_ids = {line.reverses_id for line in lines if line.reverses_id}
+        collected += sum(
+            -line.amount
+            for line in lines
+            if line.type == "payment"
+            and line.id not in reversed_ids
+            and month_start <= line.date <= today
+        )
+    maintenance = dict.fromkeys(("low", "normal", "high", "emergency"), 0)
+    rows = await session.execute(
+        select(MaintenanceRequest.priority, func.count())
+        .where(
+            MaintenanceRequest.organization_id == organization_id,
+            MaintenanceRequest.status.in_(OPEN_STATUSES),
+        )
+        .group_by(MaintenanceRequest.priority)
+    )
+    for priority, count in rows:
+        if priority in maintenance:
+            maintenance[priority] = int(count)
+    return DashboardOut(
+        properties=properties,
+        units=units,
+        occupied_units=occupied,
+        occupancy_rate=round(occupied / units, 4) if units else 0.0,
+        monthly_rent_roll=sum(rent for rent, _ in active),
+        collected_this_month=collected,
+        outstanding_balance=outstanding,
+        overdue_leases=overdue,
+        leases_expiring=ExpiringOut(in30=expiring[30], in60=expiring[60], in90=expiring[90]),
+        open_maintenance=MaintenanceOut(**maintenance),
+        currency=org.currency,
+        generated_at=datetime.now(UTC),
+    )
+
+
+async def dashboard_json(
+    session: AsyncSession, redis: Redis, keys: Keys, organization_id: uuid.UUID
+) -> bytes:
+    """The dashboard as JSON bytes, from Redis when the organization has not changed since."""
+
+    async def fresh() -> bytes:
+        return msgspec.json.encode(await compute(session, organization_id))
+
+    # The date is part of the name: "this month" and "overdue" move at midnight.
+    name = f"dashboard:{datetime.now(UTC).date().isoformat()}"
+    return await org_cache.cached(redis, keys, organization_id, name, CACHE_TTL, fresh)

@@ -1,0 +1,1 @@
+"""Reports: rent roll and aging."""

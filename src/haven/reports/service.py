@@ -1,0 +1,174 @@
+"""Rent roll (every unit with its active lease) and aging (arrears by lease and bucket)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haven.ledger import repository
+from haven.ledger.aging import Aging, summarize
+from haven.ledger.schemas import AgingOut
+from haven.ledger.service import organization_of, today_in
+from haven.models import Lease, LeaseTenant, Property, Tenant, Unit
+from haven.reports.schemas import (
+    AgingReportOut,
+    AgingRow,
+    AgingTotals,
+    RentRollOut,
+    RentRollRow,
+    RentRollTotals,
+)
+
+RENT_ROLL_COLUMNS = (
+    ("propertyName", "property_name"),
+    ("unitLabel", "unit_label"),
+    ("unitStatus", "unit_status"),
+    ("marketRent", "market_rent"),
+    ("leaseId", "lease_id"),
+    ("tenants", "tenants"),
+    ("rent", "rent"),
+    ("deposit", "deposit"),
+    ("startDate", "start_date"),
+    ("endDate", "end_date"),
+    ("balance", "balance"),
+)
+
+
+async def _tenant_names(session: AsyncSession, lease_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    names: dict[uuid.UUID, list[str]] = {i: [] for i in lease_ids}
+    if lease_ids:
+        rows = await session.execute(
+            select(LeaseTenant.lease_id, Tenant.first_name, Tenant.last_name)
+            .join(Tenant, Tenant.id == LeaseTenant.tenant_id)
+            .where(LeaseTenant.lease_id.in_(lease_ids))
+            .order_by(LeaseTenant.lease_id, LeaseTenant.position)
+        )
+        for lease_id, first, last in rows:
+            names[lease_id].append(f"{first} {last}")
+    return {k: "; ".join(v) for k, v in names.items()}
+
+
+async def rent_roll(session: AsyncSession, organization_id: uuid.UUID) -> RentRollOut:
+    org = await organization_of(session, organization_id)
+    today = today_in(org)
+    units = (
+        await session.execute(
+            select(Unit, Property.name)
+            .join(Property, Property.id == Unit.property_id)
+            .where(Unit.organization_id == organization_id)
+            .order_by(Property.name, Property.id, Unit.label)
+        )
+    ).all()
+    leases = {
+        lease.unit_id: lease
+        for lease in (
+            await session.execute(
+                select(Lease).where(
+                    Lease.organization_id == organization_id, Lease.status == "active"
+                )
+            )
+        ).scalars()
+    }
+    names = await _tenant_names(session, [lease.id for lease in leases.values()])
+    ledgers = await repository.lines_by_lease(session, organization_id)
+    items: list[RentRollRow] = []
+    for unit, property_name in units:
+        lease = leases.get(unit.id)
+        balance = summarize(ledgers.get(lease.id, []), today).balance if lease else 0
+        items.append(
+            RentRollRow(
+                property_id=unit.property_id,
+                property_name=property_name,
+                unit_id=unit.id,
+                unit_label=unit.label,
+                unit_status=unit.status,
+                market_rent=unit.market_rent,
+                lease_id=lease.id if lease else None,
+                tenants=names.get(lease.id, "") if lease else "",
+                rent=lease.rent if lease else 0,
+                deposit=lease.deposit if lease else 0,
+                start_date=lease.start_date if lease else None,
+                end_date=lease.end_date if lease else None,
+                balance=balance,
+            )
+        )
+    totals = RentRollTotals(
+        units=len(items),
+        occupied_units=sum(1 for i in items if i.lease_id is not None),
+        market_rent=sum(i.market_rent for i in items),
+        rent=sum(i.rent for i in items),
+        balance=sum(i.balance for i in items),
+    )
+    return RentRollOut(
+        currency=org.currency, generated_at=datetime.now(UTC), items=items, totals=totals
+    )
+
+
+def _cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    # A cell starting with = + - @ is a formula to spreadsheets: quote it as text.
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not text.lstrip("-").isdigit():
+        return "'" + text
+    return text
+
+
+def rent_roll_csv(report: RentRollOut) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([header for header, _ in RENT_ROLL_COLUMNS])
+    for row in report.items:
+        writer.writerow([_cell(getattr(row, attr)) for _, attr in RENT_ROLL_COLUMNS])
+    return out.getvalue()
+
+
+def _aging_out(aging: Aging) -> AgingOut:
+    return AgingOut(**aging.as_dict())
+
+
+async def aging_report(session: AsyncSession, organization_id: uuid.UUID) -> AgingReportOut:
+    """Every lease whose balance is not zero, with its buckets; totals add up across leases."""
+    org = await organization_of(session, organization_id)
+    today = today_in(org)
+    ledgers = await repository.lines_by_lease(session, organization_id)
+    rows = (
+        await session.execute(
+            select(Lease, Unit.label, Property.name)
+            .join(Unit, Unit.id == Lease.unit_id)
+            .join(Property, Property.id == Unit.property_id)
+            .where(Lease.organization_id == organization_id, Lease.id.in_(list(ledgers)))
+            .order_by(Property.name, Unit.label, Lease.start_date, Lease.id)
+        )
+    ).all()
+    names = await _tenant_names(session, [lease.id for lease, _, _ in rows])
+    items: list[AgingRow] = []
+    total = Aging()
+    for lease, label, property_name in rows:
+        summary = summarize(ledgers[lease.id], today)
+        if summary.balance == 0:
+            continue
+        total.add(summary.aging)
+        items.append(
+            AgingRow(
+                lease_id=lease.id,
+                status=lease.status,
+                property_name=property_name,
+                unit_label=label,
+                tenants=names.get(lease.id, ""),
+                balance=summary.balance,
+                aging=_aging_out(summary.aging),
+            )
+        )
+    return AgingReportOut(
+        currency=org.currency,
+        as_of=today,
+        generated_at=datetime.now(UTC),
+        items=items,
+        totals=AgingTotals(
+            leases=len(items), balance=sum(i.balance for i in items), aging=_aging_out(total)
+        ),
+    )
