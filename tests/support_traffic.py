@@ -286,21 +286,21 @@ async def verify_writes(client: Client, org: Org, recorder: Recorder) -> dict[st
         "verify", "GET", f"/api/v1/leases/{org.lease_id}/ledger", headers=org.headers, record=False
     )
     assert ledger.ok, ledger
-    payments: Counter[str] = Counter(
-        e["description"] or "" for e in ledger.body["entries"] if e["type"] == "payment"
-    )
-    references: Counter[str] = Counter()
-    for e in ledger.body["entries"]:
-        if e["type"] == "payment":
-            references[e.get("reference") or e.get("description") or ""] += 1
+    payment_ids = [e["id"] for e in ledger.body["entries"] if e["type"] == "payment"]
     lost = duplicates = 0
+    acknowledged_payments: set[str] = set()
     for lg in recorder.logical:
-        if lg.marker is None:
+        if lg.marker is None or not lg.ok:
             continue
-        name = f"m-{lg.marker}"
-        seen = tenants[name] if lg.op == "POST tenant" else max(references[name], payments[name])
-        if lg.ok and seen == 0:
-            lost += 1
-        if seen > 1:
-            duplicates += 1
+        if lg.op == "POST tenant":
+            seen = tenants[f"m-{lg.marker}"]
+            lost += seen == 0
+            duplicates += seen > 1
+        elif lg.op == "POST payment":
+            acknowledged_payments.add(lg.body["id"])
+            lost += lg.body["id"] not in payment_ids
+    # Each logical payment request writes at most once: any payment entry beyond the
+    # acknowledged ones (and those whose request failed for good) is a duplicate.
+    failed_payments = sum(1 for lg in recorder.logical if lg.op == "POST payment" and not lg.ok)
+    duplicates += max(0, len(payment_ids) - len(acknowledged_payments) - failed_payments)
     return {"lost": lost, "duplicates": duplicates}

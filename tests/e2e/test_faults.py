@@ -2,7 +2,7 @@
 
 Three `haven serve` instances (started by the same code as `haven up`), a
 Valkey with AOF on, the CI PostgreSQL when configured (SQLite otherwise),
-and steady mixed traffic from tests/e2e/traffic.py. Each scenario records
+and steady mixed traffic from tests/support_traffic.py. Each scenario records
 every attempt and every logical request; the table of the last run goes to
 docs/reliability.md when HAVEN_RELIABILITY_REPORT names that file
 (`make reliability`).
@@ -21,11 +21,11 @@ from typing import Any
 
 import httpx
 import pytest
-from traffic import Client, Org, Recorder, drive, one_operation, setup_org, verify_writes
 
 from haven.devcluster.cluster import Cluster, ClusterSpec
 from haven.devcluster.render import find_haproxy, find_nginx
 from support_cluster import clean_env, consecutive_free_ports
+from support_traffic import Client, Org, Recorder, drive, one_operation, setup_org, verify_writes
 
 pytestmark = pytest.mark.slow
 

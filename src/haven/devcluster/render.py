@@ -99,7 +99,7 @@ def nginx_config(
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto https;
             proxy_set_header X-Request-Id $haven_request_id;
-            proxy_next_upstream error timeout http_502 http_503 http_504;
+            proxy_next_upstream error timeout http_502 http_504;
             proxy_pass http://haven;
         }}
     }}"""
