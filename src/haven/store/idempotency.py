@@ -6,7 +6,7 @@ A key is scoped to the caller's organization and user, the method and the path.
   written in the SAME database transaction as the POST's own write, so a crash
   between commit and anything after it cannot lose it or let a retry redo the
   write. Redis holds a copy (24 h) as a cache.
-* While a request runs, a Redis marker (SET NX PX 10 s, refreshed every ~3 s)
+* While a request runs, a Redis marker (SET NX PX 3 s, refreshed every second)
   says "in flight": the same key again gets 409 `idempotency-in-flight` with
   Retry-After. If the instance dies the marker expires within seconds; the
   retry then finds the committed record (replay) or nothing (the write never
@@ -51,7 +51,7 @@ from haven.store import locks
 KEY_HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 API_PREFIX = "/api/v1/"
-LOCK_TTL_MS = 10_000
+LOCK_TTL_MS = 3_000
 RETENTION = timedelta(hours=24)
 KEPT_HEADERS = ("etag", "location", "cache-control")
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as a header value allows
