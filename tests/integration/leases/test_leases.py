@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -144,3 +145,44 @@ def test_overlapping_activation_on_two_instances_at_once_gives_one_success(
             headers=owner.headers,
         ).json()["items"]
         assert len(active) == 1
+
+
+def test_database_itself_refuses_overlapping_active_leases(
+    client: TestClient[Any], owner: Account, database: Any
+) -> None:
+    """PostgreSQL: the exclusion constraint holds even for a write that skips the service."""
+    import asyncio
+
+    import asyncpg
+    import pytest
+
+    if database.backend != "postgresql":
+        pytest.skip("SQLite relies on BEGIN IMMEDIATE serializing the service's check")
+    first = active_lease(client, owner, endDate=None)
+    second = draft_lease(
+        client, owner, unit_id=first["unitId"], startDate="2027-01-01", endDate=None
+    )
+
+    async def force_active() -> None:
+        conn = await asyncpg.connect(database.url.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            await conn.execute(
+                "UPDATE leases SET status = 'active' WHERE id = $1", uuid.UUID(second["id"])
+            )
+        finally:
+            await conn.close()
+
+    with pytest.raises(asyncpg.exceptions.ExclusionViolationError):
+        asyncio.run(force_active())
+
+
+def test_billing_ends_leases_whose_end_date_passed(client: TestClient[Any], owner: Account) -> None:
+    lease = active_lease(client, owner, startDate="2025-01-01", endDate="2025-06-30")
+    response = client.post(
+        "/api/v1/billing/run", headers=owner.headers, json={"date": "2025-07-15"}
+    )
+    assert response.status_code == 200, response.text
+    shown = client.get(f"/api/v1/leases/{lease['id']}", headers=owner.headers).json()
+    assert shown["status"] == "ended"
+    unit = client.get(f"/api/v1/units/{lease['unitId']}", headers=owner.headers).json()
+    assert unit["status"] == "vacant"
