@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from haven.auth import service as auth
 from haven.auth.schemas import RegisterIn
 from haven.config import Settings
@@ -70,6 +72,73 @@ async def load_demo_data(settings: Settings) -> bool:
                 await tenants.create(
                     session, org_id, TenantIn(first_name=first, last_name=last, email=email)
                 )
+            await _demo_leases(session, org_id)
         return True
     finally:
         await engine.dispose()
+
+
+async def _demo_leases(session: Any, org_id: Any) -> None:
+    """A few active leases with three months of billed rent and payments; one tenant is behind."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from haven.billing import service as billing
+    from haven.leases import service as leases
+    from haven.leases.schemas import LateFee, LeaseIn
+    from haven.ledger import service as ledger
+    from haven.ledger.schemas import PaymentIn
+    from haven.models import Tenant, Unit
+
+    today = datetime.now(UTC).date()
+    months = [today.year * 12 + today.month - 1 - back for back in (2, 1, 0)]
+    firsts = [today.replace(year=m // 12, month=m % 12 + 1, day=1) for m in months]
+    demo_units = (
+        (
+            await session.execute(
+                select(Unit).where(Unit.organization_id == org_id).order_by(Unit.label)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    demo_tenants = (
+        (
+            await session.execute(
+                select(Tenant).where(Tenant.organization_id == org_id).order_by(Tenant.created_at)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    demo_leases = []
+    for index, tenant in enumerate(demo_tenants[:3]):
+        unit = demo_units[index]
+        lease = await leases.create(
+            session,
+            org_id,
+            LeaseIn(
+                unit_id=unit.id,
+                tenant_ids=[tenant.id],
+                start_date=firsts[0],
+                end_date=None if index else firsts[0].replace(year=firsts[0].year + 1),
+                rent=unit.market_rent,
+                deposit=unit.market_rent * 2,
+                grace_days=5,
+                late_fee=LateFee(kind="flat", amount=5000),
+            ),
+        )
+        demo_leases.append(await leases.activate(session, lease))
+    for n, first in enumerate(firsts):
+        # Billed as `haven jobs billing` would, so a later run does not bill these months again.
+        await billing.run(session, org_id, first, dry_run=False)
+        for index, lease in enumerate(demo_leases):
+            if index == 2 and n == len(firsts) - 1:
+                continue  # the third tenant has not paid this month yet
+            await ledger.post_payment(
+                session,
+                lease,
+                PaymentIn(amount=lease.rent, received_on=first, method="bank_transfer"),
+                None,
+            )
