@@ -16,6 +16,7 @@ from support import (
     create_unit,
     register,
 )
+from support_leases import draft_lease, key, pay
 from support_maintenance import BASE, audit_events, create_request, transition
 
 AUDIT = "/api/v1/audit-events"
@@ -257,3 +258,32 @@ def test_audit_list_is_isolated_and_for_owners_and_managers_only(
         member = add_member(client, owner, role)
         assert_problem(client.get(AUDIT, headers=member.headers), 403, "forbidden")
     assert_problem(client.get(AUDIT), 401, "not-signed-in")
+
+
+def test_leases_and_ledger_are_recorded_without_anyone_calling_the_audit(
+    client: TestClient[Any], client_b: TestClient[Any], owner: Account
+) -> None:
+    """Domains written by others get audited too: the listener sees every ORM write."""
+    lease = draft_lease(client, owner)
+    rid = _rid("activate")
+    _send(client_b, owner, "POST", f"/api/v1/leases/{lease['id']}/activate", rid)
+    activated = _only(audit_events(client, owner, entityId=lease["id"]), "lease.activated")
+    assert (activated["instanceId"], activated["requestId"]) == ("api-2", rid)
+    assert "status" in activated["changes"]
+    unit_events = audit_events(client, owner, entityId=lease["unitId"], action="unit.updated")
+    assert unit_events, "the unit turning occupied is recorded"
+
+    idem = {**key(), "X-Request-Id": _rid("pay")}
+    first = pay(client, owner, lease["id"], 50_00, headers=idem)
+    assert first.status_code == 201, first.text
+    replay = pay(client_b, owner, lease["id"], 50_00, headers=idem)
+    assert replay.status_code == 201
+    assert replay.headers.get("idempotent-replayed") == "true"
+    payments = [
+        e
+        for e in audit_events(client, owner, entityType="ledger_entry")
+        if e["entityId"] == first.json()["id"]
+    ]
+    assert [e["action"] for e in payments] == ["ledger_entry.created"]
+    assert payments[0]["requestId"] == idem["X-Request-Id"]
+    assert not [e for e in audit_events(client, owner) if e["entityType"].startswith("idempot")]
