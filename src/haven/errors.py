@@ -26,6 +26,7 @@ from litestar.exceptions.http_exceptions import (
     RequestEntityTooLarge,
 )
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 
 TYPE_BASE = "https://haven.dev/problems/"
@@ -169,7 +170,8 @@ def problem_response(error: HavenError, instance: str) -> Response[dict[str, Any
         problem_body(error.status, error.slug, error.title, error.detail, instance, error.errors),
         status_code=error.status,
         media_type=PROBLEM_JSON,
-        headers=error.headers,
+        # An error is about this request only; no cache may replay it to anyone.
+        headers={"Cache-Control": "private, no-store", **error.headers},
     )
 
 
@@ -241,6 +243,8 @@ def map_exception(exc: Exception) -> HavenError:
         error = HavenError(str(exc.detail))
         error.status = exc.status_code  # type: ignore[misc]
         return error
+    if isinstance(exc, PoolTimeoutError):
+        return DependencyUnavailableError("Every database connection is busy; retry shortly")
     if isinstance(exc, OperationalError | InterfaceError) or (
         isinstance(exc, DBAPIError) and (exc.connection_invalidated or _is_db_outage(exc))
     ):

@@ -27,6 +27,7 @@ from haven.devcluster.render import (
     find_nginx,
     haproxy_config,
     nginx_config,
+    running_as_root,
     write_runtime,
 )
 from haven.store.embedded import EmbeddedValkey
@@ -193,7 +194,12 @@ class Cluster:
                 )
             conf = self.runtime_dir / "nginx.conf"
             conf.write_text(
-                nginx_config(self.upstreams(), listen=listen, runtime_dir=self.runtime_dir)
+                nginx_config(
+                    self.upstreams(),
+                    listen=listen,
+                    runtime_dir=self.runtime_dir,
+                    user="root root" if running_as_root() else None,
+                )
             )
             args = [binary, "-p", str(self.runtime_dir), "-c", str(conf), "-g", "daemon off;"]
             return Child("nginx", args, dict(os.environ), self.runtime_dir / "nginx.log")

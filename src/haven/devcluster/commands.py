@@ -104,6 +104,9 @@ def _watch(cluster: Cluster, stop: threading.Event) -> None:
 @click.option("--stats-listen", default="0.0.0.0:8404", show_default=True, help="HAProxy stats.")
 @click.option("--runtime-dir", default="/var/run/haven-lb", show_default=True)
 @click.option("--rate-limit-rps", type=int, default=None, help="nginx per-IP edge limit.")
+@click.option("--access-log", default=None, help="nginx access log target, e.g. /dev/stdout.")
+@click.option("--error-log", default=None, help="nginx error log target, e.g. stderr.")
+@click.option("--user", default=None, help="nginx worker user (leave out in containers).")
 def render_config(
     kind: str,
     upstream: str,
@@ -111,6 +114,9 @@ def render_config(
     stats_listen: str,
     runtime_dir: str,
     rate_limit_rps: int | None,
+    access_log: str | None,
+    error_log: str | None,
+    user: str | None,
 ) -> None:
     """Print deploy/nginx-lb.conf or deploy/haproxy.cfg rendered for these upstreams."""
     upstreams = parse_upstreams(upstream)
@@ -121,6 +127,9 @@ def render_config(
                 listen=listen,
                 runtime_dir=Path(runtime_dir),
                 rate_limit_rps=rate_limit_rps,
+                access_log=f"{access_log} haven" if access_log else None,
+                error_log=error_log,
+                user=user,
             )
         )
     else:

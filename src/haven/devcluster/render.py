@@ -77,8 +77,13 @@ def nginx_config(
     error_log: str | None = None,
     worker_processes: str = "auto",
     tls: tuple[str, str, str] | None = None,
+    user: str | None = None,
 ) -> str:
-    """nginx.conf text. `tls` = (listen, certificate path, key path) adds an HTTPS server."""
+    """nginx.conf text. `tls` = (listen, certificate path, key path) adds an HTTPS server.
+
+    `user` is the worker user ("root root" when `haven up` runs as root); None leaves
+    nginx's compiled-in default, which is what a container image wants.
+    """
     servers = "\n".join(
         f"        server {u.address} max_fails=2 fail_timeout=5s;" for u in upstreams
     )
@@ -104,7 +109,7 @@ def nginx_config(
         }}
     }}"""
     values = {
-        "user_directive": "user root root;" if _is_root() else "",
+        "user_directive": f"user {user};" if user else "",
         "worker_processes": worker_processes,
         "runtime_dir": str(runtime_dir),
         "error_log": error_log or str(runtime_dir / "error.log"),
@@ -181,5 +186,5 @@ def find_haproxy() -> str | None:
     )
 
 
-def _is_root() -> bool:
+def running_as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
