@@ -77,4 +77,7 @@ def _sqlite_engine(url: str) -> AsyncEngine:
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    from haven.audit.listener import install
+
+    install()  # every session that can write records audit events, CLI jobs included
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)
