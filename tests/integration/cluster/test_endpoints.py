@@ -139,8 +139,7 @@ def test_cluster_scope_adds_up_every_live_instance(
 ) -> None:
     for _ in range(2):
         client_b.get("/api/v1/no-such-thing")
-    # Both instances share one Valkey but the fixture gives each test app its own key
-    # prefix only when asked; the registry holds api-1 and api-2 (and maybe older apps).
+    # Both apps share one Valkey and key prefix: the registry holds api-1 and api-2.
     body = client.get("/api/v1/load-balancer/metrics?scope=cluster").json()
     assert_types(body, {**METRICS_SPEC, "instances": list})
     assert body["scope"] == "cluster"
