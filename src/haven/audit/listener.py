@@ -66,6 +66,8 @@ class _Buffer:
     memberships: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # user -> org
     created_users: list[uuid.UUID] = field(default_factory=list)
     savepoints: dict[int, int] = field(default_factory=dict)  # id(savepoint) -> len(notes)
+    # Their audit trail goes with them (ON DELETE CASCADE), so nothing is filed under them.
+    deleted_organizations: set[uuid.UUID] = field(default_factory=set)
 
 
 def _snake(name: str) -> str:
@@ -149,17 +151,20 @@ def _buffer(session: Session) -> _Buffer:
     return buffer
 
 
+def _entity_type(obj: Any) -> str:
+    return _snake(type(obj).__name__)
+
+
 def _note(buffer: _Buffer, obj: Any, action: str, changes: list[str]) -> None:
     entity_id = _entity_id(obj)
     if entity_id is None:
         return
-    entity_type = _snake(type(obj).__name__)
     is_user = isinstance(obj, User)
     buffer.notes.append(
         _Note(
             organization_id=None if is_user else _organization_of(obj),
-            action=f"{entity_type}.{action}" if action else "",
-            entity_type=entity_type,
+            action=action,
+            entity_type=_entity_type(obj),
             entity_id=entity_id,
             changes=changes,
             user_id=entity_id if is_user else None,
@@ -177,19 +182,19 @@ def after_flush(session: Session, _context: UOWTransaction) -> None:
             continue
         if isinstance(obj, User) and (uid := _entity_id(obj)) is not None:
             buffer.created_users.append(uid)
-        _note(buffer, obj, "created", _created_fields(obj))
+        _note(buffer, obj, f"{_entity_type(obj)}.created", _created_fields(obj))
     for obj in list(session.dirty):
         if not _audited(obj) or not session.is_modified(obj, include_collections=False):
             continue
         changes, status = _changed_fields(obj)
         if not changes and status is None:
             continue
-        entity_type = _snake(type(obj).__name__)
-        _note(buffer, obj, "", changes)
-        buffer.notes[-1].action = _update_action(entity_type, status)
+        _note(buffer, obj, _update_action(_entity_type(obj), status), changes)
     for obj in list(session.deleted):
+        if isinstance(obj, Organization) and (org := _entity_id(obj)) is not None:
+            buffer.deleted_organizations.add(org)
         if _audited(obj):
-            _note(buffer, obj, "deleted", [])
+            _note(buffer, obj, f"{_entity_type(obj)}.deleted", [])
 
 
 def _principal(context: dict[str, Any]) -> Any:
@@ -218,8 +223,8 @@ def before_commit(session: Session) -> None:
         organization_id = note.organization_id
         if note.user_id is not None:
             organization_id = buffer.memberships.get(note.user_id) or home
-        if organization_id is None:
-            continue  # a row no organization owns (yet): nothing to file it under
+        if organization_id is None or organization_id in buffer.deleted_organizations:
+            continue  # no organization (left) to file it under
         rows.append(
             {
                 "id": uuid.uuid4(),
