@@ -186,3 +186,20 @@ def test_billing_ends_leases_whose_end_date_passed(client: TestClient[Any], owne
     assert shown["status"] == "ended"
     unit = client.get(f"/api/v1/units/{lease['unitId']}", headers=owner.headers).json()
     assert unit["status"] == "vacant"
+
+
+def test_extending_an_active_lease_into_the_next_one_is_refused(
+    client: TestClient[Any], owner: Account
+) -> None:
+    first = active_lease(client, owner, startDate="2026-01-01", endDate="2026-06-30")
+    active_lease(client, owner, unit_id=first["unitId"], startDate="2026-07-01", endDate=None)
+    url = f"/api/v1/leases/{first['id']}"
+    assert_problem(
+        client.patch(url, headers=owner.headers, json={"endDate": "2026-12-31"}),
+        409,
+        "lease-overlap",
+    )
+    assert_problem(client.patch(url, headers=owner.headers, json={"endDate": None}), 409)
+    shorter = client.patch(url, headers=owner.headers, json={"endDate": "2026-05-31"})
+    assert shorter.status_code == 200, shorter.text
+    assert shorter.json()["endDate"] == "2026-05-31"

@@ -151,3 +151,30 @@ def test_ledger_invariants_for_any_sequence(client: TestClient[Any]) -> None:
         assert len(reversed_ids) == len(set(reversed_ids))
 
     run()
+
+
+def test_reversing_one_entry_on_two_instances_at_once_reverses_it_once(
+    app_factory: Any,
+) -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    a, b = app_factory(instance_id="api-1"), app_factory(instance_id="api-2")
+    owner = register(a)
+    lease = active_lease(a, owner)
+    for _round in range(3):
+        entry = charge(a, owner, lease["id"], 700, _days_ago(3))
+        barrier = threading.Barrier(2)
+
+        def reverse(
+            client: Any, barrier: threading.Barrier = barrier, eid: str = entry["id"]
+        ) -> Any:
+            barrier.wait(timeout=10)
+            return client.post(f"/api/v1/ledger-entries/{eid}/reverse", headers=owner.headers)
+
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(reverse, [a, b]))
+        assert sorted(r.status_code for r in results) == [201, 409], [r.text for r in results]
+    book = ledger(b, owner, lease["id"])
+    assert book["balance"] == 0
+    assert len([e for e in book["entries"] if e["type"] == "reversal"]) == 3
