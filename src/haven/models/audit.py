@@ -17,14 +17,8 @@ class AuditEvent(IdMixin, Base):
     __tablename__ = "audit_events"
     __table_args__ = (
         Index("ix_audit_events_org_at", "organization_id", "at", "id"),
-        Index(
-            "ix_audit_events_org_entity_at",
-            "organization_id",
-            "entity_type",
-            "entity_id",
-            "at",
-            "id",
-        ),
+        Index("ix_audit_events_org_entity_at", "organization_id", "entity_id", "at", "id"),
+        Index("ix_audit_events_org_type_at", "organization_id", "entity_type", "at", "id"),
         Index("ix_audit_events_org_actor_at", "organization_id", "actor_id", "at", "id"),
     )
 

@@ -46,9 +46,15 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_audit_events_org_at", ["organization_id", "at", "id"], unique=False
         )
+        # entityId alone is the common filter (ids are unique across types); entityType alone too.
         batch_op.create_index(
             "ix_audit_events_org_entity_at",
-            ["organization_id", "entity_type", "entity_id", "at", "id"],
+            ["organization_id", "entity_id", "at", "id"],
+            unique=False,
+        )
+        batch_op.create_index(
+            "ix_audit_events_org_type_at",
+            ["organization_id", "entity_type", "at", "id"],
             unique=False,
         )
 
@@ -194,6 +200,7 @@ def downgrade() -> None:
 
     op.drop_table("maintenance_requests")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_events_org_type_at")
         batch_op.drop_index("ix_audit_events_org_entity_at")
         batch_op.drop_index("ix_audit_events_org_at")
         batch_op.drop_index("ix_audit_events_org_actor_at")
