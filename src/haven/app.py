@@ -161,6 +161,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
         debug=False,
     )
     document_problems(app.openapi_schema)
+    idempotency.document(app.openapi_schema)
     app.state.settings = settings
     install_cluster(app, cluster)  # the edge middleware wraps everything, 404s included
     return app

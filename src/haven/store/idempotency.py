@@ -278,3 +278,43 @@ async def release(state: State, claim: Claim) -> None:
         await locks.release(state.redis, claim.lock_key, claim.token)
     except Exception as exc:  # the marker expires by itself
         log.warning("idempotency_release_failed", error=repr(exc))
+
+
+def document(openapi: Any) -> None:
+    """Declare the optional Idempotency-Key header on every API POST in the OpenAPI document."""
+    from litestar.openapi.spec import OpenAPIType, Parameter, Schema
+
+    header = Parameter(
+        name="Idempotency-Key",
+        param_in="header",
+        required=False,
+        description=(
+            "Optional. A retry with the same key and body within 24 h gets the stored response "
+            "(`Idempotent-Replayed: true`) on any instance; another body -> 422; still in "
+            "flight -> 409 `idempotency-in-flight` with Retry-After."
+        ),
+        schema=Schema(
+            type=OpenAPIType.STRING, min_length=1, max_length=255, pattern=_KEY_PATTERN.pattern
+        ),
+    )
+    for path, item in (openapi.paths or {}).items():
+        operation = getattr(item, "post", None)
+        if operation is None or not path.startswith(API_PREFIX) or path.startswith("/api/v1/auth/"):
+            continue
+        params = list(operation.parameters or [])
+        if not any(getattr(p, "name", None) == header.name for p in params):
+            operation.parameters = [*params, header]
+
+
+async def purge_expired(session: AsyncSession) -> int:
+    """Delete records past the 24 h window (their Redis copies expire by themselves)."""
+    from sqlalchemy import delete
+
+    from haven.models import IdempotencyRecord
+
+    result = await session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.created_at < datetime.now(UTC) - RETENTION
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
