@@ -126,3 +126,25 @@ def jobs_billing(on: object) -> None:
         f"haven: billing {result.period} on {result.on}: {result.posted} posted, "
         f"{result.already_posted} already posted"
     )
+
+
+@jobs.command("purge-idempotency")
+def jobs_purge_idempotency() -> None:
+    """Delete stored Idempotency-Key responses older than 24 h (safe to run anywhere, any time)."""
+    import asyncio
+
+    from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
+    from haven.store.idempotency import purge_expired
+
+    settings = _settings()
+
+    async def purge() -> int:
+        engine = create_engine(settings.with_overrides(db_pool_min=1, db_pool_max=1))
+        try:
+            maker = create_sessionmaker(engine.execution_options(**{WRITE_OPTION: True}))
+            async with maker() as session, session.begin():
+                return await purge_expired(session)
+        finally:
+            await engine.dispose()
+
+    click.echo(f"haven: purged {asyncio.run(purge())} idempotency records older than 24 h")

@@ -165,3 +165,69 @@ def test_in_flight_marker_of_a_dead_instance_expires(
     finally:
         conn.close()
     assert [e["amount"] for e in ledger(client, owner, lease["id"])["entries"]] == [-99]
+
+
+def _age_records(settings: Any, organization_id: str, hours: int) -> None:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
+    from haven.models import IdempotencyRecord
+
+    async def age() -> None:
+        engine = create_engine(settings)
+        try:
+            maker = create_sessionmaker(engine.execution_options(**{WRITE_OPTION: True}))
+            async with maker() as session, session.begin():
+                await session.execute(
+                    update(IdempotencyRecord)
+                    .where(IdempotencyRecord.organization_id == uuid.UUID(organization_id))
+                    .values(created_at=datetime.now(UTC) - timedelta(hours=hours))
+                )
+        finally:
+            await engine.dispose()
+
+    asyncio.run(age())
+
+
+def test_a_key_older_than_24_hours_is_new_again_and_purged(
+    client: TestClient[Any],
+    owner: Account,
+    valkey: Any,
+    settings_factory: Callable[..., Any],
+    monkeypatch: Any,
+) -> None:
+    import redis as redis_sync
+    from click.testing import CliRunner
+
+    from haven.cli import main
+
+    lease = active_lease(client, owner)
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    assert pay(client, owner, lease["id"], 10, headers=key).status_code == 201
+    settings = settings_factory()
+    _age_records(settings, owner.organization_id, hours=25)
+    conn = redis_sync.Redis.from_url(valkey.url)
+    try:
+        for name in conn.scan_iter("haven:idem:*"):
+            conn.delete(name)  # the Redis copy's 24 h TTL has run out too
+    finally:
+        conn.close()
+    again = pay(client, owner, lease["id"], 10, headers=key)
+    assert again.status_code == 201, again.text
+    assert "idempotent-replayed" not in again.headers
+    assert [e["amount"] for e in ledger(client, owner, lease["id"])["entries"]] == [-10, -10]
+
+    _age_records(settings, owner.organization_id, hours=25)
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    result = CliRunner().invoke(main, ["jobs", "purge-idempotency"])
+    assert result.exit_code == 0, result.output
+    assert "purged" in result.output
+
+
+def test_openapi_declares_the_header_on_posts(client: TestClient[Any]) -> None:
+    doc = client.get("/openapi.json").json()
+    post = doc["paths"]["/api/v1/leases/{lease_id}/payments"]["post"]
+    assert "Idempotency-Key" in [p["name"] for p in post["parameters"]]
