@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Litestar, Request, Router, get
+from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
@@ -17,8 +18,8 @@ from haven.audit.listener import install as install_audit
 from haven.audit.routes import AuditController
 from haven.auth.principal import provide_principal
 from haven.auth.routes import AuthController
-from haven.billing.routes import BillingController
 from haven.auth.sessions import SessionStore
+from haven.billing.routes import BillingController
 from haven.cluster.health import routes as cluster_routes
 from haven.cluster.middleware import install as install_cluster
 from haven.cluster.runtime import Cluster
@@ -27,14 +28,15 @@ from haven.dashboard.routes import DashboardController
 from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
 from haven.db.transaction import provide_db
 from haven.errors import UnsupportedMediaTypeError, exception_handler
-from haven.logging import configure_logging
 from haven.leases.routes import LeasesController
 from haven.ledger.routes import LeaseLedgerController, LedgerEntriesController
+from haven.logging import configure_logging
 from haven.maintenance.routes import MaintenanceController
 from haven.openapi import document_problems
 from haven.organizations.routes import MembersController, OrganizationController
 from haven.properties.routes import PropertiesController
 from haven.reports.routes import ReportsController
+from haven.status.routes import status_assets, status_page
 from haven.store import idempotency
 from haven.store.client import Keys, create_redis
 from haven.tenants.routes import TenantsController
@@ -127,6 +129,8 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
             "principal": Provide(provide_principal),
             "page": Provide(provide_list_params),
         },
+        # Every API answer is per-user: no shared cache may keep it (handlers may override).
+        cache_control=CacheControlHeader(private=True, no_store=True),
     )
     docs_assets = create_static_files_router(
         path="/docs/assets", directories=[_swagger_assets()], include_in_schema=False
@@ -140,7 +144,14 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
         favicon="<link rel='icon' type='image/png' href='/docs/assets/favicon-32x32.png'>",
     )
     app = Litestar(
-        route_handlers=[api, *cluster_routes(settings), openapi_json, docs_assets],
+        route_handlers=[
+            api,
+            *cluster_routes(settings),
+            openapi_json,
+            docs_assets,
+            status_page,
+            status_assets,
+        ],
         dependencies={"db": Provide(provide_db)},
         lifespan=[lifespan, cluster.lifespan],
         before_request=require_json_body,
