@@ -25,7 +25,7 @@ from litestar.exceptions.http_exceptions import (
     MethodNotAllowedException,
     RequestEntityTooLarge,
 )
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -245,6 +245,10 @@ def map_exception(exc: Exception) -> HavenError:
         return error
     if isinstance(exc, PoolTimeoutError):
         return DependencyUnavailableError("Every database connection is busy; retry shortly")
+    if isinstance(exc, IntegrityError):
+        # A unique or foreign key the service checked first was taken by a concurrent
+        # write on another instance (check-then-insert races under READ COMMITTED).
+        return ConflictError("This conflicts with a change made at the same moment; read and retry")
     if isinstance(exc, OperationalError | InterfaceError) or (
         isinstance(exc, DBAPIError) and (exc.connection_invalidated or _is_db_outage(exc))
     ):

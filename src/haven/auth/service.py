@@ -43,10 +43,12 @@ async def register(session: AsyncSession, data: RegisterIn) -> Account:
         name=data.name.strip(),
         password_hash=await hash_password(data.password),
     )
-    session.add_all([organization, user])
-    await session.flush()
-    session.add(Membership(organization_id=organization.id, user_id=user.id, role="owner"))
     try:
+        # The email check above races with a registration on another instance; the
+        # unique index decides, and the loser hears 409 like a sequential duplicate.
+        session.add_all([organization, user])
+        await session.flush()
+        session.add(Membership(organization_id=organization.id, user_id=user.id, role="owner"))
         await session.flush()
     except IntegrityError:
         raise ConflictError(

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -68,6 +69,28 @@ def _encode(sort_name: str, value: Any, row_id: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+_INT64 = 2**63
+_CURSOR_TEXT = re.compile(r"^[^\x00-\x1f\x7f]{0,1000}$")
+
+
+def _bounded(value: Any) -> Any:
+    """A cursor's sort value, refused (ValueError) unless every database can compare it.
+
+    A forged cursor can hold an integer beyond 64 bits (SQLite raises OverflowError),
+    a NUL byte (PostgreSQL refuses it in text) or a date at the edge of the calendar.
+    """
+    if isinstance(value, bool):
+        raise ValueError("not a sort value")
+    if isinstance(value, int) and not -_INT64 <= value < _INT64:
+        raise ValueError("integer out of range")
+    if isinstance(value, str) and not _CURSOR_TEXT.match(value):
+        raise ValueError("text a list never sorts by")
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        value = aware.astimezone(UTC)  # OverflowError at the calendar's edges
+    return value
+
+
 def _decode(cursor: str, sort_name: str, key: SortKey) -> tuple[Any, uuid.UUID]:
     bad = ValidationError(errors=[FieldError("cursor", "is not a cursor this list issued")])
     if len(cursor) > 1024:
@@ -79,12 +102,13 @@ def _decode(cursor: str, sort_name: str, key: SortKey) -> tuple[Any, uuid.UUID]:
             raise ValidationError(
                 errors=[FieldError("cursor", "was issued for another sort order")]
             )
-        return msgspec.convert(value, key.python_type, strict=False), uuid.UUID(row_id)
+        return _bounded(msgspec.convert(value, key.python_type, strict=False)), uuid.UUID(row_id)
     except ValidationError:
         raise
     except (
         ValueError,
         TypeError,
+        OverflowError,
         AttributeError,  # uuid.UUID(2): a number where the id belongs
         binascii.Error,
         msgspec.DecodeError,

@@ -7,6 +7,7 @@ import zoneinfo
 
 from msgspec import UNSET
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.passwords import hash_password
@@ -84,7 +85,13 @@ async def add_member(
         password_hash=await hash_password(data.password),
     )
     session.add(user)
-    await session.flush()
+    try:
+        await session.flush()  # the unique email index settles a race with another instance
+    except IntegrityError:
+        raise ConflictError(
+            "An account with this email already exists",
+            errors=[FieldError("email", "is already registered")],
+        ) from None
     membership = Membership(organization_id=organization_id, user_id=user.id, role=data.role)
     session.add(membership)
     await session.flush()

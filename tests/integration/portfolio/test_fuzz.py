@@ -9,6 +9,7 @@ run is repeatable; each operation gets a fixed example budget.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -179,6 +180,15 @@ GARBAGE_IDS = st.sampled_from(
 ) | st.text(alphabet=string.printable, min_size=1, max_size=20)
 
 
+SORT_NAMES = ["name", "label", "lastName", "createdAt", "marketRent", "title", "priority"]
+# Cursors shaped like the real ones (base64url JSON [sort, value, id]) with forged contents.
+FORGED_CURSORS = st.tuples(
+    st.sampled_from(SORT_NAMES),
+    json_values() | st.sampled_from([2**64, -(2**70), "a\x00b", "9999-12-31T23:59:59-14:00"]),
+    st.uuids().map(str) | json_values(),
+).map(lambda t: base64.urlsafe_b64encode(json.dumps(list(t)).encode()).decode().rstrip("="))
+
+
 def _path(draw: st.DrawFn, template: str, real_ids: list[str]) -> str:
     def one(_: re.Match[str]) -> str:
         value = draw(
@@ -202,6 +212,7 @@ def _query(
             )
             | st.text(max_size=30)
             | st.sampled_from(["0", "-1", "10000", "1e9", "", "true", "\x00", "%", "x" * 2000])
+            | (FORGED_CURSORS if param["name"] == "cursor" else st.nothing())
         )
         query[param["name"]] = value
     if draw(st.booleans()):
@@ -283,7 +294,8 @@ def test_openapi_document_lists_every_portfolio_route(fuzz_world: dict[str, Any]
     ]:
         assert (method, path) in ops, (method, path)
     for method, path, op in _operations(fuzz_world["doc"], only=""):
-        if path.startswith("/api/v1/") and (op.get("requestBody") or op.get("parameters")):
+        validated = [p for p in op.get("parameters", []) if p["in"] in ("path", "query")]
+        if path.startswith("/api/v1/") and (op.get("requestBody") or validated):
             assert "422" in op["responses"], (method, path)
             problem = op["responses"]["422"]["content"]
             assert "application/problem+json" in problem, (method, path)
