@@ -9,7 +9,9 @@ from msgspec import UNSET
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
+from haven.db.base import utcnow
 from haven.db.pagination import Page, paginate, resolve_sort, sort_keys
 from haven.db.query import get_owned, scoped
 from haven.errors import ConflictError, FieldError
@@ -31,12 +33,6 @@ async def has_active_lease(session: AsyncSession, unit_id: uuid.UUID) -> bool:
     return await unit_has_active_lease(session, unit_id)
 
 
-async def has_active_lease_in_property(session: AsyncSession, property_id: uuid.UUID) -> bool:
-    from haven.leases.service import property_has_active_lease
-
-    return await property_has_active_lease(session, property_id)
-
-
 async def _label_taken(
     session: AsyncSession, property_id: uuid.UUID, label: str, exclude: uuid.UUID | None = None
 ) -> bool:
@@ -55,12 +51,22 @@ def _label_conflict(label: str) -> ConflictError:
 
 async def _bump_unit_count(session: AsyncSession, property_id: uuid.UUID, delta: int) -> None:
     # One UPDATE, so concurrent unit writes on other instances cannot lose an increment.
+    # unitCount is part of the property's representation, so its version (the ETag) moves
+    # too: a client revalidating with If-None-Match must not get 304 for a stale count.
     await session.execute(
         update(Property)
         .where(Property.id == property_id)
-        .values(unit_count=Property.unit_count + delta)
+        .values(
+            unit_count=Property.unit_count + delta,
+            version=Property.version + 1,
+            updated_at=utcnow(),
+        )
         .execution_options(synchronize_session=False)
     )
+    loaded = session.identity_map.get(identity_key(Property, property_id))
+    if loaded is not None:
+        # Keep an already-loaded row in step, so a later flush of it is not taken for stale.
+        await session.refresh(loaded, ["unit_count", "version", "updated_at"])
 
 
 async def create(
@@ -118,8 +124,9 @@ async def update_unit(session: AsyncSession, unit: Unit, data: UnitPatch) -> Uni
 
 
 async def delete(session: AsyncSession, unit: Unit) -> None:
-    if await has_active_lease(session, unit.id):
-        raise ConflictError("The unit has an active lease; end the lease first")
+    from haven.leases.service import lease_statuses, refuse_delete_with_leases
+
+    refuse_delete_with_leases("The unit", await lease_statuses(session, unit_id=unit.id))
     property_id = unit.property_id
     await session.delete(unit)
     await session.flush()

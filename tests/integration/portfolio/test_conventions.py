@@ -314,3 +314,23 @@ def test_deleting_a_property_removes_its_units(
     remaining = list_all(b, account, "/api/v1/units")
     assert [u["id"] for u in remaining] == [kept["id"]]
     assert_problem(b.get(f"/api/v1/properties/{prop['id']}/units", headers=account.headers), 404)
+
+
+def test_a_cached_property_is_refreshed_when_its_unit_count_changes(
+    a: TestClient[Any], b: TestClient[Any], account: Account
+) -> None:
+    prop = create_property(a, account)
+    path = f"/api/v1/properties/{prop['id']}"
+    etag = a.get(path, headers=account.headers).headers["etag"]
+    unit = create_unit(b, account, prop["id"])
+
+    fresh = a.get(path, headers={**account.headers, "If-None-Match": etag})
+    assert fresh.status_code == 200
+    assert fresh.json()["unitCount"] == 1
+    assert fresh.headers["etag"] != etag
+
+    etag = fresh.headers["etag"]
+    assert b.delete(f"/api/v1/units/{unit['id']}", headers=account.headers).status_code == 204
+    after = a.get(path, headers={**account.headers, "If-None-Match": etag})
+    assert after.status_code == 200
+    assert after.json()["unitCount"] == 0
