@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -136,6 +137,18 @@ def _list(env: Mapping[str, str], name: str) -> tuple[str, ...] | None:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
+# Both end up in response headers on every answer, so they must be plain header tokens.
+_INSTANCE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+_COOKIE_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+
+
+def _token(env: Mapping[str, str], name: str, pattern: re.Pattern[str], allowed: str) -> str:
+    raw = env.get(name, "").strip()
+    if raw and not pattern.match(raw):
+        raise ConfigError(f"{name}: use 1-64 letters, digits or {allowed}; got {raw!r}")
+    return raw
+
+
 def _redis_url(env: Mapping[str, str]) -> str | None:
     url = env.get("REDIS_URL", "").strip()
     if url:
@@ -216,7 +229,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         "secret_key": secret_key,
         "secret_key_generated": generated,
         "session_ttl": _int(env, "SESSION_TTL", 86400, 60, 90 * 86400),
-        "session_cookie_name": env.get("SESSION_COOKIE_NAME", "").strip() or "haven_session",
+        "session_cookie_name": _token(env, "SESSION_COOKIE_NAME", _COOKIE_NAME, "_ -")
+        or "haven_session",
         "shutdown_timeout_ms": _int(env, "SHUTDOWN_TIMEOUT", 30000, 0, 3_600_000),
         "drain_delay_ms": _int(env, "DRAIN_DELAY", 5000, 0, 600_000),
         "trust_proxy": _bool(env, "TRUST_PROXY", False),
@@ -234,7 +248,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         "log_format": _choice(env, "LOG_FORMAT", "json" if production else "console", LOG_FORMATS),
     }
     if env.get("INSTANCE_ID", "").strip():
-        values["instance_id"] = env["INSTANCE_ID"].strip()
+        values["instance_id"] = _token(env, "INSTANCE_ID", _INSTANCE_ID, ". _ : -")
     if env.get("HOST", "").strip():
         values["host"] = env["HOST"].strip()
     values.update(overrides)

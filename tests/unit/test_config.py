@@ -41,6 +41,10 @@ GOOD_PRODUCTION = {
         ("RATE_LIMIT_WINDOW", "0"),
         ("LOG_LEVEL", "loud"),
         ("LOG_FORMAT", "xml"),
+        ("INSTANCE_ID", "api 1"),
+        ("INSTANCE_ID", "api-1\r\nSet-Cookie: x=1"),
+        ("INSTANCE_ID", "a" * 65),
+        ("SESSION_COOKIE_NAME", "haven;session"),
     ],
 )
 def test_each_invalid_value_raises_config_error_naming_the_variable(
@@ -140,3 +144,9 @@ def test_public_view_leaves_every_secret_out() -> None:
 def test_redact_url_keeps_user_and_host() -> None:
     assert redact_url("postgresql+asyncpg://u:secret@h/db") == "postgresql+asyncpg://u:***@h/db"
     assert redact_url("redis://h:6379/0") == "redis://h:6379/0"
+
+
+def test_instance_id_and_cookie_name_accept_header_tokens() -> None:
+    settings = load_settings({"INSTANCE_ID": "api-1.eu:2", "SESSION_COOKIE_NAME": "my_sid"})
+    assert settings.instance_id == "api-1.eu:2"
+    assert settings.session_cookie_name == "my_sid"
