@@ -21,6 +21,7 @@ from haven.auth.routes import AuthController
 from haven.auth.sessions import SessionStore
 from haven.billing.routes import BillingController
 from haven.cluster.health import routes as cluster_routes
+from haven.cluster.metrics import count_statements
 from haven.cluster.middleware import install as install_cluster
 from haven.cluster.runtime import Cluster
 from haven.config import Settings
@@ -108,6 +109,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None]:
         engine = create_engine(settings)
+        count_statements(engine, cluster.metrics)  # haven_db_statements_total
         redis = create_redis(settings, url)
         keys = Keys(settings.redis_key_prefix)
         app.state.engine = engine

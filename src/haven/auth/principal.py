@@ -19,6 +19,7 @@ from litestar.datastructures import State
 from haven.auth import tokens
 from haven.auth.sessions import SessionData
 from haven.errors import CsrfError, ForbiddenError, NotSignedInError
+from haven.store.gate import prefetch_of
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -65,11 +66,18 @@ def session_id_of(request: Request[Any, Any, Any], state: State) -> tuple[str | 
 
 
 async def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
-    sid, via_cookie = session_id_of(request, state)
-    if sid is None:
-        raise NotSignedInError("Sign in first: send the haven_session cookie or a Bearer token")
-    data = await state.sessions.get(sid)
-    if data is None:
+    sid: str | None
+    prefetch = prefetch_of(request.scope)
+    if prefetch is not None:
+        # The edge already read the session in its one round trip (haven.store.gate).
+        sid, via_cookie = prefetch.sid, prefetch.via_cookie
+        data = await state.sessions.accept(sid, prefetch.session)
+    else:
+        sid, via_cookie = session_id_of(request, state)
+        if sid is None:
+            raise NotSignedInError("Sign in first: send the haven_session cookie or a Bearer token")
+        data = await state.sessions.get(sid)
+    if data is None or sid is None:
         raise NotSignedInError("Your session has ended; sign in again")
     if via_cookie and request.method in UNSAFE_METHODS:
         sent = request.headers.get("x-csrf-token", "")

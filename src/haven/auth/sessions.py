@@ -95,6 +95,10 @@ class SessionStore:
     async def get(self, sid: str) -> SessionData | None:
         """The live session for `sid`, sliding its TTL; None when revoked or expired."""
         raw = await self._touch(keys=[self.keys.session(sid)], args=[self.ttl])
+        return await self.accept(sid, raw)
+
+    async def accept(self, sid: str, raw: bytes | None) -> SessionData | None:
+        """The session from a record already read (and its TTL slid), e.g. by the gate."""
         if raw is None:
             return None
         try:

@@ -18,6 +18,8 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from haven.cluster.state import InstanceState, ResourceSampler, WindowSnapshot, status_class
 
@@ -42,6 +44,11 @@ class Metrics:
             "haven_http_requests",
             "HTTP requests answered, by method and status class",
             ["method", "status"],
+            registry=self.registry,
+        )
+        self.db_statements = Counter(
+            "haven_db_statements",
+            "SQL statements sent to the database (BEGIN included), for statements per request",
             registry=self.registry,
         )
         self.duration = Histogram(
@@ -91,6 +98,16 @@ class Metrics:
     def observe(self, method: str, status: int, duration_s: float) -> None:
         self.requests.labels(method, status_class(status)).inc()
         self.duration.observe(duration_s)
+
+
+def count_statements(engine: AsyncEngine, metrics: Metrics) -> None:
+    """Feed haven_db_statements_total from every statement `engine` executes."""
+    counter = metrics.db_statements
+
+    def _count(*_args: Any) -> None:
+        counter.inc()
+
+    event.listen(engine.sync_engine, "before_cursor_execute", _count)
 
 
 def _up(dependencies: Callable[[], dict[str, str]], name: str) -> Callable[[], float]:

@@ -10,6 +10,11 @@ When Redis cannot be reached the general limits fail open (the API keeps
 working on what else is up) and the auth limit fails closed with 503: a
 password-guessing limit that silently turns off is worse than a short outage
 of sign-in.
+
+A request that carries a session runs the gate (haven.store.gate) instead of
+the plain limiter, even with rate limiting off: the same limit step plus the
+session touch and the cached-view read, in one round trip, left in the scope
+for the `principal` dependency and the cached routes.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from redis.exceptions import RedisError
 from haven.auth import tokens
 from haven.cluster.asgi import is_open_endpoint, send_problem
 from haven.errors import DependencyUnavailableError, RateLimitedError
+from haven.store.gate import SCOPE_KEY as PREFETCH_KEY
+from haven.store.gate import cache_name_for
 from haven.store.ratelimit import Decision, Limit, hashed
 from haven.web import client_ip_from_scope
 
@@ -100,14 +107,15 @@ class RateLimitMiddleware:
         self.settings = cluster.settings
         self._outage = False
 
-    def _session_id(self, scope: Scope) -> str | None:
+    def _session_id(self, scope: Scope) -> tuple[str | None, bool]:
+        """(sid, via_cookie), as haven.auth.principal reads it: a Bearer header wins."""
         auth = _header(scope, b"authorization")
         if auth:
             scheme, _, token = auth.partition(" ")
             if scheme.lower() == "bearer" and token.strip():
-                return tokens.session_id(self.settings.secret_key, token.strip())
+                return tokens.session_id(self.settings.secret_key, token.strip()), False
         sid = _cookie(scope, self.settings.session_cookie_name)
-        return sid if sid and len(sid) <= 128 else None
+        return (sid if sid and len(sid) <= 128 else None), True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         limiter = self.cluster.limiter
@@ -115,24 +123,39 @@ class RateLimitMiddleware:
         if (
             scope["type"] != "http"
             or limiter is None
-            or not settings.rate_limit_enabled
             or scope.get("method") == "OPTIONS"
             or is_open_endpoint(scope.get("path", ""))
         ):
             await self.app(scope, receive, send)
             return
-        ip = client_ip_from_scope(scope, settings) or "unknown"
-        limits = [Limit("ip", ip, settings.rate_limit_global)]
-        sid = self._session_id(scope)
-        if sid:
-            limits.append(Limit("user", hashed(sid), settings.rate_limit_per_user))
-        auth = scope.get("method") == "POST" and scope.get("path") in AUTH_PATHS
-        if auth:
-            body, receive = await buffer_body(receive)
-            email = email_from(body) if body is not None else ""
-            limits.append(Limit("auth", hashed(f"{ip}|{email}"), settings.rate_limit_auth))
+        enabled = settings.rate_limit_enabled
+        sid, via_cookie = self._session_id(scope)
+        gate = self.cluster.gate
+        if not enabled and (sid is None or gate is None):
+            await self.app(scope, receive, send)
+            return
+        limits: list[Limit] = []
+        auth = False
+        if enabled:
+            ip = client_ip_from_scope(scope, settings) or "unknown"
+            limits.append(Limit("ip", ip, settings.rate_limit_global))
+            if sid:
+                limits.append(Limit("user", hashed(sid), settings.rate_limit_per_user))
+            auth = scope.get("method") == "POST" and scope.get("path") in AUTH_PATHS
+            if auth:
+                body, receive = await buffer_body(receive)
+                email = email_from(body) if body is not None else ""
+                limits.append(Limit("auth", hashed(f"{ip}|{email}"), settings.rate_limit_auth))
         try:
-            decision: Decision | None = await limiter.hit(limits)
+            decision: Decision | None
+            if sid is not None and gate is not None:
+                # One round trip: the limits, the session and the cached view (haven.store.gate).
+                name = cache_name_for(str(scope.get("method", "")), scope.get("path", ""))
+                decision, prefetch = await gate.run(limits, sid, via_cookie, name)
+                if prefetch is not None:
+                    scope.setdefault("state", {})[PREFETCH_KEY] = prefetch
+            else:
+                decision = await limiter.hit(limits)
         except (RedisError, OSError, TimeoutError) as exc:
             if not self._outage:  # once per outage, not once per request
                 log.warning("rate_limit_unavailable", error=repr(exc))

@@ -26,6 +26,7 @@ from haven.cluster.metrics import Metrics, instance_summary
 from haven.cluster.registry import Registry, iso
 from haven.cluster.state import InstanceState, ResourceSampler
 from haven.config import Settings
+from haven.store.gate import Gate
 from haven.store.ratelimit import RateLimiter
 
 SESSION_COUNT_MAX_AGE = 5.0
@@ -53,6 +54,7 @@ class Cluster:
         self.monitor: DependencyMonitor | None = None
         self.registry: Registry | None = None
         self.limiter: RateLimiter | None = None
+        self.gate: Gate | None = None
         self._app: Litestar | None = None
         self._sessions_counted_at = 0.0
 
@@ -104,6 +106,9 @@ class Cluster:
         self._app = app
         self.monitor = DependencyMonitor(app.state.redis, app.state.engine)
         self.limiter = RateLimiter(app.state.redis, app.state.redis_keys, self.settings)
+        self.gate = Gate(
+            app.state.redis, app.state.redis_keys, self.limiter, self.settings.session_ttl
+        )
         self.registry = Registry(
             app.state.redis, app.state.redis_keys, self.instance.instance_id, self.record
         )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Response, get
+from typing import Any
+
+from litestar import Controller, Request, Response, get
 from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haven.auth.principal import Principal
 from haven.dashboard import service
 from haven.dashboard.schemas import DashboardOut
+from haven.store.gate import prefetch_of
 from haven.web import NO_STORE
 
 
@@ -19,10 +22,18 @@ class DashboardController(Controller):
 
     @get("/", responses={200: ResponseSpec(DashboardOut, description="The dashboard")})
     async def dashboard(
-        self, db: AsyncSession, principal: Principal, state: State
+        self, request: Request[Any, Any, Any], principal: Principal, state: State
     ) -> Response[bytes]:
         """Portfolio figures; cached per organization, fresh after any write on any instance."""
+
+        def read_session() -> AsyncSession:
+            return state.sessionmaker(bind=state.engine)  # only on a cache miss
+
         body = await service.dashboard_json(
-            db, state.redis, state.redis_keys, principal.organization_id
+            read_session,
+            state.redis,
+            state.redis_keys,
+            principal.organization_id,
+            prefetch_of(request.scope),
         )
         return Response(body, media_type="application/json", headers=NO_STORE)

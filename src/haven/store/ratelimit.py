@@ -102,16 +102,20 @@ class RateLimiter:
         """Check and count one request against every limit, atomically (raises on Redis errors)."""
         keys = [self.keys.rate(limit.scope, limit.ident) for limit in limits]
         args = [self.window_ms, *(limit.limit for limit in limits)]
-        raw = [int(x) for x in await self._hit(keys=keys, args=args)]
-        if raw[0] == 0:
-            _, index, _count, ttl = raw
-            binding = limits[index - 1]
-            return Decision(False, binding.limit, 0, ttl, binding.scope)
-        best: Decision | None = None
-        for i, limit in enumerate(limits):
-            count, ttl = raw[1 + 2 * i], raw[2 + 2 * i]
-            candidate = Decision(True, limit.limit, limit.limit - count, ttl, limit.scope)
-            if best is None or candidate.remaining < best.remaining:
-                best = candidate
-        assert best is not None
-        return best
+        return decide(limits, [int(x) for x in await self._hit(keys=keys, args=args)])
+
+
+def decide(limits: list[Limit], raw: list[int]) -> Decision:
+    """The Decision from the script's reply (shared with haven.store.gate)."""
+    if raw[0] == 0:
+        _, index, _count, ttl = raw[:4]
+        binding = limits[index - 1]
+        return Decision(False, binding.limit, 0, ttl, binding.scope)
+    best: Decision | None = None
+    for i, limit in enumerate(limits):
+        count, ttl = raw[1 + 2 * i], raw[2 + 2 * i]
+        candidate = Decision(True, limit.limit, limit.limit - count, ttl, limit.scope)
+        if best is None or candidate.remaining < best.remaining:
+            best = candidate
+    assert best is not None
+    return best

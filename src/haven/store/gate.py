@@ -1,0 +1,157 @@
+"""The hot path's single round trip: rate-limit step, session touch and cache read in one EVALSHA.
+
+Every authenticated request needs, from Redis: its rate-limit counters checked
+and counted, its session read (revocation is immediate) with the TTL slid, and,
+for a cached view, its organization's cache version and the cached bytes. The
+organization follows from the session, so on a single Redis node one Lua
+script does all of it: the edge middleware (haven.cluster.ratelimit) runs it
+once and leaves a `Prefetch` in the ASGI scope state; the `principal`
+dependency and the cached routes read that instead of asking Redis again.
+
+Semantics are those of the separate steps it replaces: a request over a limit
+is refused before the session is touched (and not counted); the session read
+slides its TTL exactly like SessionStore.get; the version is read before the
+cached value, as org_cache.cached does. The version and cache keys are derived
+inside the script, so on a clustered Redis (keys in different slots) the
+script cannot run: there the principal and the cache fall back to their own
+calls (two round trips).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from haven.store.client import Keys
+from haven.store.ratelimit import Decision, Limit, RateLimiter, decide
+
+SCOPE_KEY = "haven_prefetch"
+
+# KEYS[1..n]: rate counters; KEYS[n + 1]: the session.
+# ARGV[1]: window ms; ARGV[1 + i]: limit of KEYS[i]; then session TTL, org-version key
+# prefix, cache key prefix, cache name ('' for none).
+# Denied: {0, i, count, pttl}. Allowed: {1, count1, pttl1, ..., session, version, cached}.
+_GATE = """
+local n = #KEYS - 1
+local window = tonumber(ARGV[1])
+for i = 1, n do
+  local count = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if count >= tonumber(ARGV[i + 1]) then
+    local ttl = redis.call('PTTL', KEYS[i])
+    if ttl < 0 then
+      redis.call('PEXPIRE', KEYS[i], window)
+      ttl = window
+    end
+    return {0, i, count, ttl}
+  end
+end
+local out = {1}
+for i = 1, n do
+  local count = redis.call('INCR', KEYS[i])
+  local ttl = window
+  if count == 1 then
+    redis.call('PEXPIRE', KEYS[i], window)
+  else
+    ttl = redis.call('PTTL', KEYS[i])
+    if ttl < 0 then
+      redis.call('PEXPIRE', KEYS[i], window)
+      ttl = window
+    end
+  end
+  out[#out + 1] = count
+  out[#out + 1] = ttl
+end
+local session = redis.call('GET', KEYS[n + 1])
+local version = false
+local cached = false
+if session then
+  redis.call('EXPIRE', KEYS[n + 1], ARGV[n + 2])
+  local ok, decoded = pcall(cjson.decode, session)
+  if ok and type(decoded) == 'table' and type(decoded['oid']) == 'string' then
+    local oid = decoded['oid']
+    version = redis.call('GET', ARGV[n + 3] .. oid) or '0'
+    local name = ARGV[n + 5]
+    if name ~= '' then
+      cached = redis.call('GET', ARGV[n + 4] .. oid .. ':' .. name .. ':' .. version)
+    end
+  end
+end
+out[#out + 1] = session
+out[#out + 1] = version
+out[#out + 1] = cached
+return out
+"""
+
+# Routes whose cached bytes the gate fetches: path -> the cache name of now.
+_CACHED_ROUTES: dict[str, Callable[[], str]] = {}
+
+
+def cached_route(path: str, name: Callable[[], str]) -> None:
+    """Let the gate prefetch `path`'s cached view (GET only), named by `name()` per request."""
+    _CACHED_ROUTES[path] = name
+    _CACHED_ROUTES[path.rstrip("/") + "/"] = name
+
+
+def cache_name_for(method: str, path: str) -> str:
+    if method != "GET":
+        return ""
+    name = _CACHED_ROUTES.get(path)
+    return name() if name is not None else ""
+
+
+@dataclass(slots=True)
+class Prefetch:
+    """What the gate read for this request; `session` None means revoked or expired."""
+
+    sid: str
+    via_cookie: bool
+    session: bytes | None
+    version: int | None  # the organization's cache version (None: session unreadable)
+    cache_name: str
+    cached: bytes | None
+
+
+def prefetch_of(scope: Any) -> Prefetch | None:
+    state = scope.get("state") if isinstance(scope, dict) else None
+    if not state:
+        return None
+    value = state.get(SCOPE_KEY)
+    return value if isinstance(value, Prefetch) else None
+
+
+class Gate:
+    def __init__(self, redis: Redis, keys: Keys, limiter: RateLimiter, session_ttl: int) -> None:
+        self.keys = keys
+        self.limiter = limiter
+        self.session_ttl = session_ttl
+        self.version_prefix = keys.org_version("")
+        self.cache_prefix = f"{keys.prefix}:cache:"
+        self._gate = redis.register_script(_GATE)
+
+    async def run(
+        self, limits: list[Limit], sid: str, via_cookie: bool, cache_name: str
+    ) -> tuple[Decision | None, Prefetch | None]:
+        """One round trip. (decision, prefetch): decision None when `limits` is empty;
+        prefetch None when a limit refused the request (the session was not touched)."""
+        keys = [self.keys.rate(limit.scope, limit.ident) for limit in limits]
+        keys.append(self.keys.session(sid))
+        args: list[Any] = [self.limiter.window_ms, *(limit.limit for limit in limits)]
+        args += [self.session_ttl, self.version_prefix, self.cache_prefix, cache_name]
+        raw = await self._gate(keys=keys, args=args)
+        if int(raw[0]) == 0:
+            return decide(limits, [int(x) for x in raw]), None
+        counters = [int(x) for x in raw[: 1 + 2 * len(limits)]]
+        session, version, cached = raw[1 + 2 * len(limits) :]
+        decision = decide(limits, counters) if limits else None
+        prefetch = Prefetch(
+            sid=sid,
+            via_cookie=via_cookie,
+            session=session,
+            version=int(version) if version is not None else None,
+            cache_name=cache_name,
+            cached=cached,
+        )
+        return decision, prefetch
