@@ -30,14 +30,39 @@ async def unit_has_active_lease(session: AsyncSession, unit_id: uuid.UUID) -> bo
     return (await session.execute(stmt)).first() is not None
 
 
-async def property_has_active_lease(session: AsyncSession, property_id: uuid.UUID) -> bool:
-    stmt = (
-        select(Lease.id)
-        .join(Unit, Unit.id == Lease.unit_id)
-        .where(Unit.property_id == property_id, Lease.status == "active")
-        .limit(1)
-    )
-    return (await session.execute(stmt)).first() is not None
+async def lease_statuses(
+    session: AsyncSession,
+    *,
+    unit_id: uuid.UUID | None = None,
+    property_id: uuid.UUID | None = None,
+    tenant_id: uuid.UUID | None = None,
+) -> set[str]:
+    """Statuses of the leases on a unit, a property's units, or with a tenant."""
+    stmt = select(Lease.status).distinct()
+    if unit_id is not None:
+        stmt = stmt.where(Lease.unit_id == unit_id)
+    if property_id is not None:
+        stmt = stmt.join(Unit, Unit.id == Lease.unit_id).where(Unit.property_id == property_id)
+    if tenant_id is not None:
+        stmt = stmt.join(LeaseTenant, LeaseTenant.lease_id == Lease.id).where(
+            LeaseTenant.tenant_id == tenant_id
+        )
+    return set((await session.execute(stmt)).scalars())
+
+
+def refuse_delete_with_leases(what: str, statuses: set[str]) -> None:
+    """Deleting a row would cascade to leases: refuse unless they are all drafts.
+
+    An active lease must end first; an ended or terminated one carries ledger history,
+    which is append-only and must never disappear with the unit, property or tenant.
+    """
+    if "active" in statuses:
+        raise ConflictError(f"{what} has an active lease; end the lease first")
+    if statuses - {"draft"}:
+        raise ConflictError(
+            f"{what} has lease history (ended or terminated leases with their ledger); "
+            "it cannot be deleted"
+        )
 
 
 def _invalid(field: str, message: str) -> ValidationError:

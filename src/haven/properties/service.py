@@ -11,7 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.db.pagination import Page, paginate, resolve_sort, sort_keys
 from haven.db.query import get_owned, scoped
-from haven.errors import ConflictError
 from haven.models import Property
 from haven.properties.schemas import Address, PropertyIn, PropertyPatch
 
@@ -59,10 +58,11 @@ async def update(session: AsyncSession, prop: Property, data: PropertyPatch) -> 
 
 
 async def delete(session: AsyncSession, prop: Property) -> None:
-    from haven.units.service import has_active_lease_in_property
+    from haven.leases.service import lease_statuses, refuse_delete_with_leases
 
-    if await has_active_lease_in_property(session, prop.id):
-        raise ConflictError("This property has a unit with an active lease; end the lease first")
+    refuse_delete_with_leases(
+        "A unit of this property", await lease_statuses(session, property_id=prop.id)
+    )
     await session.delete(prop)
     await session.flush()
 

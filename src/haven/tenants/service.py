@@ -53,6 +53,9 @@ async def update(session: AsyncSession, tenant: Tenant, data: TenantPatch) -> Te
 
 
 async def delete(session: AsyncSession, tenant: Tenant) -> None:
+    from haven.leases.service import lease_statuses, refuse_delete_with_leases
+
+    refuse_delete_with_leases("The tenant", await lease_statuses(session, tenant_id=tenant.id))
     await session.delete(tenant)
     await session.flush()
 
