@@ -287,6 +287,7 @@ async def verify_writes(client: Client, org: Org, recorder: Recorder) -> dict[st
     )
     assert ledger.ok, ledger
     payment_ids = [e["id"] for e in ledger.body["entries"] if e["type"] == "payment"]
+    references = Counter(e["reference"] for e in ledger.body["entries"] if e["type"] == "payment")
     lost = duplicates = 0
     acknowledged_payments: set[str] = set()
     for lg in recorder.logical:
@@ -299,6 +300,7 @@ async def verify_writes(client: Client, org: Org, recorder: Recorder) -> dict[st
         elif lg.op == "POST payment":
             acknowledged_payments.add(lg.body["id"])
             lost += lg.body["id"] not in payment_ids
+            duplicates += references[f"m-{lg.marker}"] > 1
     # Each logical payment request writes at most once: any payment entry beyond the
     # acknowledged ones (and those whose request failed for good) is a duplicate.
     failed_payments = sum(1 for lg in recorder.logical if lg.op == "POST payment" and not lg.ok)

@@ -37,6 +37,7 @@ def entry_out(entry: LedgerEntry, balance_after: int) -> EntryOut:
         amount=entry.amount,
         date=entry.date,
         description=entry.description,
+        reference=entry.reference,
         reverses=entry.reverses_id,
         balance_after=balance_after,
         created_at=entry.created_at,

@@ -57,6 +57,7 @@ class EntryOut(ResponseBody):
     amount: int
     date: date
     description: str | None
+    reference: str | None  # a payment's reference (check number, bank transfer id)
     reverses: uuid.UUID | None
     balance_after: int
     created_at: datetime
