@@ -42,8 +42,8 @@ def test_charges_payments_credits_and_reversal_move_the_balance(
     }  # fmt: skip
     assert [e["balanceAfter"] for e in book["entries"]] == [120000, 70000, 60000]
     assert set(book["entries"][0]) == {
-        "id", "type", "kind", "amount", "date", "description", "reverses", "balanceAfter",
-        "createdAt",
+        "id", "type", "kind", "amount", "date", "description", "reference", "reverses",
+        "balanceAfter", "createdAt",
     }  # fmt: skip
 
     reversed_ = client.post(
