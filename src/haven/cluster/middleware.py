@@ -4,7 +4,9 @@
 route middleware, so every response gets the instance headers, including
 404/405 answers that never reach a route:
 
-    RequestContext -> SecurityHeaders -> CORS -> RateLimit -> Litestar (errors, router)
+    RequestContext -> SecurityHeaders -> CORS -> RateLimit -> Probes -> Litestar (errors, router)
+
+(Probes answers GET /health and /alive itself; everything else reaches Litestar.)
 
 While draining, responses carry `Connection: close` so keep-alive clients
 (and load balancers) move to another instance before the listener closes.
@@ -12,11 +14,12 @@ While draining, responses carry `Connection: close` so keep-alive clients
 
 from __future__ import annotations
 
+import os
 import re
 import time
-import uuid
 from typing import Any
 
+import msgspec
 import structlog
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
@@ -51,7 +54,7 @@ def request_id_from(scope: Scope) -> str:
             if _VALID_REQUEST_ID.match(candidate):
                 return candidate
             break
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # as random as uuid4().hex, without building a UUID
 
 
 class RequestContextMiddleware:
@@ -124,6 +127,58 @@ class RequestContextMiddleware:
             )
 
 
+class ProbeMiddleware:
+    """GET /health and /alive answered in pure ASGI, without the framework's routing and DI.
+
+    They are hit by every load balancer every few seconds and touch no dependency, so
+    the answer is a fixed shape built here; the same routes stay registered in Litestar
+    (OpenAPI, HEAD/other methods -> 405) and the outer middleware still add every header.
+    """
+
+    def __init__(self, app: ASGIApp, cluster: Cluster) -> None:
+        from haven.cluster.health import now_iso
+
+        self.app = app
+        self.now_iso = now_iso
+        self.instance_id = cluster.settings.instance_id
+        self.headers: list[tuple[bytes, bytes]] = [
+            (b"content-type", b"application/json"),
+            (b"cache-control", b"no-store"),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path")
+        if scope["type"] != "http" or scope.get("method") != "GET" or path not in _PROBES:
+            await self.app(scope, receive, send)
+            return
+        now_iso = self.now_iso
+        if path == "/health":
+            body = _probe_encoder.encode(
+                {
+                    "success": True,
+                    "status": "OK",
+                    "timestamp": now_iso(),
+                    "instanceId": self.instance_id,
+                }
+            )
+        else:
+            body = _probe_encoder.encode(
+                {"alive": True, "timestamp": now_iso(), "instanceId": self.instance_id}
+            )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*self.headers, (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+_PROBES = frozenset({"/health", "/alive"})
+_probe_encoder = msgspec.json.Encoder()
+
+
 def cors_config(settings: Settings) -> CORSConfig | None:
     if not settings.cors_origins:
         return None
@@ -150,7 +205,7 @@ def install(app: Litestar, cluster: Cluster) -> None:
     from litestar.middleware._internal.cors import CORSMiddleware
 
     settings = cluster.settings
-    handler: ASGIApp = RateLimitMiddleware(app.asgi_handler, cluster)
+    handler: ASGIApp = RateLimitMiddleware(ProbeMiddleware(app.asgi_handler, cluster), cluster)
     cors = cors_config(settings)
     if cors is not None:
         # CORS outside the rate limiter, so a browser can read a 429 (and preflights are free).

@@ -1,0 +1,156 @@
+"""Sample one Haven instance with py-spy while wrk drives a scenario; print the top costs.
+
+    python -m bench.profile LABEL        (writes bench/profiles/LABEL-<scenario>.txt)
+
+Starts Valkey and one instance (haven.devcluster, no load balancer), seeds the bench
+organization, then for each of /health, the cached dashboard, /properties?limit=50 and a
+lease ledger runs wrk (8 connections) and `py-spy record --format raw` on the instance.
+Each report lists the functions by self time and by inclusive time (share of samples).
+To profile older code, put its src/ first on PYTHONPATH: the instance imports it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.run import HERE, Scenario, log
+from bench.seed import seed
+from haven.devcluster.cluster import Cluster, ClusterSpec
+from haven.store.embedded import free_port
+
+SECONDS = int(os.environ.get("BENCH_PROFILE_SECONDS", "8"))
+TOP = 18
+
+
+def report(raw: Path, title: str) -> str:
+    self_time: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [_short(f) for f in stack.split(";")]
+        self_time[frames[-1]] += n
+        for f in set(frames):
+            inclusive[f] += n
+    lines = [f"## {title}", "", f"{total} samples", "", "self time:", ""]
+    for name, n in self_time.most_common(TOP):
+        lines.append(f"  {100 * n / max(total, 1):5.1f}%  {name}")
+    lines += ["", "inclusive time:", ""]
+    for name, n in inclusive.most_common(TOP + 12):
+        lines.append(f"  {100 * n / max(total, 1):5.1f}%  {name}")
+    return "\n".join(lines) + "\n"
+
+
+def _short(frame: str) -> str:
+    # py-spy raw frames look like "func (path/to/module.py:123)"; drop the line number.
+    name, _, where = frame.partition(" (")
+    where = where.rstrip(")")
+    path = where.rsplit(":", 1)[0]
+    for marker in ("site-packages/", "/src/", "lib/python3.11/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{name} ({path})"
+
+
+def main() -> int:
+    label = sys.argv[1] if len(sys.argv) > 1 else "now"
+    out_dir = HERE / "profiles"
+    out_dir.mkdir(exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="haven-profile-"))
+    port = free_port()
+    cluster = Cluster(
+        ClusterSpec(
+            instances=1,
+            base_port=port,
+            lb="none",
+            runtime_dir=tmp,
+            demo_data=False,
+            drain_delay_ms=200,
+            extra_env={
+                "DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'p.db'}",
+                "LOG_LEVEL": "warning",
+                "RATE_LIMIT_GLOBAL": "10000000",
+                "RATE_LIMIT_PER_USER": "10000000",
+                "RATE_LIMIT_AUTH": "10000",
+            },
+        ),
+        log=log,
+    )
+    try:
+        cluster.start()
+        url = f"http://127.0.0.1:{port}"
+        org = asyncio.run(seed([url], log=log))
+        pid = cluster.instances[0].pid
+        scenarios = [
+            Scenario("health", "/health", auth="none"),
+            Scenario("dashboard", "/api/v1/dashboard"),
+            Scenario("properties", "/api/v1/properties?limit=50"),
+            Scenario("ledger", f"/api/v1/leases/{org.ledger_lease}/ledger"),
+        ]
+        cookie = {"Cookie": f"haven_session={org.cookie}"}
+        for sc in scenarios:
+            httpx.get(url + sc.path, headers=cookie).raise_for_status()
+            env = {**os.environ, "BENCH_METHOD": "GET"}
+            if sc.auth == "cookie":
+                env["BENCH_COOKIE"] = f"haven_session={org.cookie}"
+            wrk = subprocess.Popen(
+                [
+                    "wrk",
+                    "-t1",
+                    "-c8",
+                    f"-d{SECONDS + 3}s",
+                    "-s",
+                    str(HERE / "wrk.lua"),
+                    url + sc.path,
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            time.sleep(1)
+            raw = tmp / f"{sc.name}.raw"
+            subprocess.run(
+                [
+                    "py-spy",
+                    "record",
+                    "-p",
+                    str(pid),
+                    "-d",
+                    str(SECONDS),
+                    "-r",
+                    "250",
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(raw),
+                    "--nonblocking",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=SECONDS + 60,
+            )
+            wrk.wait(timeout=SECONDS + 30)
+            text = report(raw, f"{label}: {sc.name} ({sc.path.split('?')[0]}, wrk c8)")
+            (out_dir / f"{label}-{sc.name}.txt").write_text(text)
+            log(f"profiled {sc.name}")
+    finally:
+        cluster.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

