@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format clean install reliability
+.PHONY: run test lint format clean install reliability bench
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ test: lint
 ## Re-run the fault suite and rewrite docs/reliability.md with its table.
 reliability: $(STAMP)
 	HAVEN_RELIABILITY_REPORT=$(CURDIR)/docs/reliability.md $(BIN)/python -m pytest tests/e2e/test_faults.py -q
+
+## Benchmark (not part of `make test`): Haven vs a raw ASGI baseline, direct and via nginx.
+## Writes bench/RESULTS.md and bench/ratios.png. BENCH_DURATION / BENCH_REPEATS tune it;
+## BENCH_DATABASE_URL (or HAVEN_TEST_DATABASE_URL) points it at a PostgreSQL server.
+bench: $(STAMP)
+	@command -v wrk >/dev/null || { echo "make bench needs wrk (apt-get install wrk)"; exit 1; }
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m bench
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests
