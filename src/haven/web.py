@@ -28,7 +28,9 @@ def with_etag(
     etag = etag_for(version)
     headers = {"ETag": etag, **NO_STORE}
     inm = request.headers.get("if-none-match")
-    if status_code == 200 and inm is not None:
+    # Only a read can be answered "not modified": a PATCH that matched has still been
+    # applied, and a 304 would hide its result from the client.
+    if status_code == 200 and inm is not None and request.method in ("GET", "HEAD"):
         tags = {t.strip().removeprefix("W/") for t in inm.split(",")}
         if etag in tags or "*" in tags:
             return Response(None, status_code=HTTP_304_NOT_MODIFIED, headers=headers)  # type: ignore[arg-type]

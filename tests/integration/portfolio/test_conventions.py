@@ -334,3 +334,20 @@ def test_a_cached_property_is_refreshed_when_its_unit_count_changes(
     after = a.get(path, headers={**account.headers, "If-None-Match": etag})
     assert after.status_code == 200
     assert after.json()["unitCount"] == 0
+
+
+def test_if_none_match_never_turns_a_write_into_304(a: TestClient[Any], account: Account) -> None:
+    tenant = create_tenant(a, account)
+    path = f"/api/v1/tenants/{tenant['id']}"
+    for inm in ('"1"', "*"):
+        changed = a.patch(
+            path, headers={**account.headers, "If-None-Match": inm}, json={"notes": inm}
+        )
+        assert changed.status_code == 200, changed.text
+        assert changed.json()["notes"] == inm
+    current = a.get(path, headers=account.headers)
+    unchanged = a.patch(
+        path, headers={**account.headers, "If-None-Match": current.headers["etag"]}, json={}
+    )
+    assert unchanged.status_code == 200
+    assert unchanged.json() == current.json()
