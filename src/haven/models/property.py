@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from haven.db.base import Base, IdMixin, TimestampsMixin, VersionedMixin
@@ -53,6 +53,7 @@ class Unit(IdMixin, TimestampsMixin, VersionedMixin, Base):
     bedrooms: Mapped[int] = mapped_column(Integer, default=0)
     bathrooms: Mapped[Decimal] = mapped_column(Numeric(4, 1), default=Decimal(1))
     area_sqft: Mapped[int | None] = mapped_column(Integer)
-    market_rent: Mapped[int] = mapped_column(Integer, default=0)
+    # Minor units; BIGINT because Money allows amounts above 2**31 (PostgreSQL INTEGER is 32-bit).
+    market_rent: Mapped[int] = mapped_column(BigInteger, default=0)
     # vacant/unavailable are set by people; occupied follows from an active lease.
     status: Mapped[str] = mapped_column(String(16), default="vacant")

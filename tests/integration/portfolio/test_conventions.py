@@ -351,3 +351,50 @@ def test_if_none_match_never_turns_a_write_into_304(a: TestClient[Any], account:
     )
     assert unchanged.status_code == 200
     assert unchanged.json() == current.json()
+
+
+def test_the_largest_documented_values_are_stored_and_read_back(
+    a: TestClient[Any], b: TestClient[Any], account: Account
+) -> None:
+    """The edges of every range the schemas allow: accepted, stored exactly, never a 500."""
+    name = "Ω" * 200
+    prop = create_property(
+        a,
+        account,
+        name=name,
+        yearBuilt=2200,
+        address={
+            "line1": "x" * 200,
+            "line2": "y" * 200,
+            "city": "z" * 100,
+            "region": "r" * 100,
+            "postalCode": "9" * 20,
+            "country": "ZZ",
+        },
+    )
+    assert prop["name"] == name
+    unit = create_unit(
+        a,
+        account,
+        prop["id"],
+        label="L" * 50,
+        bedrooms=100,
+        bathrooms=99.5,
+        areaSqft=100_000,
+        marketRent=100_000_000_000,
+    )
+    got = b.get(f"/api/v1/units/{unit['id']}", headers=account.headers).json()
+    assert (got["bedrooms"], got["bathrooms"], got["areaSqft"], got["marketRent"]) == (
+        100,
+        99.5,
+        100_000,
+        100_000_000_000,
+    )
+    top = b.get("/api/v1/units", headers=account.headers, params={"sort": "-marketRent"}).json()
+    assert top["items"][0]["id"] == unit["id"]
+    notes = "line one\n\tline two 🏠 " + "n" * 9_970
+    tenant = create_tenant(a, account, notes=notes[:10_000], phone="+1 (555) 010-9999 x12")
+    assert (
+        b.get(f"/api/v1/tenants/{tenant['id']}", headers=account.headers).json()["notes"]
+        == (notes[:10_000])
+    )

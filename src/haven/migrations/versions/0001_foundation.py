@@ -135,7 +135,7 @@ def upgrade() -> None:
         sa.Column("bedrooms", sa.Integer(), nullable=False),
         sa.Column("bathrooms", sa.Numeric(precision=4, scale=1), nullable=False),
         sa.Column("area_sqft", sa.Integer(), nullable=True),
-        sa.Column("market_rent", sa.Integer(), nullable=False),
+        sa.Column("market_rent", sa.BigInteger(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
