@@ -108,10 +108,10 @@ class SchemaStrategies:
             return st.booleans()
         if kind == "integer":
             lo, hi = schema.get("minimum"), schema.get("maximum")
-            return st.integers(
-                min_value=int(lo) if lo is not None else -(10**12),
-                max_value=int(hi) if hi is not None else 10**12,
-            )
+            low = int(lo) if lo is not None else -(10**12)
+            high = int(hi) if hi is not None else 10**12
+            # The edges on purpose: a column narrower than the schema fails only there.
+            return st.sampled_from([low, high]) | st.integers(min_value=low, max_value=high)
         if kind == "number":
             lo, hi = schema.get("minimum", -1e6), schema.get("maximum", 1e6)
             if schema.get("multipleOf"):
