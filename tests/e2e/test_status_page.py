@@ -57,10 +57,12 @@ def browser() -> Iterator[Any]:
 
 
 def _rows(driver: Any) -> dict[str, str]:
-    from selenium.webdriver.common.by import By
-
-    rows = driver.find_elements(By.CSS_SELECTOR, "#instances tbody tr")
-    return {row.get_attribute("data-instance"): row.get_attribute("data-state") for row in rows}
+    """instance -> state as the page shows it (read in one script: the table re-renders)."""
+    pairs = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#instances tbody tr'))"
+        ".map(r => [r.dataset.instance, r.dataset.state]);"
+    )
+    return dict(pairs)
 
 
 def _console_errors(driver: Any) -> list[str]:

@@ -24,7 +24,7 @@ FIELD_OF = {
 
 def variables_read_by_config() -> set[str]:
     source = inspect.getsource(config)
-    pattern = r'(?:env\.get\(|env\[|_(?:int|bool|choice|list)\(env, )"([A-Z][A-Z0-9_]+)"'
+    pattern = r'(?:env\.get\(|env\[|_[a-z]+\(env, )"([A-Z][A-Z0-9_]+)"'
     return set(re.findall(pattern, source))
 
 
