@@ -22,6 +22,8 @@ import pytest
 from haven.db.migrate import current_heads
 from haven.store.embedded import free_port
 
+pytestmark = pytest.mark.slow  # every test here runs the real `haven` command in a subprocess
+
 HAVEN = str(Path(sys.executable).parent / "haven")
 PG_ENV = "HAVEN_TEST_DATABASE_URL"
 _STRIP = ("HAVEN_", "REDIS_", "DATABASE_URL", "SECRET_KEY", "PORT", "HOST", "INSTANCE_ID")
@@ -173,7 +175,6 @@ def _stop(proc: subprocess.Popen[str]) -> None:
         proc.wait(10)
 
 
-@pytest.mark.slow
 def test_seed_curl_session_against_a_real_haven_serve(tmp_path: Path) -> None:
     """migrate, demo-data, serve on the embedded defaults; log in with a cookie jar; SIGTERM."""
     env = clean_env(
