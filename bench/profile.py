@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import json
 import os
 import subprocess
 import sys
@@ -22,16 +23,17 @@ from pathlib import Path
 
 import httpx
 
-from bench.run import HERE, Scenario, log
+from bench.run import HERE, Scenario, log, pg_database, pg_drop
 from bench.seed import seed
 from haven.devcluster.cluster import Cluster, ClusterSpec
 from haven.store.embedded import free_port
 
 SECONDS = int(os.environ.get("BENCH_PROFILE_SECONDS", "8"))
 TOP = 18
+RATE = 250
 
 
-def report(raw: Path, title: str) -> str:
+def report(raw: Path, title: str, rps: float) -> str:
     self_time: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     total = 0
@@ -45,11 +47,20 @@ def report(raw: Path, title: str) -> str:
         self_time[frames[-1]] += n
         for f in set(frames):
             inclusive[f] += n
-    lines = [f"## {title}", "", f"{total} samples", "", "self time:", ""]
+    per_request = (total / RATE) / (rps * SECONDS) * 1e6 if rps else 0.0
+    lines = [
+        f"## {title}",
+        "",
+        f"{total} samples at {RATE} Hz over {SECONDS} s; wrk measured {rps:.0f} req/s meanwhile "
+        f"(~{per_request:.0f} us of sampled Python time per request)",
+        "",
+        "self time:",
+        "",
+    ]
     for name, n in self_time.most_common(TOP):
         lines.append(f"  {100 * n / max(total, 1):5.1f}%  {name}")
     lines += ["", "inclusive time:", ""]
-    for name, n in inclusive.most_common(TOP + 12):
+    for name, n in inclusive.most_common(TOP + 52):
         lines.append(f"  {100 * n / max(total, 1):5.1f}%  {name}")
     return "\n".join(lines) + "\n"
 
@@ -72,6 +83,7 @@ def main() -> int:
     out_dir.mkdir(exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="haven-profile-"))
     port = free_port()
+    db_url, pg_admin = pg_database()  # PostgreSQL when BENCH_DATABASE_URL is set
     cluster = Cluster(
         ClusterSpec(
             instances=1,
@@ -81,7 +93,7 @@ def main() -> int:
             demo_data=False,
             drain_delay_ms=200,
             extra_env={
-                "DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'p.db'}",
+                "DATABASE_URL": db_url or f"sqlite+aiosqlite:///{tmp / 'p.db'}",
                 "LOG_LEVEL": "warning",
                 "RATE_LIMIT_GLOBAL": "10000000",
                 "RATE_LIMIT_PER_USER": "10000000",
@@ -102,7 +114,10 @@ def main() -> int:
             Scenario("ledger", f"/api/v1/leases/{org.ledger_lease}/ledger"),
         ]
         cookie = {"Cookie": f"haven_session={org.cookie}"}
+        only = {s for s in os.environ.get("BENCH_ONLY", "").split(",") if s}
         for sc in scenarios:
+            if only and sc.name not in only:
+                continue
             httpx.get(url + sc.path, headers=cookie).raise_for_status()
             env = {**os.environ, "BENCH_METHOD": "GET"}
             if sc.auth == "cookie":
@@ -118,8 +133,9 @@ def main() -> int:
                     url + sc.path,
                 ],
                 env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
             )
             time.sleep(1)
             raw = tmp / f"{sc.name}.raw"
@@ -143,12 +159,21 @@ def main() -> int:
                 capture_output=True,
                 timeout=SECONDS + 60,
             )
-            wrk.wait(timeout=SECONDS + 30)
-            text = report(raw, f"{label}: {sc.name} ({sc.path.split('?')[0]}, wrk c8)")
+            out, _ = wrk.communicate(timeout=SECONDS + 30)
+            rps = 0.0
+            for line in out.splitlines():
+                if line.startswith("BENCH_JSON "):
+                    result = json.loads(line.removeprefix("BENCH_JSON "))
+                    rps = result["requests"] / (result["duration_us"] / 1e6)
+            db = "PostgreSQL" if db_url else "SQLite"
+            title = f"{label}: {sc.name} ({sc.path.split('?')[0]}, wrk c8, {db})"
+            text = report(raw, title, rps)
             (out_dir / f"{label}-{sc.name}.txt").write_text(text)
             log(f"profiled {sc.name}")
     finally:
         cluster.stop()
+        if db_url and pg_admin:
+            pg_drop(pg_admin, db_url)
     return 0
 
 

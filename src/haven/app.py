@@ -26,7 +26,12 @@ from haven.cluster.middleware import install as install_cluster
 from haven.cluster.runtime import Cluster
 from haven.config import Settings
 from haven.dashboard.routes import DashboardController
-from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
+from haven.db.engine import (
+    WRITE_OPTION,
+    create_engine,
+    create_sessionmaker,
+    read_only_engine,
+)
 from haven.db.transaction import provide_db
 from haven.errors import UnsupportedMediaTypeError, exception_handler
 from haven.leases.routes import LeasesController
@@ -113,6 +118,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
         redis = create_redis(settings, url)
         keys = Keys(settings.redis_key_prefix)
         app.state.engine = engine
+        app.state.read_engine = read_only_engine(engine, settings)
         app.state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
         app.state.sessionmaker = create_sessionmaker(engine)
         app.state.redis = redis

@@ -27,7 +27,7 @@ class DashboardController(Controller):
         """Portfolio figures; cached per organization, fresh after any write on any instance."""
 
         def read_session() -> AsyncSession:
-            return state.sessionmaker(bind=state.engine)  # only on a cache miss
+            return state.sessionmaker(bind=state.read_engine)  # only on a cache miss
 
         body = await service.dashboard_json(
             read_session,

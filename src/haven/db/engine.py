@@ -76,6 +76,18 @@ def _sqlite_engine(url: str) -> AsyncEngine:
     return engine
 
 
+def read_only_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
+    """The engine safe-method requests read through.
+
+    On PostgreSQL it runs in autocommit: no BEGIN and ROLLBACK round trips around a read.
+    Nothing is lost: under READ COMMITTED (the default) each statement takes its own snapshot
+    inside a transaction too, and a read request never writes. SQLite keeps its BEGIN.
+    """
+    if settings.is_sqlite:
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     from haven.audit.listener import install
 

@@ -52,7 +52,7 @@ async def provide_db(request: Request[Any, Any, Any], state: State) -> AsyncGene
     from haven.store import idempotency, org_cache
 
     write = request.method not in SAFE_METHODS
-    bind = state.write_engine if write else state.engine
+    bind = state.write_engine if write else state.read_engine
     async with state.sessionmaker(bind=bind) as session:
         claim = None
         if write:
