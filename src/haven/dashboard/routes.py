@@ -29,11 +29,10 @@ class DashboardController(Controller):
         def read_session() -> AsyncSession:
             return state.sessionmaker(bind=state.read_engine)  # only on a cache miss
 
+        prefetch = prefetch_of(request.scope)
+        if principal.session.oid != str(principal.organization_id):
+            prefetch = None  # the gate derived its keys from the raw oid: only use a canonical one
         body = await service.dashboard_json(
-            read_session,
-            state.redis,
-            state.redis_keys,
-            principal.organization_id,
-            prefetch_of(request.scope),
+            read_session, state.redis, state.redis_keys, principal.organization_id, prefetch
         )
         return Response(body, media_type="application/json", headers=NO_STORE)
