@@ -7,6 +7,7 @@ our way (see cluster/ for the drain), instead of granian's own worker manager.
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 
@@ -41,6 +42,10 @@ def serve(settings: Settings) -> int:
         )
     try:
         app = create_app(settings, redis_url=redis_url)
+        # Everything built so far (routes, schemas, models) lives as long as the process:
+        # move it out of the collector's way, so collections under load scan only new objects.
+        gc.collect()
+        gc.freeze()
         return asyncio.run(_serve(app, settings))
     finally:
         if valkey is not None:
