@@ -15,6 +15,7 @@ import asyncio
 import collections
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -174,6 +175,7 @@ def main() -> int:
         cluster.stop()
         if db_url and pg_admin:
             pg_drop(pg_admin, db_url)
+        shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
