@@ -12,9 +12,10 @@ Semantics are those of the separate steps it replaces: a request over a limit
 is refused before the session is touched (and not counted); the session read
 slides its TTL exactly like SessionStore.get; the version is read before the
 cached value, as org_cache.cached does. The version and cache keys are derived
-inside the script, so on a clustered Redis (keys in different slots) the
-script cannot run: there the principal and the cache fall back to their own
-calls (two round trips).
+inside the script (not declared in KEYS), which a single node or Valkey allows;
+Haven's client is a single-node client (redis.asyncio.Redis). Supporting a
+clustered Redis needs hash-tagged keys or a second call (the principal and the
+cache keep their own calls for when no prefetch is present).
 """
 
 from __future__ import annotations
