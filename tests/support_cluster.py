@@ -107,9 +107,15 @@ class Spawned:
         return self.log.read_text(errors="replace")
 
     def kill_tree(self) -> None:
-        """Last-resort cleanup: SIGKILL this process and every descendant, by PID."""
+        """Last-resort cleanup: SIGKILL this process and every descendant, by PID.
+
+        Children of `haven up` lead their own process groups (nginx's workers sit in
+        their master's), so each group a descendant leads is killed whole.
+        """
         for proc in reversed(self.tree()):
-            with contextlib.suppress(psutil.NoSuchProcess):
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError, PermissionError):
+                if os.getpgid(proc.pid) == proc.pid:
+                    os.killpg(proc.pid, signal.SIGKILL)
                 proc.send_signal(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(5)
