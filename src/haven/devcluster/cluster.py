@@ -74,7 +74,11 @@ class Child:
             return None
         if proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(sig)
+                if sig == signal.SIGKILL:
+                    # The child leads its own group: take its helpers (nginx workers) too.
+                    os.killpg(proc.pid, signal.SIGKILL)
+                else:
+                    proc.send_signal(sig)
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
