@@ -358,7 +358,15 @@ def write_report() -> None:
         f"{r['duplicates']} | {r['max_latency_ms']} |"
         for r in sorted(RESULTS, key=lambda r: (r["scenario"], r["lb"]))
     )
-    lines += ["", f"Run at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.", ""]
+    database = "PostgreSQL" if os.environ.get("HAVEN_TEST_DATABASE_URL") else "SQLite"
+    lines += [
+        "",
+        f"Database: {database}. Failed attempts are answers the client retried (transport errors,",
+        "502/503, 409 in flight); a failed request is one that still failed after its retries.",
+        "",
+        f"Run at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        "",
+    ]
     Path(target).write_text("\n".join(lines))
 
 
