@@ -27,7 +27,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from haven.store.client import Keys
-from haven.store.ratelimit import Decision, Limit, RateLimiter, decide
+from haven.store.ratelimit import RATE_STEP_LUA, Decision, Limit, RateLimiter, decide
 
 SCOPE_KEY = "haven_prefetch"
 
@@ -35,36 +35,10 @@ SCOPE_KEY = "haven_prefetch"
 # ARGV[1]: window ms; ARGV[1 + i]: limit of KEYS[i]; then session TTL, org-version key
 # prefix, cache key prefix, cache name ('' for none).
 # Denied: {0, i, count, pttl}. Allowed: {1, count1, pttl1, ..., session, version, cached}.
-_GATE = """
-local n = #KEYS - 1
-local window = tonumber(ARGV[1])
-for i = 1, n do
-  local count = tonumber(redis.call('GET', KEYS[i]) or '0')
-  if count >= tonumber(ARGV[i + 1]) then
-    local ttl = redis.call('PTTL', KEYS[i])
-    if ttl < 0 then
-      redis.call('PEXPIRE', KEYS[i], window)
-      ttl = window
-    end
-    return {0, i, count, ttl}
-  end
-end
-local out = {1}
-for i = 1, n do
-  local count = redis.call('INCR', KEYS[i])
-  local ttl = window
-  if count == 1 then
-    redis.call('PEXPIRE', KEYS[i], window)
-  else
-    ttl = redis.call('PTTL', KEYS[i])
-    if ttl < 0 then
-      redis.call('PEXPIRE', KEYS[i], window)
-      ttl = window
-    end
-  end
-  out[#out + 1] = count
-  out[#out + 1] = ttl
-end
+_GATE = (
+    "local n = #KEYS - 1\nlocal window = tonumber(ARGV[1])\n"
+    + RATE_STEP_LUA
+    + """
 local session = redis.call('GET', KEYS[n + 1])
 local version = false
 local cached = false
@@ -85,6 +59,7 @@ out[#out + 1] = version
 out[#out + 1] = cached
 return out
 """
+)
 
 # Routes whose cached bytes the gate fetches: path -> the cache name of now.
 _CACHED_ROUTES: dict[str, Callable[[], str]] = {}

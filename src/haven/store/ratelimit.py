@@ -22,12 +22,12 @@ from redis.asyncio import Redis
 from haven.config import Settings
 from haven.store.client import Keys
 
-# KEYS: counters. ARGV[1]: window in ms; ARGV[1 + i]: limit of KEYS[i].
-# Returns {1, count1, pttl1, count2, pttl2, ...} when allowed (counted), or
-# {0, i, count, pttl} naming the first limit that is exhausted.
-_HIT = """
-local window = tonumber(ARGV[1])
-for i = 1, #KEYS do
+# The rate-limit step, shared with haven.store.gate's one-round-trip script. It needs
+# `n` (KEYS[1..n] are the counters) and `window` (ms) in scope; ARGV[1 + i] is the limit
+# of KEYS[i]. It returns {0, i, count, pttl} naming the first exhausted limit, or
+# counts every key and leaves `out` = {1, count1, pttl1, count2, pttl2, ...}.
+RATE_STEP_LUA = """
+for i = 1, n do
   local count = tonumber(redis.call('GET', KEYS[i]) or '0')
   if count >= tonumber(ARGV[i + 1]) then
     local ttl = redis.call('PTTL', KEYS[i])
@@ -39,7 +39,7 @@ for i = 1, #KEYS do
   end
 end
 local out = {1}
-for i = 1, #KEYS do
+for i = 1, n do
   local count = redis.call('INCR', KEYS[i])
   local ttl = window
   if count == 1 then
@@ -54,8 +54,12 @@ for i = 1, #KEYS do
   out[#out + 1] = count
   out[#out + 1] = ttl
 end
-return out
 """
+
+# KEYS: counters. ARGV[1]: window in ms; ARGV[1 + i]: limit of KEYS[i].
+# Returns {1, count1, pttl1, count2, pttl2, ...} when allowed (counted), or
+# {0, i, count, pttl} naming the first limit that is exhausted.
+_HIT = "local window = tonumber(ARGV[1])\nlocal n = #KEYS\n" + RATE_STEP_LUA + "return out\n"
 
 
 @dataclass(frozen=True, slots=True)
