@@ -118,7 +118,7 @@ class PropertiesController(Controller):
         principal: Principal,
         property_id: uuid.UUID,
     ) -> None:
-        """Delete a property and its units; 409 while a unit has an active lease."""
+        """Delete a property and its units; 409 while a unit has a lease that is not a draft."""
         prop = await service.get(db, principal.organization_id, property_id)
         check_version(prop, request.headers.get("if-match"))
         await service.delete(db, prop)

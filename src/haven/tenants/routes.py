@@ -99,7 +99,7 @@ class TenantsController(Controller):
         principal: Principal,
         tenant_id: uuid.UUID,
     ) -> None:
-        """Delete a tenant."""
+        """Delete a tenant; 409 while they are on a lease that is not a draft."""
         tenant = await service.get(db, principal.organization_id, tenant_id)
         check_version(tenant, request.headers.get("if-match"))
         await service.delete(db, tenant)

@@ -143,7 +143,7 @@ class UnitsController(Controller):
         principal: Principal,
         unit_id: uuid.UUID,
     ) -> None:
-        """Delete a unit; 409 while it has an active lease."""
+        """Delete a unit; 409 while it has a lease that is not a draft (ledger history stays)."""
         unit = await service.get(db, principal.organization_id, unit_id)
         check_version(unit, request.headers.get("if-match"))
         await service.delete(db, unit)
