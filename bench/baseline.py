@@ -16,6 +16,8 @@ from granian.log import LogLevels
 from granian.server.embed import Server
 from redis.asyncio import Redis
 
+from haven.server import event_loop_factory
+
 REDIS = Redis.from_url(os.environ.get("BASELINE_REDIS_URL", "redis://127.0.0.1:6379"))
 PREFIX = os.environ.get("BASELINE_SESSION_PREFIX", "haven:session:").encode()
 CACHE_KEY = os.environ.get("BASELINE_CACHE_KEY", "")
@@ -51,4 +53,6 @@ async def _main(port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(_main(int(sys.argv[1])))
+    # The same event loop as `haven serve` (uvloop where installed).
+    with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+        runner.run(_main(int(sys.argv[1])))

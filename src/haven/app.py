@@ -31,7 +31,9 @@ from haven.db.engine import (
     create_engine,
     create_sessionmaker,
     read_only_engine,
+    warm_pool,
 )
+from haven.db.reader import Reader, provide_reader
 from haven.db.transaction import provide_db
 from haven.errors import UnsupportedMediaTypeError, exception_handler
 from haven.leases.routes import LeasesController
@@ -121,9 +123,12 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
         app.state.read_engine = read_only_engine(engine, settings)
         app.state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
         app.state.sessionmaker = create_sessionmaker(engine)
+        app.state.reader = Reader(app.state.read_engine)
         app.state.redis = redis
         app.state.redis_keys = keys
         app.state.sessions = SessionStore(redis, keys, settings.session_ttl)
+        if not settings.is_sqlite:
+            await warm_pool(engine, settings.db_pool_min)
         try:
             yield
         finally:
@@ -160,7 +165,10 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
             status_page,
             status_assets,
         ],
-        dependencies={"db": Provide(provide_db)},
+        dependencies={
+            "db": Provide(provide_db),
+            "reader": Provide(provide_reader, sync_to_thread=False),
+        },
         lifespan=[lifespan, cluster.lifespan],
         before_request=require_json_body,
         # Stores a successful POST's response in its own transaction (Idempotency-Key).

@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
 from haven.config import Settings
+
+log = structlog.get_logger("haven.db")
 
 # Execution option a write transaction sets; on SQLite it turns BEGIN into BEGIN IMMEDIATE.
 WRITE_OPTION = "haven_write"
@@ -36,15 +40,47 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
         "command_timeout": 30,
         "server_settings": {"application_name": f"haven:{settings.instance_id}"[:63]},
     }
-    return create_async_engine(
+    # The pool keeps every connection it opened, up to DB_POOL_MAX. An "overflow" above a
+    # smaller pool_size would be closed on return and reopened by the next busy request: a
+    # new PostgreSQL backend (fork, authentication) per request under steady concurrency.
+    # DB_POOL_MIN connections are opened at start (warm_pool).
+    engine = create_async_engine(
         settings.database_url,
-        pool_size=max(settings.db_pool_min, 1),
-        max_overflow=max(settings.db_pool_max - max(settings.db_pool_min, 1), 0),
-        pool_pre_ping=True,
+        pool_size=settings.db_pool_max,
+        max_overflow=0,
         pool_recycle=1800,
         pool_timeout=10,
         connect_args=connect_args,
     )
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _drop_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        # Instead of pool_pre_ping, which costs three round trips per checkout on asyncpg
+        # (BEGIN, ping, ROLLBACK): when the server ends a session (pg_terminate_backend, a
+        # restart, idle_session_timeout) it closes the socket, and asyncpg marks the
+        # connection closed as soon as the event loop reads the EOF. The pool then discards it
+        # and connects afresh, so an idle pooled connection never fails a request. A statement
+        # that meets a disconnect mid-flight invalidates the whole pool (SQLAlchemy's default).
+        if dbapi_connection.driver_connection.is_closed():
+            raise DisconnectionError("PostgreSQL closed this pooled connection")
+
+    return engine
+
+
+async def warm_pool(engine: AsyncEngine, count: int) -> None:
+    """Open `count` pooled connections now, so the first requests do not pay for connecting.
+
+    Best effort: a database that is down at start is reported by /ready, not by a crash.
+    """
+    connections = []
+    try:
+        for _ in range(count):
+            connections.append(await engine.connect())  # noqa: PERF401 - close all on failure
+    except Exception as exc:
+        log.warning("db_pool_warm_up_failed", opened=len(connections), error=repr(exc))
+    finally:
+        for connection in connections:
+            await connection.close()
 
 
 def _sqlite_engine(url: str) -> AsyncEngine:

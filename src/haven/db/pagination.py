@@ -17,10 +17,13 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import msgspec
-from sqlalchemy import Select, and_, or_
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.sql.elements import BindParameter
 
+from haven.db.query import PlainRow, plain_rows
+from haven.db.reader import Reader
 from haven.errors import FieldError, ValidationError
 
 M = TypeVar("M")
@@ -117,6 +120,112 @@ def _decode(cursor: str, sort_name: str, key: SortKey) -> tuple[Any, uuid.UUID]:
         raise bad from None
 
 
+def _after(key: SortKey, id_column: Any, value: Any, last_id: Any) -> ColumnElement[bool]:
+    """Rows strictly after (value, last_id) in the (key, id) order."""
+    column = key.column
+    if key.descending:
+        return or_(column < value, and_(column == value, id_column < last_id))
+    return or_(column > value, and_(column == value, id_column > last_id))
+
+
+def _order(key: SortKey, id_column: Any) -> tuple[Any, Any]:
+    if key.descending:
+        return key.column.desc(), id_column.desc()
+    return key.column.asc(), id_column.asc()
+
+
+def _next_page(
+    rows: list[Any], limit: int, sort_name: str, value_of: Callable[[Any], Any]
+) -> Page[Any]:
+    if len(rows) <= limit:
+        return Page(rows, None)
+    rows = rows[:limit]
+    last = rows[-1]
+    return Page(rows, _encode(sort_name, value_of(last), last.id))
+
+
+Filter = Callable[[BindParameter[Any]], ColumnElement[bool]]
+
+
+def contains_pattern(term: str) -> str:
+    """A LIKE pattern matching `term` anywhere, case-folded, with % and _ taken literally.
+
+    Use with `.like(param, escape="/")` on a lower()-ed column.
+    """
+    escaped = term.strip().lower().replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
+
+
+class ListQuery:
+    """One list endpoint's SELECT, built once per shape and run with bind parameters.
+
+    A shape is the sort order, whether a cursor continues the listing, and which
+    filters are set. Building a SELECT and computing its cache key costs more than
+    running a prepared one, so each shape is built on first use and kept; a request
+    only supplies values (organization, filters, cursor position, limit). The rows are
+    the model table's columns as named tuples, read through a `Reader`.
+    """
+
+    def __init__(
+        self,
+        model: type[Any],
+        sorts: dict[str, SortKey],
+        default_sort: str,
+        filters: dict[str, Filter] | None = None,
+    ) -> None:
+        self._table = model.__table__
+        self._id = model.id
+        self.sorts = sorts
+        self.default_sort = default_sort
+        self._filters = filters or {}
+        self._built: dict[tuple[str, bool, tuple[str, ...]], Select[Any]] = {}
+
+    def statement(self, sort_name: str, after: bool, filters: tuple[str, ...]) -> Select[Any]:
+        shape = (sort_name, after, filters)
+        stmt = self._built.get(shape)
+        if stmt is None:
+            key = self.sorts[sort_name]
+            table = self._table
+            stmt = select(*table.columns).where(
+                table.c.organization_id == bindparam("organization_id")
+            )
+            for name in filters:
+                stmt = stmt.where(self._filters[name](bindparam(name)))
+            if after:
+                value = bindparam("after_value", type_=key.column.type)
+                stmt = stmt.where(_after(key, self._id, value, bindparam("after_id")))
+            stmt = stmt.order_by(*_order(key, self._id)).limit(bindparam("limit"))
+            self._built[shape] = stmt
+        return stmt
+
+    async def page(
+        self,
+        reader: Reader,
+        organization_id: uuid.UUID,
+        *,
+        limit: int,
+        cursor: str | None,
+        sort: str | None,
+        **filters: Any,
+    ) -> Page[PlainRow]:
+        """One page; `filters` left None are not applied."""
+        sort_name, key = resolve_sort(self.sorts, sort, self.default_sort)
+        active = tuple(sorted(name for name, value in filters.items() if value is not None))
+        params: dict[str, Any] = {"organization_id": organization_id, "limit": limit + 1}
+        params.update((name, filters[name]) for name in active)
+        if cursor:
+            params["after_value"], params["after_id"] = _decode(cursor, sort_name, key)
+        rows = await reader.rows(self.statement(sort_name, bool(cursor), active), params)
+        column = key.column.key
+        return _next_page(rows, limit, sort_name, lambda row: getattr(row, column))
+
+
+def _selects_entity(stmt: Select[Any]) -> bool:
+    """True for `select(Model)` (ORM objects), False for a select of columns (plain rows)."""
+    described = stmt.column_descriptions
+    return len(described) == 1 and described[0]["expr"] is described[0]["entity"]
+
+
 async def paginate(
     session: AsyncSession,
     stmt: Select[M],
@@ -128,21 +237,17 @@ async def paginate(
     cursor: str | None,
     value_of: Callable[[M], Any] | None = None,
 ) -> Page[M]:
-    """Run `stmt` ordered by (key, id), starting after `cursor`, returning one page."""
-    column = key.column
+    """Run `stmt` ordered by (key, id), starting after `cursor`, returning one page.
+
+    `stmt` selects either a model (the page holds ORM objects) or its columns (named tuples,
+    see `haven.db.query.scoped_rows`); sort keys and ids are read by attribute either way.
+    """
     if cursor:
         value, last_id = _decode(cursor, sort_name, key)
-        if key.descending:
-            after = or_(column < value, and_(column == value, id_column < last_id))
-        else:
-            after = or_(column > value, and_(column == value, id_column > last_id))
-        stmt = stmt.where(after)
-    order = (column.desc(), id_column.desc()) if key.descending else (column.asc(), id_column.asc())
-    rows = list((await session.execute(stmt.order_by(*order).limit(limit + 1))).scalars().unique())
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        value = value_of(last) if value_of else getattr(last, column.key)
-        next_cursor = _encode(sort_name, value, last.id)  # type: ignore[attr-defined]
-    return Page(rows, next_cursor)
+        stmt = stmt.where(_after(key, id_column, value, last_id))
+    result = await session.execute(stmt.order_by(*_order(key, id_column)).limit(limit + 1))
+    rows: list[Any] = (
+        list(result.scalars().unique()) if _selects_entity(stmt) else plain_rows(result)
+    )
+    column = key.column.key
+    return _next_page(rows, limit, sort_name, value_of or (lambda row: getattr(row, column)))

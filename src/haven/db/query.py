@@ -3,19 +3,50 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, TypeVar
+from collections import namedtuple
+from functools import lru_cache
+from typing import Any, TypeAlias, TypeVar
 
-from sqlalchemy import Select, select
+from sqlalchemy import Result, Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.errors import NotFoundError, VersionMismatchError
 
 M = TypeVar("M")
 
+# A named tuple from `plain_rows`: a table's (or a select's) columns by name, read-only.
+PlainRow: TypeAlias = Any
+
 
 def scoped(model: type[M], organization_id: uuid.UUID) -> Select[M]:
     """SELECT model rows of one organization; the only way routes list owned rows."""
     return select(model).where(model.organization_id == organization_id)  # type: ignore[attr-defined]
+
+
+def scoped_rows(model: type[M], organization_id: uuid.UUID) -> Select[Any]:
+    """Like `scoped`, but selecting the table's columns: plain rows, no ORM objects.
+
+    Lists and other read paths use it: a row carries the same attribute names as the
+    model (`row.name`, `row.created_at`), costs a fraction of loading an ORM instance
+    (no identity map, no instrumented attributes), and nothing a read returns is changed.
+    """
+    table = model.__table__  # type: ignore[attr-defined]
+    return select(*table.columns).where(table.c.organization_id == organization_id)
+
+
+@lru_cache(maxsize=256)
+def _row_type(keys: tuple[str, ...]) -> Any:
+    return namedtuple("Row", keys, rename=True)
+
+
+def plain_rows(result: Result[Any]) -> list[PlainRow]:
+    """A result's rows as named tuples with the same attribute names.
+
+    SQLAlchemy's Row resolves `row.name` through its key map on every access (about ten
+    times the cost of a tuple index); a list page reads a dozen attributes of 50 rows.
+    """
+    make = _row_type(tuple(result.keys()))._make
+    return [make(row) for row in result]
 
 
 async def get_owned(

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haven.db.query import PlainRow
+from haven.db.reader import Reader
 from haven.ledger.aging import Line
-from haven.models import LedgerEntry
+from haven.models import Lease, LedgerEntry, Organization
 
 
-def line_of(entry: LedgerEntry) -> Line:
+def line_of(entry: LedgerEntry | PlainRow) -> Line:
     return Line(
         id=entry.id,
         type=entry.type,
@@ -23,13 +25,36 @@ def line_of(entry: LedgerEntry) -> Line:
     )
 
 
-async def entries_of(session: AsyncSession, lease_id: uuid.UUID) -> Sequence[LedgerEntry]:
-    stmt = (
-        select(LedgerEntry)
-        .where(LedgerEntry.lease_id == lease_id)
-        .order_by(LedgerEntry.created_at, LedgerEntry.id)
+def _ledger_statement() -> Select[Any]:
+    entry = LedgerEntry.__table__
+    return (
+        select(
+            Organization.currency.label("org_currency"),
+            Organization.timezone.label("org_timezone"),
+            *entry.columns,
+        )
+        .select_from(Lease)
+        .join(Organization, Organization.id == Lease.organization_id)
+        .outerjoin(entry, entry.c.lease_id == Lease.id)
+        .where(Lease.id == bindparam("lease_id"), Lease.organization_id == bindparam("org_id"))
+        .order_by(entry.c.created_at, entry.c.id)
     )
-    return (await session.execute(stmt)).scalars().all()
+
+
+# Built once: only the two ids change between requests.
+LEDGER = _ledger_statement()
+
+
+async def ledger_rows(
+    reader: Reader, organization_id: uuid.UUID, lease_id: uuid.UUID
+) -> list[PlainRow]:
+    """A lease's entries in posting order, each with its organization's currency and timezone.
+
+    One statement (the lease, its organization and its entries joined): no rows means no
+    such lease in this organization; a lease without entries gives one row whose entry
+    columns are all NULL.
+    """
+    return await reader.rows(LEDGER, {"lease_id": lease_id, "org_id": organization_id})
 
 
 async def lines_by_lease(

@@ -11,6 +11,8 @@ from litestar.status_codes import HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
+from haven.db.query import PlainRow
+from haven.db.reader import Reader
 from haven.errors import FieldError, MalformedRequestError, ValidationError
 from haven.leases import service as leases
 from haven.ledger import service
@@ -29,7 +31,7 @@ from haven.web import NO_STORE
 CREATED_HEADERS = NO_STORE
 
 
-def entry_out(entry: LedgerEntry, balance_after: int) -> EntryOut:
+def entry_out(entry: LedgerEntry | PlainRow, balance_after: int) -> EntryOut:
     return EntryOut(
         id=entry.id,
         type=entry.type,
@@ -56,7 +58,7 @@ class LeaseLedgerController(Controller):
 
     @get("/ledger")
     async def ledger(
-        self, db: AsyncSession, principal: Principal, lease_id: uuid.UUID
+        self, reader: Reader, principal: Principal, lease_id: uuid.UUID
     ) -> Response[LedgerOut]:
         """The lease's ledger: balance (what the tenants owe), aging, entries with balanceAfter.
 
@@ -66,10 +68,9 @@ class LeaseLedgerController(Controller):
         left by days past each charge's due date (`current` = not yet overdue). The buckets
         add up to the balance; a credit balance shows as a negative `current`.
         """
-        lease = await leases.get(db, principal.organization_id, lease_id)
-        view = await service.view(db, principal.organization_id, lease)
+        view = await service.view(reader, principal.organization_id, lease_id)
         body = LedgerOut(
-            lease_id=lease.id,
+            lease_id=lease_id,
             currency=view.currency,
             balance=view.summary.balance,
             aging=AgingOut(**view.summary.aging.as_dict()),

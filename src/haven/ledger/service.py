@@ -11,10 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haven.db.query import get_owned
-from haven.errors import ConflictError
+from haven.db.query import PlainRow, get_owned
+from haven.db.reader import Reader
+from haven.errors import ConflictError, NotFoundError
 from haven.ledger import repository
-from haven.ledger.aging import Line, Summary, ordered, running_balances, summarize
+from haven.ledger.aging import Summary, ordered, running_balances, summarize
 from haven.ledger.schemas import ChargeIn, CreditIn, PaymentIn, ReverseIn
 from haven.models import Lease, LedgerEntry, Organization
 
@@ -31,8 +32,12 @@ async def organization_of(session: AsyncSession, organization_id: uuid.UUID) -> 
 
 def today_in(org: Organization) -> date:
     """Today's date where the organization is (its timezone), so due dates age locally."""
+    return today_in_zone(org.timezone)
+
+
+def today_in_zone(timezone: str) -> date:
     try:
-        zone = ZoneInfo(org.timezone)
+        zone = ZoneInfo(timezone)
     except (KeyError, ValueError):
         zone = ZoneInfo("UTC")
     return datetime.now(UTC).astimezone(zone).date()
@@ -40,23 +45,23 @@ def today_in(org: Organization) -> date:
 
 @dataclass(frozen=True, slots=True)
 class LedgerView:
-    lease: Lease
     currency: str
     summary: Summary
-    entries: list[tuple[LedgerEntry, int]]  # (entry, balanceAfter)
+    entries: list[tuple[PlainRow, int]]  # (entry, balanceAfter)
 
 
-async def view(session: AsyncSession, organization_id: uuid.UUID, lease: Lease) -> LedgerView:
-    org = await organization_of(session, organization_id)
-    entries = list(await repository.entries_of(session, lease.id))
+async def view(reader: Reader, organization_id: uuid.UUID, lease_id: uuid.UUID) -> LedgerView:
+    """The ledger of a lease of the organization (404 for any other), read in one statement."""
+    rows = await repository.ledger_rows(reader, organization_id, lease_id)
+    if not rows:
+        raise NotFoundError(f"No lease with id {lease_id}")
+    entries = [row for row in rows if row.id is not None]
     by_id = {e.id: e for e in entries}
     lines = ordered(repository.line_of(e) for e in entries)
     after = running_balances(lines)
-    summary = summarize(lines, today_in(org))
     return LedgerView(
-        lease=lease,
-        currency=org.currency,
-        summary=summary,
+        currency=rows[0].org_currency,
+        summary=summarize(lines, today_in_zone(rows[0].org_timezone)),
         entries=[(by_id[line.id], bal) for line, bal in zip(lines, after, strict=True)],
     )
 
@@ -171,7 +176,3 @@ async def reverse(
         # Another instance reversed it in the same moment: the unique key on reverses_id won.
         raise ConflictError("This entry has already been reversed") from None
     return reversal, await repository.balance_of(session, entry.lease_id)
-
-
-def lines_for(entries: list[LedgerEntry]) -> list[Line]:
-    return [repository.line_of(e) for e in entries]

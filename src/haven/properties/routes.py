@@ -11,7 +11,8 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
-from haven.db.query import check_version
+from haven.db.query import PlainRow, check_version
+from haven.db.reader import Reader
 from haven.models import Property
 from haven.properties import service
 from haven.properties.schemas import (
@@ -25,7 +26,8 @@ from haven.schemas import ListOf
 from haven.web import NO_STORE, ListParams, with_etag
 
 
-def property_out(p: Property) -> PropertyOut:
+def property_out(p: Property | PlainRow) -> PropertyOut:
+    """The body of a property, from its model or from a plain row of its table."""
     return PropertyOut(
         id=p.id,
         name=p.name,
@@ -53,14 +55,14 @@ class PropertiesController(Controller):
     @get("/")
     async def list_properties(
         self,
-        db: AsyncSession,
+        reader: Reader,
         principal: Principal,
         page: ListParams,
         type_: Annotated[PropertyType | None, Parameter(query="type")] = None,
     ) -> Response[ListOf[PropertyOut]]:
         """Properties of the organization; sort by `name` or `createdAt` (prefix `-` to reverse)."""
         result = await service.list_properties(
-            db,
+            reader,
             principal.organization_id,
             limit=page.limit,
             cursor=page.cursor,

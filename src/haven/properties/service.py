@@ -6,15 +6,15 @@ import uuid
 from datetime import datetime
 
 from msgspec import UNSET
-from sqlalchemy import func, or_
+from sqlalchemy import ColumnElement, func, or_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
-from haven.db.pagination import Page, paginate, resolve_sort, sort_keys
-from haven.db.query import get_owned, scoped
+from haven.db.pagination import ListQuery, Page, contains_pattern, sort_keys
+from haven.db.query import PlainRow, get_owned
+from haven.db.reader import Reader
 from haven.models import Property
 from haven.properties.schemas import Address, PropertyIn, PropertyPatch
-
-SORTS = sort_keys({"name": (Property.name, str), "createdAt": (Property.created_at, datetime)})
 
 
 def _apply_address(prop: Property, address: Address) -> None:
@@ -67,12 +67,25 @@ async def delete(session: AsyncSession, prop: Property) -> None:
     await session.flush()
 
 
-def _like(term: str) -> str:
-    return term.strip().lower()
+def _search(term: BindParameter[str]) -> ColumnElement[bool]:
+    return or_(
+        *(
+            func.lower(column).like(term, escape="/")
+            for column in (Property.name, Property.city, Property.address_line1)
+        )
+    )
+
+
+LIST = ListQuery(
+    Property,
+    sort_keys({"name": (Property.name, str), "createdAt": (Property.created_at, datetime)}),
+    default_sort="name",
+    filters={"search": _search, "type": lambda value: Property.type == value},
+)
 
 
 async def list_properties(
-    session: AsyncSession,
+    reader: Reader,
     organization_id: uuid.UUID,
     *,
     limit: int,
@@ -80,26 +93,13 @@ async def list_properties(
     sort: str | None,
     search: str | None,
     type_: str | None,
-) -> Page[Property]:
-    sort_name, key = resolve_sort(SORTS, sort, "name")
-    stmt = scoped(Property, organization_id)
-    if search:
-        term = _like(search)
-        stmt = stmt.where(
-            or_(
-                func.lower(Property.name).contains(term, autoescape=True),
-                func.lower(Property.city).contains(term, autoescape=True),
-                func.lower(Property.address_line1).contains(term, autoescape=True),
-            )
-        )
-    if type_:
-        stmt = stmt.where(Property.type == type_)
-    return await paginate(
-        session,
-        stmt,
-        id_column=Property.id,
-        sort_name=sort_name,
-        key=key,
+) -> Page[PlainRow]:
+    return await LIST.page(
+        reader,
+        organization_id,
         limit=limit,
         cursor=cursor,
+        sort=sort,
+        search=contains_pattern(search) if search else None,
+        type=type_ or None,
     )

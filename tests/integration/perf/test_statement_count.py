@@ -96,6 +96,24 @@ def test_ledger_statements_do_not_grow_with_the_entries(
     assert len(many) == len(few), (few, many)
 
 
+def test_property_page_and_ledger_are_one_select_each(
+    client: TestClient[Any], owner: Account
+) -> None:
+    """The two hot reads the bench drives: a page of properties, a lease's ledger (the lease,
+    its organization's currency and timezone, and its entries are joined)."""
+    today = datetime.now(UTC).date()
+    lease = active_lease(client, owner, startDate=(today - timedelta(days=60)).isoformat())
+    charge(client, owner, lease["id"], 1000, today.isoformat())
+    for path in ("/api/v1/properties?limit=50", f"/api/v1/leases/{lease['id']}/ledger"):
+        statements = [
+            s
+            for s in statements_for(client, owner, path)
+            if s.strip().upper() not in {"BEGIN", "ROLLBACK", "COMMIT"}  # SQLite's own
+        ]
+        assert len(statements) == 1, (path, statements)
+        assert statements[0].lstrip().upper().startswith("SELECT"), statements
+
+
 def test_cached_dashboard_runs_no_statement(client: TestClient[Any], owner: Account) -> None:
     _grow(client, owner, 2)
     first = statements_for(client, owner, "/api/v1/dashboard")
