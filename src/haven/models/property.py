@@ -43,6 +43,8 @@ class Unit(IdMixin, TimestampsMixin, VersionedMixin, Base):
         UniqueConstraint("property_id", "label"),
         Index("ix_units_org_property_label", "organization_id", "property_id", "label", "id"),
         Index("ix_units_org_label", "organization_id", "label", "id"),
+        Index("ix_units_org_created", "organization_id", "created_at", "id"),
+        Index("ix_units_org_market_rent", "organization_id", "market_rent", "id"),
     )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(

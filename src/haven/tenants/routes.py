@@ -10,7 +10,8 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
-from haven.db.query import check_version
+from haven.db.query import PlainRow, check_version
+from haven.db.reader import Reader
 from haven.models import Tenant
 from haven.schemas import ListOf
 from haven.tenants import service
@@ -18,7 +19,7 @@ from haven.tenants.schemas import TenantIn, TenantOut, TenantPatch
 from haven.web import NO_STORE, ListParams, with_etag
 
 
-def tenant_out(t: Tenant) -> TenantOut:
+def tenant_out(t: Tenant | PlainRow) -> TenantOut:
     return TenantOut(
         id=t.id,
         first_name=t.first_name,
@@ -38,11 +39,11 @@ class TenantsController(Controller):
 
     @get("/")
     async def list_tenants(
-        self, db: AsyncSession, principal: Principal, page: ListParams
+        self, reader: Reader, principal: Principal, page: ListParams
     ) -> Response[ListOf[TenantOut]]:
         """Tenants; search matches names and email; sort by `lastName` or `createdAt`."""
         result = await service.list_tenants(
-            db,
+            reader,
             principal.organization_id,
             limit=page.limit,
             cursor=page.cursor,

@@ -6,20 +6,15 @@ import uuid
 from datetime import datetime
 
 import msgspec
-from sqlalchemy import func, or_
+from sqlalchemy import ColumnElement, func, or_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import BindParameter
 
-from haven.db.pagination import Page, paginate, resolve_sort, sort_keys
-from haven.db.query import get_owned, scoped
+from haven.db.pagination import ListQuery, Page, contains_pattern, sort_keys
+from haven.db.query import PlainRow, get_owned
+from haven.db.reader import Reader
 from haven.models import Tenant
 from haven.tenants.schemas import TenantIn, TenantPatch
-
-SORTS = sort_keys(
-    {
-        "lastName": (Tenant.last_name, str),
-        "createdAt": (Tenant.created_at, datetime),
-    }
-)
 
 
 async def create(session: AsyncSession, organization_id: uuid.UUID, data: TenantIn) -> Tenant:
@@ -60,32 +55,37 @@ async def delete(session: AsyncSession, tenant: Tenant) -> None:
     await session.flush()
 
 
+def _search(term: BindParameter[str]) -> ColumnElement[bool]:
+    return or_(
+        *(
+            func.lower(column).like(term, escape="/")
+            for column in (Tenant.first_name, Tenant.last_name, Tenant.email)
+        )
+    )
+
+
+LIST = ListQuery(
+    Tenant,
+    sort_keys({"lastName": (Tenant.last_name, str), "createdAt": (Tenant.created_at, datetime)}),
+    default_sort="lastName",
+    filters={"search": _search},
+)
+
+
 async def list_tenants(
-    session: AsyncSession,
+    reader: Reader,
     organization_id: uuid.UUID,
     *,
     limit: int,
     cursor: str | None,
     sort: str | None,
     search: str | None,
-) -> Page[Tenant]:
-    sort_name, key = resolve_sort(SORTS, sort, "lastName")
-    stmt = scoped(Tenant, organization_id)
-    if search:
-        term = search.lower()
-        stmt = stmt.where(
-            or_(
-                func.lower(Tenant.first_name).contains(term, autoescape=True),
-                func.lower(Tenant.last_name).contains(term, autoescape=True),
-                func.lower(Tenant.email).contains(term, autoescape=True),
-            )
-        )
-    return await paginate(
-        session,
-        stmt,
-        id_column=Tenant.id,
-        sort_name=sort_name,
-        key=key,
+) -> Page[PlainRow]:
+    return await LIST.page(
+        reader,
+        organization_id,
         limit=limit,
         cursor=cursor,
+        sort=sort,
+        search=contains_pattern(search) if search else None,
     )

@@ -11,7 +11,8 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
-from haven.db.query import check_version
+from haven.db.query import PlainRow, check_version
+from haven.db.reader import Reader
 from haven.models import Unit
 from haven.properties import service as properties
 from haven.schemas import ListOf
@@ -22,7 +23,7 @@ from haven.web import NO_STORE, ListParams, with_etag
 UnitStatus = Literal["vacant", "occupied", "unavailable"]
 
 
-def unit_out(u: Unit) -> UnitOut:
+def unit_out(u: Unit | PlainRow) -> UnitOut:
     return UnitOut(
         id=u.id,
         property_id=u.property_id,
@@ -39,14 +40,14 @@ def unit_out(u: Unit) -> UnitOut:
 
 
 async def _list(
-    db: AsyncSession,
+    reader: Reader,
     principal: Principal,
     page: ListParams,
     property_id: uuid.UUID | None,
     status: str | None,
 ) -> Response[ListOf[UnitOut]]:
     result = await service.list_units(
-        db,
+        reader,
         principal.organization_id,
         property_id=property_id,
         status=status,
@@ -68,6 +69,7 @@ class PropertyUnitsController(Controller):
     async def list_units(
         self,
         db: AsyncSession,
+        reader: Reader,
         principal: Principal,
         property_id: uuid.UUID,
         page: ListParams,
@@ -75,7 +77,7 @@ class PropertyUnitsController(Controller):
     ) -> Response[ListOf[UnitOut]]:
         """Units of one property; sort by `label`, `createdAt` or `marketRent`."""
         await properties.get(db, principal.organization_id, property_id)
-        return await _list(db, principal, page, property_id, status)
+        return await _list(reader, principal, page, property_id, status)
 
     @post("/", status_code=HTTP_201_CREATED, opt=roles(*MANAGERS))
     async def create(
@@ -99,14 +101,14 @@ class UnitsController(Controller):
     @get("/")
     async def list_all(
         self,
-        db: AsyncSession,
+        reader: Reader,
         principal: Principal,
         page: ListParams,
         property_id: Annotated[uuid.UUID | None, Parameter(query="propertyId")] = None,
         status: UnitStatus | None = None,
     ) -> Response[ListOf[UnitOut]]:
         """Units across the organization, optionally of one property or status."""
-        return await _list(db, principal, page, property_id, status)
+        return await _list(reader, principal, page, property_id, status)
 
     @get("/{unit_id:uuid}")
     async def show(

@@ -12,19 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
 from haven.db.base import utcnow
-from haven.db.pagination import Page, paginate, resolve_sort, sort_keys
-from haven.db.query import get_owned, scoped
+from haven.db.pagination import ListQuery, Page, contains_pattern, sort_keys
+from haven.db.query import PlainRow, get_owned
+from haven.db.reader import Reader
 from haven.errors import ConflictError, FieldError
 from haven.models import Property, Unit
 from haven.units.schemas import UnitIn, UnitPatch, bathrooms_value
-
-SORTS = sort_keys(
-    {
-        "label": (Unit.label, str),
-        "createdAt": (Unit.created_at, datetime),
-        "marketRent": (Unit.market_rent, int),
-    }
-)
 
 
 async def has_active_lease(session: AsyncSession, unit_id: uuid.UUID) -> bool:
@@ -133,8 +126,26 @@ async def delete(session: AsyncSession, unit: Unit) -> None:
     await _bump_unit_count(session, property_id, -1)
 
 
+LIST = ListQuery(
+    Unit,
+    sort_keys(
+        {
+            "label": (Unit.label, str),
+            "createdAt": (Unit.created_at, datetime),
+            "marketRent": (Unit.market_rent, int),
+        }
+    ),
+    default_sort="label",
+    filters={
+        "property_id": lambda value: Unit.property_id == value,
+        "status": lambda value: Unit.status == value,
+        "search": lambda value: func.lower(Unit.label).like(value, escape="/"),
+    },
+)
+
+
 async def list_units(
-    session: AsyncSession,
+    reader: Reader,
     organization_id: uuid.UUID,
     *,
     property_id: uuid.UUID | None,
@@ -143,15 +154,14 @@ async def list_units(
     cursor: str | None,
     sort: str | None,
     search: str | None,
-) -> Page[Unit]:
-    sort_name, key = resolve_sort(SORTS, sort, "label")
-    stmt = scoped(Unit, organization_id)
-    if property_id is not None:
-        stmt = stmt.where(Unit.property_id == property_id)
-    if status:
-        stmt = stmt.where(Unit.status == status)
-    if search:
-        stmt = stmt.where(func.lower(Unit.label).contains(search.lower(), autoescape=True))
-    return await paginate(
-        session, stmt, id_column=Unit.id, sort_name=sort_name, key=key, limit=limit, cursor=cursor
+) -> Page[PlainRow]:
+    return await LIST.page(
+        reader,
+        organization_id,
+        limit=limit,
+        cursor=cursor,
+        sort=sort,
+        property_id=property_id,
+        status=status or None,
+        search=contains_pattern(search) if search else None,
     )
