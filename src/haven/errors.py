@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import asyncpg
 import msgspec
 import structlog
 from litestar import Request, Response
@@ -249,8 +250,10 @@ def map_exception(exc: Exception) -> HavenError:
         # A unique or foreign key the service checked first was taken by a concurrent
         # write on another instance (check-then-insert races under READ COMMITTED).
         return ConflictError("This conflicts with a change made at the same moment; read and retry")
-    if isinstance(exc, OperationalError | InterfaceError) or (
-        isinstance(exc, DBAPIError) and (exc.connection_invalidated or _is_db_outage(exc))
+    if (
+        isinstance(exc, OperationalError | InterfaceError)
+        or (isinstance(exc, DBAPIError) and (exc.connection_invalidated or _is_db_outage(exc)))
+        or _is_driver_db_outage(exc)
     ):
         return DependencyUnavailableError("The database is unavailable; retry shortly")
     if _is_redis_outage(exc):
@@ -275,6 +278,17 @@ def _is_db_outage(exc: DBAPIError) -> bool:
     if code == "55000":
         return "accepting connections" in str(exc.orig)
     return code.startswith(_DB_OUTAGE_CLASSES) or code in _DB_OUTAGE_CODES
+
+
+def _is_driver_db_outage(exc: Exception) -> bool:
+    """The same outage seen from asyncpg itself (haven.db.reader sends reads to the driver)."""
+    if isinstance(exc, asyncpg.PostgresError):
+        code = exc.sqlstate
+        return isinstance(code, str) and (
+            code.startswith(_DB_OUTAGE_CLASSES) or code in _DB_OUTAGE_CODES
+        )
+    # "cannot call ...: the underlying connection is closed": the server went away mid-use.
+    return isinstance(exc, asyncpg.InterfaceError) and "closed" in str(exc)
 
 
 def _is_redis_outage(exc: Exception) -> bool:

@@ -35,7 +35,8 @@ def scoped_rows(model: type[M], organization_id: uuid.UUID) -> Select[Any]:
 
 
 @lru_cache(maxsize=256)
-def _row_type(keys: tuple[str, ...]) -> Any:
+def row_type(keys: tuple[str, ...]) -> Any:
+    """The named tuple type for rows with these column names."""
     return namedtuple("Row", keys, rename=True)
 
 
@@ -45,7 +46,7 @@ def plain_rows(result: Result[Any]) -> list[PlainRow]:
     SQLAlchemy's Row resolves `row.name` through its key map on every access (about ten
     times the cost of a tuple index); a list page reads a dozen attributes of 50 rows.
     """
-    make = _row_type(tuple(result.keys()))._make
+    make = row_type(tuple(result.keys()))._make
     return [make(row) for row in result]
 
 
