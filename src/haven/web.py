@@ -18,7 +18,8 @@ from haven.errors import FieldError, MalformedRequestError, ValidationError
 
 T = TypeVar("T")
 
-NO_STORE = {"Cache-Control": "private, no-store"}
+# Lower case, as Litestar keys the router-level Cache-Control: one header, not two.
+NO_STORE = {"cache-control": "private, no-store"}
 
 
 def with_etag(

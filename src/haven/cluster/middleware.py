@@ -4,9 +4,10 @@
 route middleware, so every response gets the instance headers, including
 404/405 answers that never reach a route:
 
-    RequestContext -> SecurityHeaders -> CORS -> RateLimit -> Probes -> Litestar (errors, router)
+    RequestContext -> SecurityHeaders -> CORS -> RateLimit -> CachedViews -> Probes -> Litestar
 
-(Probes answers GET /health and /alive itself; everything else reaches Litestar.)
+(CachedViews answers a cached view whose bytes the rate-limit gate already read, Probes
+answers GET /health and /alive; everything else reaches Litestar's errors and router.)
 
 While draining, responses carry `Connection: close` so keep-alive clients
 (and load balancers) move to another instance before the listener closes.
@@ -17,12 +18,14 @@ from __future__ import annotations
 import os
 import re
 import time
+import uuid
 from typing import Any
 
 import msgspec
 import structlog
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from haven.cluster.asgi import is_open_endpoint, send_problem
@@ -31,6 +34,7 @@ from haven.cluster.runtime import Cluster
 from haven.cluster.security import SecurityHeadersMiddleware
 from haven.config import Settings
 from haven.errors import InternalError
+from haven.store.gate import Prefetch, prefetch_of
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 EXPOSED_HEADERS = [
@@ -127,6 +131,64 @@ class RequestContextMiddleware:
             )
 
 
+class CachedViewMiddleware:
+    """A cached view answered from the bytes the gate's round trip already read.
+
+    For a GET of a route registered with `haven.store.gate.cached_route` (the dashboard),
+    the rate-limit gate reads the session and, under the organization's current cache
+    version, the cached JSON. When both are there this middleware does what the route and
+    its `principal` dependency would (accept the session, which refreshes its lastSeen at
+    most once a minute; refuse a malformed one) and sends the cached bytes with the route's
+    headers, skipping routing, dependency injection and response building. Anything else
+    (no session, a cache miss, a query string, an error) goes on to the route, which
+    computes or refuses exactly as before. tests/integration/dashboard checks that both
+    paths answer alike.
+    """
+
+    HEADERS = ((b"content-type", b"application/json"), (b"cache-control", b"private, no-store"))
+
+    def __init__(self, app: ASGIApp, state: State) -> None:
+        self.app = app
+        self.state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        prefetch = prefetch_of(scope) if scope["type"] == "http" else None
+        body = None
+        if (
+            prefetch is not None
+            and prefetch.cached is not None
+            and prefetch.session is not None
+            and not scope.get("query_string")
+        ):
+            body = await self._cached(prefetch)
+        if body is None:
+            await self.app(scope, receive, send)
+            return
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [*self.HEADERS, (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def _cached(self, prefetch: Prefetch) -> bytes | None:
+        try:
+            data = await self.state.sessions.accept(prefetch.sid, prefetch.session)
+        except Exception:  # let the route meet (and report) the same failure
+            return None
+        if data is None:
+            return None
+        try:
+            uuid.UUID(data.uid)
+            organization = uuid.UUID(data.oid)
+        except ValueError:
+            return None
+        # The gate derived its cache keys from the raw oid: only a canonical one is trusted.
+        return prefetch.cached if str(organization) == data.oid else None
+
+
 class ProbeMiddleware:
     """GET /health and /alive answered in pure ASGI, without the framework's routing and DI.
 
@@ -205,7 +267,9 @@ def install(app: Litestar, cluster: Cluster) -> None:
     from litestar.middleware._internal.cors import CORSMiddleware
 
     settings = cluster.settings
-    handler: ASGIApp = RateLimitMiddleware(ProbeMiddleware(app.asgi_handler, cluster), cluster)
+    handler: ASGIApp = RateLimitMiddleware(
+        CachedViewMiddleware(ProbeMiddleware(app.asgi_handler, cluster), app.state), cluster
+    )
     cors = cors_config(settings)
     if cors is not None:
         # CORS outside the rate limiter, so a browser can read a 429 (and preflights are free).

@@ -75,3 +75,32 @@ def test_write_on_one_instance_is_seen_fresh_on_the_other(
 
 def test_dashboard_needs_a_session(client: TestClient[Any]) -> None:
     assert_problem(client.get("/api/v1/dashboard"), 401)
+
+
+def test_cached_answer_is_the_computed_answer(client: TestClient[Any], owner: Account) -> None:
+    """The first read computes the dashboard in the route; the next is answered from the
+    bytes the gate's round trip read (haven.cluster.middleware.CachedViewMiddleware). A
+    client cannot tell them apart: same status, body and headers (but request id and timing)."""
+    computed = client.get("/api/v1/dashboard", headers=owner.headers)
+    cached = client.get("/api/v1/dashboard", headers=owner.headers)
+    assert computed.status_code == cached.status_code == 200
+    assert cached.content == computed.content
+
+    def stable(response: Any) -> dict[str, str]:
+        return {
+            k: v
+            for k, v in response.headers.items()
+            if k not in {"x-request-id", "x-response-time"}
+        }
+
+    assert stable(cached) == stable(computed)
+    # With a query string (which the route ignores) the route itself answers: same bytes.
+    assert client.get("/api/v1/dashboard?x=1", headers=owner.headers).content == cached.content
+
+
+def test_cached_dashboard_still_checks_the_session(client: TestClient[Any], owner: Account) -> None:
+    """A warm cache never outlives a session: after logout the same cookie gets 401."""
+    assert client.get("/api/v1/dashboard", headers=owner.headers).status_code == 200
+    assert client.get("/api/v1/dashboard", headers=owner.headers).status_code == 200
+    assert client.post("/api/v1/auth/logout", headers=owner.headers).status_code in {200, 204}
+    assert_problem(client.get("/api/v1/dashboard", headers=owner.headers), 401)
