@@ -142,7 +142,7 @@ def main() -> int:
             raw = tmp / f"{sc.name}.raw"
             subprocess.run(
                 [
-                    "py-spy",
+                    shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
                     "record",
                     "-p",
                     str(pid),
