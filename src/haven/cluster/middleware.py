@@ -4,10 +4,11 @@
 route middleware, so every response gets the instance headers, including
 404/405 answers that never reach a route:
 
-    RequestContext -> SecurityHeaders -> CORS -> RateLimit -> CachedViews -> Probes -> Litestar
+    RequestContext -> SecurityHeaders -> CORS -> Probes -> RateLimit -> CachedViews -> Litestar
 
-(CachedViews answers a cached view whose bytes the rate-limit gate already read, Probes
-answers GET /health and /alive; everything else reaches Litestar's errors and router.)
+(Probes answers GET /health and /alive, which no limit applies to; CachedViews answers a
+cached view whose bytes the rate-limit gate already read; everything else reaches
+Litestar's errors and router.)
 
 While draining, responses carry `Connection: close` so keep-alive clients
 (and load balancers) move to another instance before the listener closes.
@@ -267,8 +268,8 @@ def install(app: Litestar, cluster: Cluster) -> None:
     from litestar.middleware._internal.cors import CORSMiddleware
 
     settings = cluster.settings
-    handler: ASGIApp = RateLimitMiddleware(
-        CachedViewMiddleware(ProbeMiddleware(app.asgi_handler, cluster), app.state), cluster
+    handler: ASGIApp = ProbeMiddleware(
+        RateLimitMiddleware(CachedViewMiddleware(app.asgi_handler, app.state), cluster), cluster
     )
     cors = cors_config(settings)
     if cors is not None:

@@ -11,8 +11,9 @@ Rows come back as named tuples with the columns' names (`haven.db.query.plain_ro
 so the `*_out` functions that build response bodies read them like model objects.
 
 On asyncpg a statement is compiled once (`Prepared`) and its SQL sent straight to the
-driver on a connection from the engine's pool: SQLAlchemy's per-execution work (cursor
-adaptation, result metadata, row objects) was a third of the CPU a list page cost. The
+driver on a connection from the engine's pool (unless behind PgBouncer, see `Reader`):
+SQLAlchemy's per-execution work (cursor adaptation, result metadata, row objects) was a
+third of the CPU a list page cost. The
 engine's `before_cursor_execute` listeners (the statement counter behind
 haven_db_statements_total, test probes) still hear every statement. Results are the
 driver's own values (uuid.UUID subclasses, aware datetimes, Decimal, date), which is what
@@ -66,7 +67,14 @@ class Reader:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._native = engine.dialect.driver == "asyncpg"
+        # Behind PgBouncer in transaction mode DATABASE_URL carries
+        # prepared_statement_cache_size=0 (docs/troubleshooting.md): the driver's own cached
+        # prepared statements would not survive a change of server connection, so reads then
+        # keep SQLAlchemy's execution path, which honours that setting.
+        self._native = (
+            engine.dialect.driver == "asyncpg"
+            and engine.url.query.get("prepared_statement_cache_size") != "0"
+        )
         self._prepared: dict[int, Prepared] = {}
 
     async def rows(
