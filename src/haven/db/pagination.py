@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 import msgspec
-from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import BindParameter
@@ -171,13 +171,21 @@ class ListQuery:
         model: type[Any],
         sorts: dict[str, SortKey],
         default_sort: str,
+        *,
+        search: tuple[Any, ...] = (),
         filters: dict[str, Filter] | None = None,
     ) -> None:
+        """`search`: the text columns `?search=` matches (anywhere, case-folded, any of them);
+        `filters`: name -> the condition it adds, given its bind parameter."""
         self._table = model.__table__
         self._id = model.id
         self.sorts = sorts
         self.default_sort = default_sort
-        self._filters = filters or {}
+        self._filters = dict(filters or {})
+        if search:
+            self._filters["search"] = lambda term: or_(
+                *(func.lower(column).like(term, escape="/") for column in search)
+            )
         self._built: dict[tuple[str, bool, tuple[str, ...]], Select[Any]] = {}
 
     def statement(self, sort_name: str, after: bool, filters: tuple[str, ...]) -> Select[Any]:
@@ -206,9 +214,12 @@ class ListQuery:
         limit: int,
         cursor: str | None,
         sort: str | None,
+        search: str | None = None,
         **filters: Any,
     ) -> Page[PlainRow]:
-        """One page; `filters` left None are not applied."""
+        """One page; `filters` left None are not applied, nor an empty `search`."""
+        if search:
+            filters["search"] = contains_pattern(search)
         sort_name, key = resolve_sort(self.sorts, sort, self.default_sort)
         active = tuple(sorted(name for name, value in filters.items() if value is not None))
         params: dict[str, Any] = {"organization_id": organization_id, "limit": limit + 1}

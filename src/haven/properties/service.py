@@ -6,11 +6,9 @@ import uuid
 from datetime import datetime
 
 from msgspec import UNSET
-from sqlalchemy import ColumnElement, func, or_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import BindParameter
 
-from haven.db.pagination import ListQuery, Page, contains_pattern, sort_keys
+from haven.db.pagination import ListQuery, Page, sort_keys
 from haven.db.query import PlainRow, get_owned
 from haven.db.reader import Reader
 from haven.models import Property
@@ -67,20 +65,12 @@ async def delete(session: AsyncSession, prop: Property) -> None:
     await session.flush()
 
 
-def _search(term: BindParameter[str]) -> ColumnElement[bool]:
-    return or_(
-        *(
-            func.lower(column).like(term, escape="/")
-            for column in (Property.name, Property.city, Property.address_line1)
-        )
-    )
-
-
 LIST = ListQuery(
     Property,
     sort_keys({"name": (Property.name, str), "createdAt": (Property.created_at, datetime)}),
     default_sort="name",
-    filters={"search": _search, "type": lambda value: Property.type == value},
+    search=(Property.name, Property.city, Property.address_line1),
+    filters={"type": lambda value: Property.type == value},
 )
 
 
@@ -100,6 +90,6 @@ async def list_properties(
         limit=limit,
         cursor=cursor,
         sort=sort,
-        search=contains_pattern(search) if search else None,
+        search=search,
         type=type_ or None,
     )

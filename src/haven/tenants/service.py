@@ -6,11 +6,9 @@ import uuid
 from datetime import datetime
 
 import msgspec
-from sqlalchemy import ColumnElement, func, or_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import BindParameter
 
-from haven.db.pagination import ListQuery, Page, contains_pattern, sort_keys
+from haven.db.pagination import ListQuery, Page, sort_keys
 from haven.db.query import PlainRow, get_owned
 from haven.db.reader import Reader
 from haven.models import Tenant
@@ -55,20 +53,11 @@ async def delete(session: AsyncSession, tenant: Tenant) -> None:
     await session.flush()
 
 
-def _search(term: BindParameter[str]) -> ColumnElement[bool]:
-    return or_(
-        *(
-            func.lower(column).like(term, escape="/")
-            for column in (Tenant.first_name, Tenant.last_name, Tenant.email)
-        )
-    )
-
-
 LIST = ListQuery(
     Tenant,
     sort_keys({"lastName": (Tenant.last_name, str), "createdAt": (Tenant.created_at, datetime)}),
     default_sort="lastName",
-    filters={"search": _search},
+    search=(Tenant.first_name, Tenant.last_name, Tenant.email),
 )
 
 
@@ -87,5 +76,5 @@ async def list_tenants(
         limit=limit,
         cursor=cursor,
         sort=sort,
-        search=contains_pattern(search) if search else None,
+        search=search,
     )

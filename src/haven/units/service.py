@@ -6,13 +6,13 @@ import uuid
 from datetime import datetime
 
 from msgspec import UNSET
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.util import identity_key
 
 from haven.db.base import utcnow
-from haven.db.pagination import ListQuery, Page, contains_pattern, sort_keys
+from haven.db.pagination import ListQuery, Page, sort_keys
 from haven.db.query import PlainRow, get_owned
 from haven.db.reader import Reader
 from haven.errors import ConflictError, FieldError
@@ -139,8 +139,8 @@ LIST = ListQuery(
     filters={
         "property_id": lambda value: Unit.property_id == value,
         "status": lambda value: Unit.status == value,
-        "search": lambda value: func.lower(Unit.label).like(value, escape="/"),
     },
+    search=(Unit.label,),
 )
 
 
@@ -163,5 +163,5 @@ async def list_units(
         sort=sort,
         property_id=property_id,
         status=status or None,
-        search=contains_pattern(search) if search else None,
+        search=search,
     )

@@ -29,24 +29,8 @@ LISTS = [
 
 
 @contextlib.contextmanager
-def counted(client: TestClient[Any]) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.strip().upper() != "SELECT 1":
-            statements.append(statement)
-
-    engine = client.app.state.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
-@contextlib.contextmanager
 def captured(client: TestClient[Any]) -> Iterator[list[tuple[str, Any]]]:
-    """Like `counted`, with each statement's bound parameters (for EXPLAIN)."""
+    """Every statement the app's engine sends meanwhile, with its bound parameters."""
     statements: list[tuple[str, Any]] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_args: Any) -> None:
@@ -62,10 +46,10 @@ def captured(client: TestClient[Any]) -> Iterator[list[tuple[str, Any]]]:
 
 
 def statements_for(client: TestClient[Any], account: Account, path: str) -> list[str]:
-    with counted(client) as statements:
+    with captured(client) as statements:
         response = client.get(path, headers=account.cookie_headers)
         assert response.status_code == 200, response.text
-    return list(statements)
+    return [statement for statement, _ in statements]
 
 
 def _grow(client: TestClient[Any], owner: Account, leases: int) -> list[dict[str, Any]]:
