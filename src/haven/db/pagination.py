@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import BindParameter
 
-from haven.db.query import PlainRow, plain_rows
+from haven.db.query import PlainRow
 from haven.db.reader import Reader
 from haven.errors import FieldError, ValidationError
 
@@ -231,12 +231,6 @@ class ListQuery:
         return _next_page(rows, limit, sort_name, lambda row: getattr(row, column))
 
 
-def _selects_entity(stmt: Select[Any]) -> bool:
-    """True for `select(Model)` (ORM objects), False for a select of columns (plain rows)."""
-    described = stmt.column_descriptions
-    return len(described) == 1 and described[0]["expr"] is described[0]["entity"]
-
-
 async def paginate(
     session: AsyncSession,
     stmt: Select[M],
@@ -248,17 +242,12 @@ async def paginate(
     cursor: str | None,
     value_of: Callable[[M], Any] | None = None,
 ) -> Page[M]:
-    """Run `stmt` ordered by (key, id), starting after `cursor`, returning one page.
-
-    `stmt` selects either a model (the page holds ORM objects) or its columns (named tuples,
-    see `haven.db.query.scoped_rows`); sort keys and ids are read by attribute either way.
-    """
+    """Run `stmt` (a model's rows) ordered by (key, id), starting after `cursor`: one page
+    of ORM objects, for lists that load related rows (see `ListQuery` for plain ones)."""
     if cursor:
         value, last_id = _decode(cursor, sort_name, key)
         stmt = stmt.where(_after(key, id_column, value, last_id))
     result = await session.execute(stmt.order_by(*_order(key, id_column)).limit(limit + 1))
-    rows: list[Any] = (
-        list(result.scalars().unique()) if _selects_entity(stmt) else plain_rows(result)
-    )
+    rows: list[Any] = list(result.scalars().unique())
     column = key.column.key
     return _next_page(rows, limit, sort_name, value_of or (lambda row: getattr(row, column)))

@@ -23,17 +23,6 @@ def scoped(model: type[M], organization_id: uuid.UUID) -> Select[M]:
     return select(model).where(model.organization_id == organization_id)  # type: ignore[attr-defined]
 
 
-def scoped_rows(model: type[M], organization_id: uuid.UUID) -> Select[Any]:
-    """Like `scoped`, but selecting the table's columns: plain rows, no ORM objects.
-
-    Lists and other read paths use it: a row carries the same attribute names as the
-    model (`row.name`, `row.created_at`), costs a fraction of loading an ORM instance
-    (no identity map, no instrumented attributes), and nothing a read returns is changed.
-    """
-    table = model.__table__  # type: ignore[attr-defined]
-    return select(*table.columns).where(table.c.organization_id == organization_id)
-
-
 @lru_cache(maxsize=256)
 def row_type(keys: tuple[str, ...]) -> Any:
     """The named tuple type for rows with these column names."""
