@@ -65,6 +65,14 @@ def session_id_of(request: Request[Any, Any, Any], state: State) -> tuple[str | 
     return None, True
 
 
+def session_ids(data: SessionData) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """The session's (user id, organization id), or None when it holds malformed ones."""
+    try:
+        return uuid.UUID(data.uid), uuid.UUID(data.oid)
+    except ValueError:
+        return None
+
+
 async def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
     sid: str | None
     prefetch = prefetch_of(request.scope)
@@ -89,16 +97,16 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
     allowed = request.route_handler.opt.get("roles")
     if allowed is not None and data.role not in allowed:
         raise ForbiddenError(f"The {data.role} role cannot do this")
-    try:
-        principal = Principal(
-            user_id=uuid.UUID(data.uid),
-            organization_id=uuid.UUID(data.oid),
-            role=data.role,
-            sid=sid,
-            session=data,
-            via_cookie=via_cookie,
-        )
-    except ValueError:
-        raise NotSignedInError("Your session has ended; sign in again") from None
+    ids = session_ids(data)
+    if ids is None:
+        raise NotSignedInError("Your session has ended; sign in again")
+    principal = Principal(
+        user_id=ids[0],
+        organization_id=ids[1],
+        role=data.role,
+        sid=sid,
+        session=data,
+        via_cookie=via_cookie,
+    )
     request.state.principal = principal  # the audit listener names the actor from it
     return principal

@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import re
 import time
-import uuid
 from typing import Any
 
 import msgspec
@@ -29,6 +28,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from haven.auth.principal import session_ids
 from haven.cluster.asgi import is_open_endpoint, send_problem
 from haven.cluster.ratelimit import RateLimitMiddleware
 from haven.cluster.runtime import Cluster
@@ -179,15 +179,11 @@ class CachedViewMiddleware:
             data = await self.state.sessions.accept(prefetch.sid, prefetch.session)
         except Exception:  # let the route meet (and report) the same failure
             return None
-        if data is None:
-            return None
-        try:
-            uuid.UUID(data.uid)
-            organization = uuid.UUID(data.oid)
-        except ValueError:
-            return None
-        # The gate derived its cache keys from the raw oid: only a canonical one is trusted.
-        return prefetch.cached if str(organization) == data.oid else None
+        if data is None or (ids := session_ids(data)) is None:
+            return None  # the route answers 401 for it
+        # The gate derived its cache keys from the raw oid: only a canonical one is trusted
+        # (the dashboard route applies the same rule).
+        return prefetch.cached if str(ids[1]) == data.oid else None
 
 
 class ProbeMiddleware:

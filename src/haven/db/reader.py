@@ -13,11 +13,10 @@ so the `*_out` functions that build response bodies read them like model objects
 On asyncpg a statement is compiled once (`Prepared`) and its SQL sent straight to the
 driver on a connection from the engine's pool (unless behind PgBouncer, see `Reader`):
 SQLAlchemy's per-execution work (cursor adaptation, result metadata, row objects) was a
-third of the CPU a list page cost. The
-engine's `before_cursor_execute` listeners (the statement counter behind
-haven_db_statements_total, test probes) still hear every statement. Results are the
-driver's own values (uuid.UUID subclasses, aware datetimes, Decimal, date), which is what
-the column types produce on PostgreSQL anyway.
+third of the CPU a list page cost. The engine's `before_cursor_execute` listeners (the
+statement counter behind haven_db_statements_total, test probes) still hear every
+statement. Results are the driver's own values (uuid.UUID subclasses, aware datetimes,
+Decimal, date), which is what the column types produce on PostgreSQL anyway.
 """
 
 from __future__ import annotations
@@ -37,12 +36,11 @@ _PREPARED_LIMIT = 512  # statements are built once per shape; this only bounds m
 class Prepared:
     """One SELECT compiled for asyncpg: its SQL, how to order its parameters, its row type."""
 
-    __slots__ = ("_binds", "_compiled", "_processors", "make", "sql", "statement")
+    __slots__ = ("_binds", "_compiled", "_processors", "make", "sql")
 
     def __init__(self, statement: Select[Any], engine: AsyncEngine) -> None:
         dialect = engine.dialect
         compiled = statement.compile(dialect=dialect)
-        self.statement = statement  # held, so the id() it is cached under stays its own
         self._compiled = compiled
         self.sql = compiled.string
         self._binds: Sequence[str] = compiled.positiontup or ()
@@ -75,7 +73,7 @@ class Reader:
             engine.dialect.driver == "asyncpg"
             and engine.url.query.get("prepared_statement_cache_size") != "0"
         )
-        self._prepared: dict[int, Prepared] = {}
+        self._prepared: dict[Select[Any], Prepared] = {}  # a SELECT hashes by identity
 
     async def rows(
         self, statement: Executable, params: Mapping[str, Any] | None = None
@@ -88,11 +86,11 @@ class Reader:
     async def _native_rows(
         self, connection: AsyncConnection, statement: Select[Any], params: Mapping[str, Any]
     ) -> list[PlainRow]:
-        prepared = self._prepared.get(id(statement))
-        if prepared is None or prepared.statement is not statement:
+        prepared = self._prepared.get(statement)
+        if prepared is None:
             if len(self._prepared) >= _PREPARED_LIMIT:
                 self._prepared.clear()
-            prepared = self._prepared[id(statement)] = Prepared(statement, self._engine)
+            prepared = self._prepared[statement] = Prepared(statement, self._engine)
         arguments = prepared.arguments(params)
         raw = await connection.get_raw_connection()
         self._engine.sync_engine.dispatch.before_cursor_execute(
