@@ -13,6 +13,7 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from haven.config import Settings
+from haven.db.pagination import MAX_CURSOR
 from haven.db.query import etag_for
 from haven.errors import FieldError, MalformedRequestError, ValidationError
 
@@ -92,7 +93,7 @@ class ListParams:
 async def provide_list_params(
     limit: Annotated[int, Parameter(ge=1, le=100, description="Page size, 1-100")] = 50,
     cursor: Annotated[
-        str | None, Parameter(max_length=1024, description="nextCursor of the previous page")
+        str | None, Parameter(max_length=MAX_CURSOR, description="nextCursor of the previous page")
     ] = None,
     sort: Annotated[str | None, Parameter(max_length=40, pattern=r"^-?[A-Za-z]+$")] = None,
     search: Annotated[str | None, Parameter(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] = None,
