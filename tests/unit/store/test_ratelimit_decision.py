@@ -1,9 +1,9 @@
 """haven.store.ratelimit.decide: the Decision (allowed, binding limit, headers) from a reply.
 
 The script's reply is {1, count1, pttl1, count2, pttl2, ...} when the request was counted
-against every limit, or {0, i, count, pttl} naming the exhausted limit that frees up last. What a client
-sees: RateLimit-Limit and RateLimit-Remaining of the most restrictive limit (fewest
-requests left), RateLimit-Reset and, on a 429, Retry-After in whole seconds, never 0.
+against every limit, or {0, i, count, pttl} naming the exhausted limit that frees up last.
+What a client sees: RateLimit-Limit and RateLimit-Remaining of the most restrictive limit
+(fewest requests left), RateLimit-Reset and, on a 429, Retry-After in whole seconds, never 0.
 """
 
 from __future__ import annotations
