@@ -13,6 +13,7 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from haven.config import Settings
+from haven.db.pagination import MAX_CURSOR
 from haven.db.query import etag_for
 from haven.errors import FieldError, MalformedRequestError, ValidationError
 
@@ -48,11 +49,31 @@ def _networks(cidrs: tuple[str, ...]) -> tuple[ipaddress.IPv4Network | ipaddress
     return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
 
 
-def _trusted(address: str, settings: Settings) -> bool:
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _address(text: str) -> Address | None:
+    """One X-Forwarded-For element as an address: `1.2.3.4`, `1.2.3.4:80`, `::1`, `[::1]:80`
+    (an IPv4-mapped IPv6 address as its IPv4 form); None when it is no address."""
+    text = text.strip()
+    if len(text) > 64:
+        return None
+    if text.startswith("["):
+        text, bracket, _port = text[1:].partition("]")
+        if not bracket:
+            return None
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
     try:
-        ip = ipaddress.ip_address(address)
+        ip = ipaddress.ip_address(text)
     except ValueError:
-        return False
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
+
+
+def _trusted(ip: Address, settings: Settings) -> bool:
     return any(ip in network for network in _networks(settings.trusted_proxies))
 
 
@@ -62,21 +83,31 @@ def client_ip_from_scope(scope: Any, settings: Settings) -> str:
     With TRUST_PROXY on and the peer in TRUSTED_PROXIES, walk X-Forwarded-For from
     the right, skipping our own proxies: the first untrusted hop is the client
     (left-most entries are whatever the client chose to send, so never believed).
+    An element that is no address (`unknown`, garbage) ends the walk: the answer is
+    then the last hop believed. Ports are dropped and addresses written canonically,
+    so one client is one rate-limit bucket however a proxy spells it.
     """
     client = scope.get("client")
     peer = str(client[0]) if client else ""
-    if not settings.trust_proxy or not peer or not _trusted(peer, settings):
+    peer_ip = _address(peer) if settings.trust_proxy else None
+    if peer_ip is None or not _trusted(peer_ip, settings):
         return peer
     forwarded = ",".join(
         value.decode("latin-1")
         for name, value in scope.get("headers", ())
         if name == b"x-forwarded-for"
     )
-    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-    for hop in reversed(hops):
-        if not _trusted(hop, settings):
-            return hop[:64]
-    return hops[0][:64] if hops else peer
+    believed = str(peer_ip)
+    for hop in reversed(forwarded.split(",")):
+        if not hop.strip():
+            continue
+        ip = _address(hop)
+        if ip is None:
+            return believed
+        if not _trusted(ip, settings):
+            return str(ip)
+        believed = str(ip)
+    return believed
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +123,7 @@ class ListParams:
 async def provide_list_params(
     limit: Annotated[int, Parameter(ge=1, le=100, description="Page size, 1-100")] = 50,
     cursor: Annotated[
-        str | None, Parameter(max_length=1024, description="nextCursor of the previous page")
+        str | None, Parameter(max_length=MAX_CURSOR, description="nextCursor of the previous page")
     ] = None,
     sort: Annotated[str | None, Parameter(max_length=40, pattern=r"^-?[A-Za-z]+$")] = None,
     search: Annotated[str | None, Parameter(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] = None,

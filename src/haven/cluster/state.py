@@ -47,11 +47,12 @@ class RollingWindow:
         self.seconds = seconds
         self._buckets = [_Second() for _ in range(seconds)]
 
-    def record(self, status: int, duration_ms: float) -> None:
-        now = int(time.monotonic())
-        bucket = self._buckets[now % self.seconds]
-        if bucket.second != now:
-            bucket.second, bucket.count, bucket.errors = now, 0, 0
+    def record(self, status: int, duration_ms: float, now: float | None = None) -> None:
+        """Count one request; `now` (monotonic seconds) defaults to the clock."""
+        second = int(time.monotonic() if now is None else now)
+        bucket = self._buckets[second % self.seconds]
+        if bucket.second != second:
+            bucket.second, bucket.count, bucket.errors = second, 0, 0
             bucket.histogram = {}
         bucket.count += 1
         if status >= 500:
@@ -59,8 +60,8 @@ class RollingWindow:
         index = bisect.bisect_left(LATENCY_BOUNDS_MS, duration_ms)
         bucket.histogram[index] = bucket.histogram.get(index, 0) + 1
 
-    def snapshot(self) -> WindowSnapshot:
-        oldest = int(time.monotonic()) - self.seconds + 1
+    def snapshot(self, now: float | None = None) -> WindowSnapshot:
+        oldest = int(time.monotonic() if now is None else now) - self.seconds + 1
         snap = WindowSnapshot()
         for bucket in self._buckets:
             if bucket.second >= oldest:

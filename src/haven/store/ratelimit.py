@@ -24,9 +24,11 @@ from haven.store.client import Keys
 
 # The rate-limit step, shared with haven.store.gate's one-round-trip script. It needs
 # `n` (KEYS[1..n] are the counters) and `window` (ms) in scope; ARGV[1 + i] is the limit
-# of KEYS[i]. It returns {0, i, count, pttl} naming the first exhausted limit, or
-# counts every key and leaves `out` = {1, count1, pttl1, count2, pttl2, ...}.
+# of KEYS[i]. It returns {0, i, count, pttl} naming the exhausted limit that frees up
+# last (so Retry-After is when the request can pass), or counts every key and leaves
+# `out` = {1, count1, pttl1, count2, pttl2, ...}.
 RATE_STEP_LUA = """
+local denied = nil
 for i = 1, n do
   local count = tonumber(redis.call('GET', KEYS[i]) or '0')
   if count >= tonumber(ARGV[i + 1]) then
@@ -35,8 +37,13 @@ for i = 1, n do
       redis.call('PEXPIRE', KEYS[i], window)
       ttl = window
     end
-    return {0, i, count, ttl}
+    if denied == nil or ttl > denied[4] then
+      denied = {0, i, count, ttl}
+    end
   end
+end
+if denied ~= nil then
+  return denied
 end
 local out = {1}
 for i = 1, n do
@@ -58,7 +65,7 @@ end
 
 # KEYS: counters. ARGV[1]: window in ms; ARGV[1 + i]: limit of KEYS[i].
 # Returns {1, count1, pttl1, count2, pttl2, ...} when allowed (counted), or
-# {0, i, count, pttl} naming the first limit that is exhausted.
+# {0, i, count, pttl} naming the exhausted limit that frees up last.
 _HIT = "local window = tonumber(ARGV[1])\nlocal n = #KEYS\n" + RATE_STEP_LUA + "return out\n"
 
 

@@ -398,3 +398,24 @@ def test_the_largest_documented_values_are_stored_and_read_back(
         b.get(f"/api/v1/tenants/{tenant['id']}", headers=account.headers).json()["notes"]
         == (notes[:10_000])
     )
+
+
+def test_the_longest_name_a_client_can_store_still_pages(
+    a: TestClient[Any], b: TestClient[Any], account: Account
+) -> None:
+    """200 four-byte characters make a cursor of ~1150 characters: it must be accepted."""
+    ids = {create_property(a, account, name=emoji * 200)["id"] for emoji in ("🏠", "🏡")}
+    first = a.get(
+        "/api/v1/properties", headers=account.headers, params={"limit": 1, "sort": "-name"}
+    ).json()
+    cursor = first["nextCursor"]
+    assert cursor is not None
+    assert len(cursor) > 1024
+    second = b.get(
+        "/api/v1/properties",
+        headers=account.headers,
+        params={"limit": 1, "sort": "-name", "cursor": cursor},
+    )
+    assert second.status_code == 200, second.text
+    assert {first["items"][0]["id"], second.json()["items"][0]["id"]} == ids
+    assert second.json()["nextCursor"] is None
