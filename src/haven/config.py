@@ -242,7 +242,9 @@ def _covers_everything(networks: list[ipaddress.IPv4Network | ipaddress.IPv6Netw
     mapped = ipaddress.IPv6Network("::ffff:0:0/96")
     for n in v6:
         if n.subnet_of(mapped) and n.prefixlen >= 96:
-            v4.append(ipaddress.IPv4Network((int(n.network_address) & 0xFFFFFFFF, n.prefixlen - 96)))
+            v4.append(
+                ipaddress.IPv4Network((int(n.network_address) & 0xFFFFFFFF, n.prefixlen - 96))
+            )
         elif n.supernet_of(mapped):
             v4.append(ipaddress.IPv4Network("0.0.0.0/0"))
     whole_v4 = ipaddress.IPv4Network("0.0.0.0/0")

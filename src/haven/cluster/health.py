@@ -172,7 +172,7 @@ async def lb_metrics(
     request: Req,
     scope_: str = Parameter(query="scope", default="instance", pattern="^(instance|cluster)$"),
 ) -> Response[dict[str, Any]]:
-    """Traffic of this instance over the last 60 s, or of every instance (?scope=cluster, operator)."""
+    """Traffic of this instance (last 60 s), or of every instance (?scope=cluster: operator)."""
     if scope_ == "cluster":
         require_operator(request)
     cluster = cluster_of(request)

@@ -107,9 +107,9 @@ def test_redis_down_keeps_ready_answers_503_and_recovers_without_restart(
                 "deg-redis"
                 in {
                     i["instanceId"]
-                    for i in client.get(
-                        "/api/v1/load-balancer/instances", headers=operator
-                    ).json()["instances"]
+                    for i in client.get("/api/v1/load-balancer/instances", headers=operator).json()[
+                        "instances"
+                    ]
                 }
             ),
             10,

@@ -144,5 +144,6 @@ def test_this_instances_own_health_and_metrics_stay_open_and_name_no_address(
         assert response.status_code == 200, path
         text = response.text
         assert settings.redis_url.split("://", 1)[1].split("/", 1)[0] not in text, path
-        assert "sqlite" not in text and "postgresql" not in text, path
+        assert "sqlite" not in text, path
+        assert "postgresql" not in text, path
         assert '"address"' not in text, path
