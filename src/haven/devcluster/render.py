@@ -179,8 +179,8 @@ def haproxy_config(
                 f"    bind {tls.redirect_listen}",
                 "    # Plain HTTP: every request is sent to https (308 keeps the method and body).",
                 "    http-request redirect location "
-                f"https://%[req.hdr(host),field(1,:)]{_port_suffix(listen)}%[capture.req.uri] "
-                "code 308 unless { ssl_fc }",
+                "https://%[req.hdr(host),regsub(:[0-9]+$,)]"
+                f"{_port_suffix(listen)}%[capture.req.uri] code 308 unless {{ ssl_fc }}",
             ]
         rules += [
             "    # Browsers keep to https for a year once they have seen this (never on http).",
