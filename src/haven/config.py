@@ -8,6 +8,7 @@ sees exactly what to fix.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import re
 import socket
@@ -180,6 +181,106 @@ def _database_url(env: Mapping[str, str]) -> str:
     return url
 
 
+# -- security checks (docs/security.md) ---------------------------------------------------------
+
+# A value containing one of these is a template's placeholder, not a secret.
+_PLACEHOLDER_PARTS = ("change", "example", "placeholder", "replace")
+# These only as a whole word: a random 64-character token contains "xxx" about once in 500.
+_PLACEHOLDER_WORD = re.compile(r"^(todo|x{3,}|tbd|fixme)$", re.IGNORECASE)
+_PLACEHOLDER_WHOLE = frozenset({"secret", "password", "token", "changeme"})
+MIN_SECRET_BITS = 128
+MIN_DISTINCT_CHARS = 8
+
+
+def secret_bits(value: str) -> float:
+    """Entropy estimate: length x log2 of the alphabet its character classes span."""
+    alphabet = 0
+    if any(c.islower() for c in value):
+        alphabet += 26
+    if any(c.isupper() for c in value):
+        alphabet += 26
+    if any(c.isdigit() for c in value):
+        alphabet += 10
+    if any(not c.isalnum() for c in value):
+        alphabet += 33
+    return len(value) * math.log2(alphabet) if alphabet > 1 else 0.0
+
+
+def weak_secret_reason(value: str) -> str | None:
+    """Why `value` is no production secret (a placeholder, too little entropy), or None."""
+    lowered = value.lower()
+    words = [w for w in re.split(r"[^A-Za-z0-9]+", value) if w]
+    if (
+        lowered in _PLACEHOLDER_WHOLE
+        or any(part in lowered for part in _PLACEHOLDER_PARTS)
+        or any(_PLACEHOLDER_WORD.match(w) for w in words)
+    ):
+        return "is a placeholder"
+    if len(set(value)) < MIN_DISTINCT_CHARS:
+        return f"has fewer than {MIN_DISTINCT_CHARS} distinct characters"
+    if (value + value).find(value, 1) < len(value):
+        return "is one short pattern repeated"
+    if secret_bits(value) < MIN_SECRET_BITS:
+        return f"has less than {MIN_SECRET_BITS} bits of entropy"
+    return None
+
+
+def _refuse_weak_secret(name: str, value: str) -> None:
+    reason = weak_secret_reason(value)
+    if reason is not None:
+        raise ConfigError(
+            f"{name}: {reason}; in production generate one with "
+            "python3 -c 'import secrets;print(secrets.token_urlsafe(48))'"
+        )
+
+
+def _covers_everything(networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """True when the networks together hold every IPv4 or every IPv6 address."""
+    v4 = [n for n in networks if isinstance(n, ipaddress.IPv4Network)]
+    v6 = [n for n in networks if isinstance(n, ipaddress.IPv6Network)]
+    # IPv4-mapped IPv6 (::ffff:0:0/96) is the IPv4 space spelt another way.
+    mapped = ipaddress.IPv6Network("::ffff:0:0/96")
+    for n in v6:
+        if n.subnet_of(mapped) and n.prefixlen >= 96:
+            v4.append(
+                ipaddress.IPv4Network((int(n.network_address) & 0xFFFFFFFF, n.prefixlen - 96))
+            )
+        elif n.supernet_of(mapped):
+            v4.append(ipaddress.IPv4Network("0.0.0.0/0"))
+    whole_v4 = ipaddress.IPv4Network("0.0.0.0/0")
+    whole_v6 = ipaddress.IPv6Network("::/0")
+    return list(ipaddress.collapse_addresses(v4)) == [whole_v4] or list(
+        ipaddress.collapse_addresses(v6)
+    ) == [whole_v6]
+
+
+def _trusted_proxies(env: Mapping[str, str]) -> tuple[str, ...]:
+    trusted: tuple[str, ...] = _list(env, "TRUSTED_PROXIES") or DEFAULT_TRUSTED_PROXIES
+    networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+    for cidr in trusted:
+        try:
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError:
+            raise ConfigError(f"TRUSTED_PROXIES: {cidr!r} is not an IP network") from None
+    if _covers_everything(networks):
+        raise ConfigError(
+            "TRUSTED_PROXIES: must not cover every address (0.0.0.0/0, ::/0): any client could "
+            "choose its IP; list only your load balancer's addresses"
+        )
+    return trusted
+
+
+def _cors_origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    origins = _list(env, "CORS_ORIGINS") or ()
+    for origin in origins:
+        if origin == "*" or origin.lower() == "null":
+            raise ConfigError(
+                f"CORS_ORIGINS: {origin!r} cannot be combined with credentials (Haven sends "
+                "session cookies): list each allowed origin, e.g. https://app.example.com"
+            )
+    return origins
+
+
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Read Settings from the environment; raise ConfigError naming the first bad variable."""
     env = os.environ if environ is None else environ
@@ -197,17 +298,14 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         generated = True
     elif production and len(secret_key) < 32:
         raise ConfigError("SECRET_KEY: must be at least 32 characters in production")
+    elif production:
+        _refuse_weak_secret("SECRET_KEY", secret_key)
 
     redis_url = _redis_url(env)
     if redis_url is None and production:
         raise ConfigError("REDIS_URL: required when HAVEN_ENV=production (or REDIS_HOST)")
 
-    trusted: tuple[str, ...] = _list(env, "TRUSTED_PROXIES") or DEFAULT_TRUSTED_PROXIES
-    for cidr in trusted:
-        try:
-            ipaddress.ip_network(cidr, strict=False)
-        except ValueError:
-            raise ConfigError(f"TRUSTED_PROXIES: {cidr!r} is not an IP network") from None
+    trusted = _trusted_proxies(env)
 
     pool_min = _int(env, "DB_POOL_MIN", 5, 0, 1000)
     pool_max = _int(env, "DB_POOL_MAX", 20, 1, 1000)
@@ -217,6 +315,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     operator_token = env.get("OPERATOR_TOKEN", "").strip() or None
     if operator_token is not None and len(operator_token) < 16:
         raise ConfigError("OPERATOR_TOKEN: must be at least 16 characters")
+    if operator_token is not None and production:
+        _refuse_weak_secret("OPERATOR_TOKEN", operator_token)
 
     prefix = env.get("REDIS_KEY_PREFIX", "").strip() or "haven"
     values: dict[str, Any] = {
@@ -243,7 +343,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         "rate_limit_global": _int(env, "RATE_LIMIT_GLOBAL", 6000, 1, 10_000_000),
         "rate_limit_per_user": _int(env, "RATE_LIMIT_PER_USER", 1200, 1, 10_000_000),
         "rate_limit_auth": _int(env, "RATE_LIMIT_AUTH", 10, 1, 100_000),
-        "cors_origins": _list(env, "CORS_ORIGINS") or (),
+        "cors_origins": _cors_origins(env),
         "log_level": _choice(env, "LOG_LEVEL", "info", LOG_LEVELS),
         "log_format": _choice(env, "LOG_FORMAT", "json" if production else "console", LOG_FORMATS),
     }

@@ -110,6 +110,21 @@ def client_ip_from_scope(scope: Any, settings: Settings) -> str:
     return believed
 
 
+def request_is_https(request: Request[Any, Any, Any], settings: Settings) -> bool:
+    """The client reached us over TLS: directly, or via a trusted proxy's X-Forwarded-Proto."""
+    scope = request.scope
+    if scope.get("scheme") == "https":
+        return True
+    client = scope.get("client")
+    peer = str(client[0]) if client else ""
+    if not settings.trust_proxy or not peer or not _trusted(peer, settings):
+        return False
+    # The proxy nearest to us set it last; an earlier value is whatever the client sent.
+    proto = request.headers.getall("x-forwarded-proto", [])
+    last = proto[-1].split(",")[-1].strip().lower() if proto else ""
+    return last == "https"
+
+
 @dataclass(frozen=True, slots=True)
 class ListParams:
     """The query every list accepts: limit, cursor, sort, search."""

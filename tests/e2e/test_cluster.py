@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -142,6 +143,25 @@ def test_haven_up_serves_evenly_shares_sessions_and_stops_cleanly(lb: str, tmp_p
         assert set(checks["sessions"]["details"]["byCookie"]) == {"api-1", "api-2", "api-3"}
         assert set(checks["sessions"]["details"]["byBearer"]) == {"api-1", "api-2", "api-3"}
         assert checks["sessions"]["passed"]
+        # The settings, registry and /metrics are closed through the load balancer; the
+        # registry check needs the operator token and says it skipped without one.
+        assert checks["exposure"]["passed"], checks["exposure"]
+        assert checks["exposure"]["details"]["statuses"]["/metrics"] == 404
+        assert checks["registry"]["details"]["skipped"] is True
+
+        token = re.search(r"Authorization: Bearer (\S+)", up.output())
+        assert token is not None, up.output()
+        with_token = subprocess.run(
+            haven_cmd("lb-test", f"http://127.0.0.1:{lb_port}", "--json", "--load-distribution"),
+            env={**env, "HAVEN_OPERATOR_TOKEN": token.group(1)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        report = json.loads(with_token.stdout)
+        assert with_token.returncode == 0, json.dumps(report, indent=1)
+        registry = {c["name"]: c for c in report["checks"]}["registry"]
+        assert set(registry["details"]["instances"]) == {"api-1", "api-2", "api-3"}
 
         up.signal(signal.SIGINT)
         assert up.wait(90) == 0, up.output()

@@ -37,6 +37,7 @@ def env(tmp_path: Path, valkey: EmbeddedValkey) -> dict[str, str]:
         REDIS_KEY_PREFIX=f"e2e-{secrets.token_hex(4)}",
         DATABASE_URL=url,
         SECRET_KEY=secrets.token_urlsafe(48),
+        OPERATOR_TOKEN=OPERATOR_TOKEN,
         DRAIN_DELAY="1500",
         SHUTDOWN_TIMEOUT="10000",
         LOG_FORMAT="json",
@@ -45,8 +46,12 @@ def env(tmp_path: Path, valkey: EmbeddedValkey) -> dict[str, str]:
     )
 
 
+OPERATOR_TOKEN = secrets.token_urlsafe(24)
+OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+
+
 def listed(watcher: Any) -> dict[str, str]:
-    body = watcher.get("/api/v1/load-balancer/instances").json()
+    body = watcher.get("/api/v1/load-balancer/instances", headers=OPERATOR).json()
     return {i["instanceId"]: i["state"] for i in body["instances"]}
 
 
@@ -141,7 +146,9 @@ def test_a_killed_instance_drops_out_of_the_registry_by_itself(
             interval=0.25,
         )
         assert listed(survivor) == {"kill-a": "ready"}
-        cluster = survivor.get("/api/v1/load-balancer/metrics?scope=cluster").json()
+        cluster = survivor.get(
+            "/api/v1/load-balancer/metrics?scope=cluster", headers=OPERATOR
+        ).json()
         assert [i["instanceId"] for i in cluster["instances"]] == ["kill-a"]
 
 

@@ -6,9 +6,13 @@ import pytest
 
 from haven.config import ConfigError, load_settings, redact_url
 
+GOOD_KEY = "f3Yk0qR8Zt2LmWv9JcXb4NdHs6GpEa1uTy7oKi5nQw-Bz_Ue3RjVx8Ml0Cf2Dh9A"
+GOOD_TOKEN = "Jq7Xw2Rk9Lm4Tz8Vb3Nc6Hf1Sd5Gy0Pa"
+
 GOOD_PRODUCTION = {
     "HAVEN_ENV": "production",
-    "SECRET_KEY": "s" * 48,
+    # secrets.token_urlsafe(48), fixed so the tests are repeatable.
+    "SECRET_KEY": GOOD_KEY,
     "REDIS_URL": "redis://cache.internal:6379/0",
     "DATABASE_URL": "postgresql+asyncpg://haven:pw@db.internal/haven",
 }
@@ -136,7 +140,7 @@ def test_public_view_leaves_every_secret_out() -> None:
         }
     )
     view = str(settings.public_view())
-    for secret in ("s" * 48, "valkeypass", "operator-token-0123456789", "another-secret", ":pw@"):
+    for secret in (GOOD_KEY, "valkeypass", "operator-token-0123456789", "another-secret", ":pw@"):
         assert secret not in view
     assert settings.public_view()["SECRET_KEY"] == "(set)"
 
@@ -150,3 +154,99 @@ def test_instance_id_and_cookie_name_accept_header_tokens() -> None:
     settings = load_settings({"INSTANCE_ID": "api-1.eu:2", "SESSION_COOKIE_NAME": "my_sid"})
     assert settings.instance_id == "api-1.eu:2"
     assert settings.session_cookie_name == "my_sid"
+
+
+# -- issue 12: secrets, trusted proxies, CORS ----------------------------------------------------
+
+
+@pytest.mark.parametrize("variable", ["SECRET_KEY", "OPERATOR_TOKEN"])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "CHANGE-ME-operator-token",  # deploy/k8s/secret.yaml before issue 12
+        "CHANGE-ME-secret-key-at-least-32-random-characters",
+        "change-me-please-this-is-not-set-yet-0123456789",
+        "an-example-secret-key-with-many-words-0123456789",
+        "PLACEHOLDER-value-for-the-secret-9876543210abcdef",
+        "replace_with_a_long_random_string_0123456789abcd",
+        "TODO-generate-a-real-one-before-going-live-123456",
+        "xxx-xxx-xxx-generate-me-before-going-live-123456789",
+        "secret",
+        "Password",
+        "TOKEN",
+        "changeme",
+        "x" * 64,
+        "a1" * 32,  # one short pattern repeated
+        "abcdefgh" * 6,
+        "0123456789abcdef0123",  # 20 hex characters: 80 bits
+    ],
+)
+def test_production_refuses_placeholder_and_low_entropy_secrets(variable: str, value: str) -> None:
+    env = {**GOOD_PRODUCTION, "OPERATOR_TOKEN": GOOD_TOKEN, variable: value}
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    message = str(info.value)
+    assert message.startswith(f"{variable}:"), message
+    assert "\n" not in message
+    assert value not in message or len(value) < 10  # the secret itself is never echoed
+
+
+def test_production_accepts_generated_secrets() -> None:
+    import secrets
+
+    for _ in range(200):
+        env = {
+            **GOOD_PRODUCTION,
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "OPERATOR_TOKEN": secrets.choice(
+                [secrets.token_urlsafe(24), secrets.token_hex(24), secrets.token_hex(16)]
+            ),
+        }
+        settings = load_settings(env)
+        assert settings.operator_token == env["OPERATOR_TOKEN"]
+
+
+def test_development_still_accepts_a_simple_operator_token() -> None:
+    settings = load_settings({"OPERATOR_TOKEN": "CHANGE-ME-operator-token"})
+    assert settings.operator_token == "CHANGE-ME-operator-token"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0.0.0.0/0",
+        "::/0",
+        "0.0.0.0/0.0.0.0",
+        "10.1.2.3/0",
+        "0::0/0",
+        "0.0.0.0/1,128.0.0.0/1",
+        "10.0.0.0/8,0.0.0.0/0",
+        "::ffff:0:0/96",
+        "::/1,8000::/1",
+    ],
+)
+def test_trusted_proxies_refuses_every_spelling_of_the_whole_address_space(value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"TRUST_PROXY": "true", "TRUSTED_PROXIES": value})
+    message = str(info.value)
+    assert message.startswith("TRUSTED_PROXIES:"), message
+    assert "\n" not in message
+
+
+def test_trusted_proxies_accepts_narrow_networks() -> None:
+    settings = load_settings({"TRUSTED_PROXIES": "172.28.0.10/32,10.0.0.0/8,fd00::/8"})
+    assert settings.trusted_proxies == ("172.28.0.10/32", "10.0.0.0/8", "fd00::/8")
+
+
+@pytest.mark.parametrize("value", ["*", "https://app.example.com,*", "null", " * "])
+def test_cors_wildcard_with_credentials_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"CORS_ORIGINS": value})
+    message = str(info.value)
+    assert message.startswith("CORS_ORIGINS:"), message
+    assert "\n" not in message
+
+
+def test_cors_accepts_listed_origins() -> None:
+    settings = load_settings({"CORS_ORIGINS": "https://app.example.com, https://admin.example.com"})
+    assert settings.cors_origins == ("https://app.example.com", "https://admin.example.com")

@@ -17,7 +17,7 @@ from haven.auth.schemas import LoginIn, LoginOut, MeOut, OrganizationOut, Regist
 from haven.auth.sessions import SessionInfo
 from haven.errors import NotFoundError, NotSignedInError
 from haven.models import Organization, User
-from haven.web import NO_STORE, client_ip
+from haven.web import NO_STORE, client_ip, request_is_https
 
 CSRF_COOKIE = "haven_csrf"
 
@@ -65,7 +65,8 @@ async def _signed_in(
         expires_at=datetime.fromtimestamp(exp, UTC),
         csrf_token=data.csrf,
     )
-    secure = settings.is_production
+    # Behind a TLS load balancer the cookies are Secure in every environment.
+    secure = settings.is_production or request_is_https(request, settings)
     cookies = [
         Cookie(
             key=settings.session_cookie_name,

@@ -3,6 +3,10 @@
 Open endpoints need no session and are never rate limited. Operator endpoints
 act on the cluster, not on an organization: they take only
 `Authorization: Bearer <OPERATOR_TOKEN>` and do not exist (404) without one.
+What names the cluster's insides (settings with database and Redis addresses,
+the registry with every instance's address, the cluster-wide metrics) is an
+operator endpoint too (docs/security.md); this instance's own health and
+traffic numbers stay open for load balancers and dashboards.
 """
 
 from __future__ import annotations
@@ -168,7 +172,9 @@ async def lb_metrics(
     request: Req,
     scope_: str = Parameter(query="scope", default="instance", pattern="^(instance|cluster)$"),
 ) -> Response[dict[str, Any]]:
-    """Traffic of this instance over the last 60 s, or of every live instance (?scope=cluster)."""
+    """Traffic of this instance (last 60 s), or of every instance (?scope=cluster: operator)."""
+    if scope_ == "cluster":
+        require_operator(request)
     cluster = cluster_of(request)
     await cluster.refresh_sessions()
     own = cluster.summary()
@@ -189,7 +195,8 @@ async def lb_metrics(
 
 @get("/instances", tags=["load-balancer"])
 async def lb_instances(request: Req) -> Response[dict[str, Any]]:
-    """Every live instance in the registry (a killed one drops out within the heartbeat TTL)."""
+    """Operator: every live instance in the registry, with its address (Bearer OPERATOR_TOKEN)."""
+    require_operator(request)
     cluster = cluster_of(request)
     if cluster.registry is None:
         return Response({"instances": [], "count": 0}, headers=NO_CACHE)
@@ -203,7 +210,8 @@ async def lb_instances(request: Req) -> Response[dict[str, Any]]:
 
 @get("/config", sync_to_thread=False, tags=["load-balancer"])
 def lb_config(request: Req) -> Response[dict[str, Any]]:
-    """Effective settings of this instance, every secret left out."""
+    """Operator: effective settings of this instance, secrets left out (Bearer OPERATOR_TOKEN)."""
+    require_operator(request)
     settings: Settings = request.app.state.settings
     view = {ENV_NAMES.get(k, k): v for k, v in settings.public_view().items()}
     view["REDIS_PASSWORD"] = "(set)" if settings.redis_password else "(unset)"

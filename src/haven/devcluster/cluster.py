@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -22,6 +23,7 @@ from pathlib import Path
 import httpx
 
 from haven.devcluster.render import (
+    TLS,
     Upstream,
     find_haproxy,
     find_nginx,
@@ -30,6 +32,7 @@ from haven.devcluster.render import (
     running_as_root,
     write_runtime,
 )
+from haven.devcluster.tls import DevCertificates, make_dev_certificates
 from haven.store.embedded import EmbeddedValkey
 
 Log = Callable[[str], None]
@@ -102,6 +105,13 @@ class ClusterSpec:
     demo_data: bool = True
     valkey_appendonly: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
+    # TLS at the load balancer: HTTPS on lb_port, 308 to it from http_port (lb_port + 2).
+    tls: bool = False
+    http_port: int | None = None
+
+    @property
+    def redirect_port(self) -> int:
+        return self.http_port or self.lb_port + 2
 
 
 class Cluster:
@@ -114,6 +124,7 @@ class Cluster:
         self.balancer: Child | None = None
         self.env: dict[str, str] = {}
         self.operator_token = ""
+        self.certificates: DevCertificates | None = None
 
     # ---- start ---------------------------------------------------------------
     def base_env(self) -> dict[str, str]:
@@ -187,6 +198,21 @@ class Cluster:
             for i in range(self.spec.instances)
         ]
 
+    def _tls(self, haproxy: bool) -> TLS | None:
+        if not self.spec.tls:
+            return None
+        hosts = ["localhost", "127.0.0.1", "::1"]
+        if self.spec.host not in hosts:
+            hosts.insert(0, self.spec.host)
+        self.certificates = make_dev_certificates(self.runtime_dir / "tls", hosts)
+        self.log(f"tls       CA certificate {self.certificates.ca}")
+        certs = self.certificates
+        return TLS(
+            cert=str(certs.combined if haproxy else certs.cert),
+            key=None if haproxy else str(certs.key),
+            redirect_listen=f"{self.spec.host}:{self.spec.redirect_port}",
+        )
+
     def _balancer(self) -> Child:
         write_runtime(self.runtime_dir)
         listen = f"{self.spec.host}:{self.spec.lb_port}"
@@ -203,6 +229,7 @@ class Cluster:
                     listen=listen,
                     runtime_dir=self.runtime_dir,
                     user="root root" if running_as_root() else None,
+                    tls=self._tls(haproxy=False),
                 )
             )
             args = [binary, "-p", str(self.runtime_dir), "-c", str(conf), "-g", "daemon off;"]
@@ -219,6 +246,7 @@ class Cluster:
                     listen=listen,
                     stats_listen=f"{self.spec.host}:{stats_port}",
                     runtime_dir=self.runtime_dir,
+                    tls=self._tls(haproxy=True),
                 )
             )
             args = [binary, "-W", "-db", "-f", str(conf)]
@@ -242,13 +270,16 @@ class Cluster:
 
     def _wait_balancer(self, timeout: float = 20.0) -> None:
         assert self.balancer is not None
-        url = f"http://{self.spec.host}:{self.spec.lb_port}/health"
+        url = f"{self.lb_url}/health"
+        verify: ssl.SSLContext | bool = True
+        if self.certificates is not None:
+            verify = ssl.create_default_context(cafile=str(self.certificates.ca))
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.balancer.alive():
                 raise ClusterError(f"{self.balancer.name} exited; see {self.balancer.log_path}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(url, timeout=1.0).status_code == 200:
+                if httpx.get(url, timeout=1.0, verify=verify).status_code == 200:
                     return
             time.sleep(0.2)
         raise ClusterError(f"{self.balancer.name} did not answer within {timeout:.0f}s")
@@ -272,7 +303,9 @@ class Cluster:
     # ---- status --------------------------------------------------------------
     @property
     def lb_url(self) -> str:
-        return f"http://{self.spec.host}:{self.spec.lb_port}"
+        scheme = "https" if self.spec.tls else "http"
+        host = f"[{self.spec.host}]" if ":" in self.spec.host else self.spec.host
+        return f"{scheme}://{host}:{self.spec.lb_port}"
 
     def status_lines(self) -> list[str]:
         lines = []

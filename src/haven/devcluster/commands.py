@@ -12,7 +12,10 @@ import click
 
 from haven.devcluster.cluster import Cluster, ClusterError, ClusterSpec
 from haven.devcluster.render import (
+    TLS,
+    combine_pem,
     haproxy_config,
+    listen_port,
     nginx_config,
     parse_upstreams,
 )
@@ -29,10 +32,30 @@ from haven.devcluster.render import (
 @click.option(
     "--runtime-dir", default="var/run", show_default=True, type=click.Path(path_type=Path)
 )
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="HTTPS on the LB port with a fresh self-signed CA (its path is printed).",
+)
+@click.option(
+    "--http-port",
+    default=None,
+    type=click.IntRange(1, 65535),
+    help="With --tls: the plain-HTTP port that redirects to HTTPS [default: LB port + 2].",
+)
 def up(
-    instances: int, base_port: int, lb: str, lb_port: int, no_demo_data: bool, runtime_dir: Path
+    instances: int,
+    base_port: int,
+    lb: str,
+    lb_port: int,
+    no_demo_data: bool,
+    runtime_dir: Path,
+    tls: bool,
+    http_port: int | None,
 ) -> None:
     """Start a local cluster: Valkey, N instances and a load balancer. Ctrl-C stops it in order."""
+    if tls and lb == "none":
+        raise click.UsageError("--tls needs a load balancer (--lb nginx or haproxy)")
     spec = ClusterSpec(
         instances=instances,
         base_port=base_port,
@@ -40,6 +63,8 @@ def up(
         lb_port=lb_port,
         demo_data=not no_demo_data,
         runtime_dir=runtime_dir,
+        tls=tls,
+        http_port=http_port,
     )
     cluster = Cluster(spec, log=lambda line: click.echo(f"haven up: {line}", err=True))
     stop = threading.Event()
@@ -72,6 +97,14 @@ def _announce(cluster: Cluster) -> None:
         click.echo(
             f"  HAProxy:     http://{spec.host}:{spec.stats_port or spec.lb_port + 1}/ (stats)"
         )
+    if cluster.certificates is not None:
+        click.echo(
+            f"  TLS:         CA certificate {cluster.certificates.ca} "
+            f"(curl --cacert {cluster.certificates.ca} {entry}/health)"
+        )
+        click.echo(
+            f"  HTTP:        http://{spec.host}:{spec.redirect_port}/ redirects (308) to HTTPS"
+        )
     if cluster.operator_token:
         click.echo(f"  Operator:    Authorization: Bearer {cluster.operator_token}")
     if spec.demo_data:
@@ -100,26 +133,57 @@ def _watch(cluster: Cluster, stop: threading.Event) -> None:
 @click.command("render-config")
 @click.argument("kind", type=click.Choice(["nginx", "haproxy"]))
 @click.option("--upstream", required=True, help="Comma-separated host:port list of instances.")
-@click.option("--listen", default="0.0.0.0:80", show_default=True)
+@click.option(
+    "--listen", default=None, help="[default: 0.0.0.0:80, or 0.0.0.0:443 with --tls-cert]"
+)
 @click.option("--stats-listen", default="0.0.0.0:8404", show_default=True, help="HAProxy stats.")
 @click.option("--runtime-dir", default="/var/run/haven-lb", show_default=True)
 @click.option("--rate-limit-rps", type=int, default=None, help="nginx per-IP edge limit.")
 @click.option("--access-log", default=None, help="nginx access log target, e.g. /dev/stdout.")
 @click.option("--error-log", default=None, help="nginx error log target, e.g. stderr.")
 @click.option("--user", default=None, help="nginx worker user (leave out in containers).")
+@click.option(
+    "--tls-cert",
+    default=None,
+    help="Terminate TLS: the certificate chain PEM (HAProxy: alone, a combined cert+key PEM).",
+)
+@click.option("--tls-key", default=None, help="The certificate's private key PEM.")
+@click.option(
+    "--tls-pem",
+    default=None,
+    help="HAProxy with --tls-cert and --tls-key: where to write the combined PEM "
+    "[default: next to the certificate, *-combined.pem].",
+)
+@click.option(
+    "--http-listen",
+    default="0.0.0.0:80",
+    show_default=True,
+    help="With TLS: plain-HTTP listener answering 308 to https ('' for none).",
+)
 def render_config(
     kind: str,
     upstream: str,
-    listen: str,
+    listen: str | None,
     stats_listen: str,
     runtime_dir: str,
     rate_limit_rps: int | None,
     access_log: str | None,
     error_log: str | None,
     user: str | None,
+    tls_cert: str | None,
+    tls_key: str | None,
+    tls_pem: str | None,
+    http_listen: str,
 ) -> None:
     """Print deploy/nginx-lb.conf or deploy/haproxy.cfg rendered for these upstreams."""
     upstreams = parse_upstreams(upstream)
+    tls = _tls_option(kind, tls_cert, tls_key, tls_pem, http_listen)
+    listen = listen or ("0.0.0.0:443" if tls else "0.0.0.0:80")
+    if tls is not None:
+        try:
+            listen_port(listen)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--listen") from None
     if kind == "nginx":
         click.echo(
             nginx_config(
@@ -130,11 +194,44 @@ def render_config(
                 access_log=f"{access_log} haven" if access_log else None,
                 error_log=error_log,
                 user=user,
+                tls=tls,
             )
         )
     else:
         click.echo(
             haproxy_config(
-                upstreams, listen=listen, stats_listen=stats_listen, runtime_dir=Path(runtime_dir)
+                upstreams,
+                listen=listen,
+                stats_listen=stats_listen,
+                runtime_dir=Path(runtime_dir),
+                tls=tls,
             )
         )
+
+
+def _tls_option(
+    kind: str, cert: str | None, key: str | None, pem: str | None, http_listen: str
+) -> TLS | None:
+    """The TLS settings of render-config; HAProxy gets one combined PEM (written here)."""
+    if cert is None:
+        if key is not None or pem is not None:
+            raise click.UsageError("--tls-key and --tls-pem need --tls-cert")
+        return None
+    redirect = http_listen or None
+    if kind == "nginx":
+        if key is None:
+            raise click.UsageError("nginx needs --tls-key with --tls-cert")
+        return TLS(cert=cert, key=key, redirect_listen=redirect)
+    if key is None:  # already a combined PEM
+        return TLS(cert=cert, redirect_listen=redirect)
+    cert_path, key_path = Path(cert), Path(key)
+    if not cert_path.is_file() or not key_path.is_file():
+        raise click.UsageError(
+            "HAProxy reads one PEM with the certificate and its key: run render-config where "
+            "--tls-cert and --tls-key exist (it writes the combined file), or pass a combined "
+            "PEM as --tls-cert alone"
+        )
+    out = Path(pem) if pem else cert_path.with_name(f"{cert_path.stem}-combined.pem")
+    combine_pem(cert_path, key_path, out)
+    click.echo(f"haven render-config: wrote {out} (certificate + key, mode 0600)", err=True)
+    return TLS(cert=str(out.resolve()), redirect_listen=redirect)

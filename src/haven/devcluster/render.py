@@ -67,6 +67,37 @@ def parse_upstreams(spec: str) -> list[Upstream]:
     return out
 
 
+HSTS = "max-age=31536000"
+
+
+@dataclass(frozen=True, slots=True)
+class TLS:
+    """TLS termination at the load balancer.
+
+    `cert`: nginx: the certificate (chain) PEM; HAProxy: one PEM holding the
+    certificate chain and its key (`combine_pem` writes it). `key`: nginx only.
+    `redirect_listen`: a plain-HTTP listener answering 308 to the same URL on https
+    (None: no plain-HTTP listener at all).
+    """
+
+    cert: str
+    key: str | None = None
+    redirect_listen: str | None = None
+
+
+def listen_port(listen: str) -> int:
+    """The port of a listen address: `0.0.0.0:443`, `[::]:8443`, `443`."""
+    tail = listen.rsplit(":", 1)[-1] if not listen.isdigit() else listen
+    if not tail.isdigit():
+        raise ValueError(f"no port in listen address {listen!r}")
+    return int(tail)
+
+
+def _port_suffix(listen: str) -> str:
+    port = listen_port(listen)
+    return "" if port == 443 else f":{port}"
+
+
 def nginx_config(
     upstreams: Sequence[Upstream],
     *,
@@ -76,10 +107,10 @@ def nginx_config(
     access_log: str | None = None,
     error_log: str | None = None,
     worker_processes: str = "auto",
-    tls: tuple[str, str, str] | None = None,
+    tls: TLS | None = None,
     user: str | None = None,
 ) -> str:
-    """nginx.conf text. `tls` = (listen, certificate path, key path) adds an HTTPS server.
+    """nginx.conf text. With `tls`, `listen` serves HTTPS and `tls.redirect_listen` redirects.
 
     `user` is the worker user ("root root" when `haven up` runs as root); None leaves
     nginx's compiled-in default, which is what a container image wants.
@@ -87,26 +118,28 @@ def nginx_config(
     servers = "\n".join(
         f"        server {u.address} max_fails=2 fail_timeout=5s;" for u in upstreams
     )
-    tls_server = ""
+    tls_directives = hsts_in_location = redirect_server = ""
+    listen_directive = listen
     if tls is not None:
-        tls_listen, cert, key = tls
-        tls_server = f"""
-    server {{
-        listen {tls_listen} ssl;
-        http2 on;
-        ssl_certificate {cert};
-        ssl_certificate_key {key};
+        if not tls.key:
+            raise ValueError("nginx needs the certificate's key file (--tls-key)")
+        listen_directive = f"{listen} ssl"
+        hsts = f'add_header Strict-Transport-Security "{HSTS}" always;'
+        tls_directives = f"""        ssl_certificate     {tls.cert};
+        ssl_certificate_key {tls.key};
         ssl_protocols TLSv1.2 TLSv1.3;
-        location / {{
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto https;
-            proxy_set_header X-Request-Id $haven_request_id;
-            proxy_next_upstream error timeout http_502 http_504;
-            proxy_pass http://haven;
-        }}
+        ssl_session_cache shared:haven_tls:10m;
+        # Browsers keep to https for a year once they have seen this (never sent on http).
+        {hsts}"""
+        hsts_in_location = f"            {hsts}"
+        if tls.redirect_listen:
+            redirect_server = f"""
+    # Plain HTTP: every request is sent to https (308 keeps the method and body).
+    server {{
+        listen {tls.redirect_listen};
+        server_name _;
+        access_log off;
+        return 308 https://$host{_port_suffix(listen)}$request_uri;
     }}"""
     values = {
         "user_directive": f"user {user};" if user else "",
@@ -115,27 +148,66 @@ def nginx_config(
         "error_log": error_log or str(runtime_dir / "error.log"),
         "access_log": access_log or f"{runtime_dir / 'access.log'} haven",
         "upstream_servers": servers,
-        "listen": listen,
+        "listen": listen_directive,
+        "tls_directives": tls_directives,
+        "hsts_in_location": hsts_in_location,
         "rate_limit_rps": str(rate_limit_rps or 100),
         "rate_limit_directive": (
             "limit_req zone=haven_per_ip burst=50 nodelay;" if rate_limit_rps else ""
         ),
-        "tls_server": tls_server,
+        "tls_server": redirect_server,
     }
     return render_template("nginx-lb.conf", values)
 
 
 def haproxy_config(
-    upstreams: Sequence[Upstream], *, listen: str, stats_listen: str, runtime_dir: Path
+    upstreams: Sequence[Upstream],
+    *,
+    listen: str,
+    stats_listen: str,
+    runtime_dir: Path,
+    tls: TLS | None = None,
 ) -> str:
+    """haproxy.cfg text. With `tls`, `listen` serves HTTPS (tls.cert is the combined PEM)."""
     servers = "\n".join(f"    server {u.name} {u.address}" for u in upstreams)
+    bind_tls = tls_rules = ""
+    if tls is not None:
+        bind_tls = f" ssl crt {tls.cert} ssl-min-ver TLSv1.2"
+        rules = []
+        if tls.redirect_listen:
+            rules += [
+                f"    bind {tls.redirect_listen}",
+                "    # Plain HTTP: every request is sent to https (308 keeps the method and body).",
+                "    http-request redirect location "
+                "https://%[req.hdr(host),regsub(:[0-9]+$,)]"
+                f"{_port_suffix(listen)}%[capture.req.uri] code 308 unless {{ ssl_fc }}",
+            ]
+        rules += [
+            "    # Browsers keep to https for a year once they have seen this (never on http).",
+            "    http-after-response set-header Strict-Transport-Security "
+            f'"{HSTS}" if {{ ssl_fc }}',
+        ]
+        tls_rules = "\n".join(rules)
     values = {
         "runtime_dir": str(runtime_dir),
         "listen": listen,
+        "bind_tls": bind_tls,
+        "tls_rules": tls_rules,
         "stats_listen": stats_listen,
         "backend_servers": servers,
     }
     return render_template("haproxy.cfg", values)
+
+
+def combine_pem(cert: Path, key: Path, out: Path) -> Path:
+    """Write the one file HAProxy's `crt` wants: the certificate chain, then its key (0600)."""
+    text = cert.read_text().rstrip("\n") + "\n" + key.read_text().rstrip("\n") + "\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.chmod(out, 0o600)
+    return out
 
 
 def write_runtime(runtime_dir: Path) -> None:

@@ -316,3 +316,70 @@ async def check_sessions(
         "failures": failures,
     }
     return CheckResult("sessions", passed, summary, details)
+
+
+# -- exposure and the operator views (docs/security.md) ---------------------------------------
+
+# Nothing here may answer 200 to an anonymous client through the load balancer.
+PRIVATE_PATHS = (
+    "/api/v1/load-balancer/config",
+    "/api/v1/load-balancer/instances",
+    "/api/v1/load-balancer/metrics?scope=cluster",
+    "/metrics",
+)
+
+
+async def check_exposure(client: httpx.AsyncClient) -> CheckResult:
+    """The settings, the registry and the metrics are closed to an anonymous client."""
+    statuses: dict[str, int] = {}
+    for path in PRIVATE_PATHS:
+        try:
+            statuses[path] = (await client.get(path)).status_code
+        except httpx.HTTPError:
+            statuses[path] = 0
+    open_paths = [p for p, status in statuses.items() if status < 400]
+    passed = not open_paths
+    summary = (
+        "settings, registry and metrics are closed without the operator token"
+        if passed
+        else "open to anyone: " + ", ".join(open_paths)
+    )
+    return CheckResult("exposure", passed, summary, {"statuses": statuses})
+
+
+async def check_registry(
+    client: httpx.AsyncClient, token: str | None, expect: int | None, seen: set[str]
+) -> CheckResult:
+    """Every instance that served is in the registry (needs the operator token)."""
+    if not token:
+        return CheckResult(
+            "registry",
+            True,
+            "skipped: needs the operator token (--operator-token or HAVEN_OPERATOR_TOKEN)",
+            {"skipped": True},
+        )
+    try:
+        response = await client.get(
+            "/api/v1/load-balancer/instances", headers={"Authorization": f"Bearer {token}"}
+        )
+    except httpx.HTTPError as exc:
+        return CheckResult("registry", False, f"request failed: {exc!r}")
+    if response.status_code != 200:
+        return CheckResult(
+            "registry",
+            False,
+            f"/api/v1/load-balancer/instances answered {response.status_code} to the token",
+            {"status": response.status_code},
+        )
+    try:
+        listed = {str(i["instanceId"]): str(i["state"]) for i in response.json()["instances"]}
+    except (ValueError, KeyError, TypeError):
+        return CheckResult("registry", False, "the registry answer has not the documented shape")
+    missing = sorted(seen - set(listed))
+    passed = not missing and (expect is None or len(listed) >= expect)
+    summary = f"{len(listed)} instances registered: " + ", ".join(
+        f"{k} {v}" for k, v in sorted(listed.items())
+    )
+    if missing:
+        summary += f"; served but not registered: {', '.join(missing)}"
+    return CheckResult("registry", passed, summary, {"instances": listed, "missing": missing})

@@ -29,6 +29,7 @@ async def run_checks(
     email: str | None,
     password: str | None,
     show_progress: bool,
+    operator_token: str | None = None,
 ) -> list[CheckResult]:
     everything = not (health_only or distribution or sessions)
     results: list[CheckResult] = []
@@ -36,6 +37,7 @@ async def run_checks(
     async with httpx.AsyncClient(base_url=url.rstrip("/"), timeout=10.0, limits=limits) as client:
         results.append(await checks.check_health(client))
         results.append(await checks.check_headers(client))
+        results.append(await checks.check_exposure(client))
         if health_only:
             return results
         seen: set[str] = set()
@@ -55,6 +57,10 @@ async def run_checks(
                 results.append(checks.check_latency(run))
         if sessions or everything:
             results.append(await checks.check_sessions(client, seen, email, password))
+        if distribution or everything:
+            results.append(
+                await checks.check_registry(client, operator_token, expect_instances, seen)
+            )
     return results
 
 
@@ -64,7 +70,11 @@ def print_table(console: Console, url: str, results: list[CheckResult]) -> None:
     table.add_column("result")
     table.add_column("summary", overflow="fold")
     for r in results:
-        table.add_row(r.name, "[green]pass[/]" if r.passed else "[red]FAIL[/]", r.summary)
+        if r.details.get("skipped"):
+            verdict = "[yellow]skip[/]"
+        else:
+            verdict = "[green]pass[/]" if r.passed else "[red]FAIL[/]"
+        table.add_row(r.name, verdict, r.summary)
     console.print(table)
     dist = next((r for r in results if r.name == "load-distribution"), None)
     if dist:
@@ -93,6 +103,12 @@ def print_table(console: Console, url: str, results: list[CheckResult]) -> None:
     "--email", default=None, help="Sign in as this user (else a throwaway org is registered)."
 )
 @click.option("--password", default=None)
+@click.option(
+    "--operator-token",
+    envvar="HAVEN_OPERATOR_TOKEN",
+    default=None,
+    help="For the checks that need it (the registry); else they are skipped.",
+)
 def lb_test(
     url: str,
     health_only: bool,
@@ -104,6 +120,7 @@ def lb_test(
     as_json: bool,
     email: str | None,
     password: str | None,
+    operator_token: str | None,
 ) -> None:
     """Check a running deployment the way the seed guide's test-load-balancer does."""
     console = Console(stderr=as_json)
@@ -119,6 +136,7 @@ def lb_test(
             email=email,
             password=password,
             show_progress=not as_json and console.is_terminal,
+            operator_token=operator_token or None,
         )
     )
     passed = all(r.passed for r in results)

@@ -56,7 +56,27 @@ def sqlite_url(path: Path) -> str:
         ("DATABASE_URL", {"DATABASE_URL": "mysql://root:pw@db/haven"}),
         ("SESSION_TTL", {"SESSION_TTL": "forever"}),
         ("SECRET_KEY", {"HAVEN_ENV": "production", "REDIS_URL": "redis://127.0.0.1:1/0"}),
-        ("REDIS_URL", {"HAVEN_ENV": "production", "SECRET_KEY": "k" * 40}),
+        ("REDIS_URL", {"HAVEN_ENV": "production", "SECRET_KEY": secrets.token_urlsafe(48)}),
+        # Issue 12: what the old templates shipped, and what lets anyone choose their IP.
+        ("TRUSTED_PROXIES", {"TRUST_PROXY": "true", "TRUSTED_PROXIES": "0.0.0.0/0"}),
+        ("CORS_ORIGINS", {"CORS_ORIGINS": "*"}),
+        (
+            "SECRET_KEY",
+            {
+                "HAVEN_ENV": "production",
+                "REDIS_URL": "redis://127.0.0.1:1/0",
+                "SECRET_KEY": "CHANGE-ME-secret-key-at-least-32-random-characters",
+            },
+        ),
+        (
+            "OPERATOR_TOKEN",
+            {
+                "HAVEN_ENV": "production",
+                "REDIS_URL": "redis://127.0.0.1:1/0",
+                "SECRET_KEY": secrets.token_urlsafe(48),
+                "OPERATOR_TOKEN": "CHANGE-ME-operator-token",
+            },
+        ),
     ],
 )
 def test_serve_with_a_bad_value_exits_non_zero_with_one_line_naming_it(
@@ -75,7 +95,7 @@ def test_serve_with_a_bad_value_exits_non_zero_with_one_line_naming_it(
 def test_demo_data_refuses_in_production(tmp_path: Path) -> None:
     env = clean_env(
         HAVEN_ENV="production",
-        SECRET_KEY="k" * 48,
+        SECRET_KEY=secrets.token_urlsafe(48),
         REDIS_URL="redis://127.0.0.1:1/0",
         DATABASE_URL=sqlite_url(tmp_path / "prod.db"),
     )

@@ -85,7 +85,8 @@ def test_redis_down_keeps_ready_answers_503_and_recovers_without_restart(
         assert_problem(login, 503, "dependency-unavailable")
         assert "retry-after" in login.headers
         # The registry cannot be read: a problem, not a 500.
-        assert_problem(client.get("/api/v1/load-balancer/instances"), 503)
+        operator = {"Authorization": "Bearer operator-token-for-tests-0123456789"}
+        assert_problem(client.get("/api/v1/load-balancer/instances", headers=operator), 503)
 
         back = restart(own_valkey)
         poll(
@@ -106,7 +107,9 @@ def test_redis_down_keeps_ready_answers_503_and_recovers_without_restart(
                 "deg-redis"
                 in {
                     i["instanceId"]
-                    for i in client.get("/api/v1/load-balancer/instances").json()["instances"]
+                    for i in client.get("/api/v1/load-balancer/instances", headers=operator).json()[
+                        "instances"
+                    ]
                 }
             ),
             10,

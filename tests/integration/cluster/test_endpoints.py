@@ -6,6 +6,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -134,13 +135,24 @@ def test_lb_metrics_count_this_instances_requests(client: TestClient[Any]) -> No
     assert body["memory"]["rssBytes"] > 10 * 1024 * 1024
 
 
+OPERATOR_TOKEN = "operator-token-0123456789"
+OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+
+
+@pytest.fixture
+def operator_client(app_factory: Callable[..., TestClient[Any]]) -> TestClient[Any]:
+    """api-1 with OPERATOR_TOKEN set: the cluster-wide views need it (docs/security.md)."""
+    return app_factory(instance_id="api-1", operator_token=OPERATOR_TOKEN)
+
+
 def test_cluster_scope_adds_up_every_live_instance(
-    client: TestClient[Any], client_b: TestClient[Any]
+    operator_client: TestClient[Any], client_b: TestClient[Any]
 ) -> None:
+    client = operator_client
     for _ in range(2):
         client_b.get("/api/v1/no-such-thing")
     # Both apps share one Valkey and key prefix: the registry holds api-1 and api-2.
-    body = client.get("/api/v1/load-balancer/metrics?scope=cluster").json()
+    body = client.get("/api/v1/load-balancer/metrics?scope=cluster", headers=OPERATOR).json()
     assert_types(body, {**METRICS_SPEC, "instances": list})
     assert body["scope"] == "cluster"
     ids = {item["instanceId"] for item in body["instances"]}
@@ -153,9 +165,9 @@ def test_cluster_scope_adds_up_every_live_instance(
 
 
 def test_instances_lists_every_live_instance_with_its_record(
-    client: TestClient[Any], client_b: TestClient[Any]
+    operator_client: TestClient[Any], client_b: TestClient[Any]
 ) -> None:
-    body = client.get("/api/v1/load-balancer/instances").json()
+    body = operator_client.get("/api/v1/load-balancer/instances", headers=OPERATOR).json()
     assert isinstance(body["count"], int)
     assert body["count"] == len(body["instances"])
     mine = {i["instanceId"]: i for i in body["instances"]}
@@ -182,9 +194,9 @@ def test_instances_lists_every_live_instance_with_its_record(
 def test_config_shows_effective_settings_without_secrets(
     app_factory: Callable[..., TestClient[Any]],
 ) -> None:
-    token = "operator-token-0123456789"
+    token = OPERATOR_TOKEN
     client = app_factory(operator_token=token, redis_password="hunter2-password")
-    response = client.get("/api/v1/load-balancer/config")
+    response = client.get("/api/v1/load-balancer/config", headers=OPERATOR)
     assert response.status_code == 200
     body = response.json()
     assert body["HAVEN_ENV"] == "test"

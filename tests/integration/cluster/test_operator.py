@@ -59,7 +59,7 @@ def test_drain_turns_the_instance_not_ready_without_stopping_it(
     app_factory: Callable[..., TestClient[Any]],
 ) -> None:
     client = app_factory(operator_token=TOKEN, instance_id="drained-1")
-    other = app_factory(instance_id="watcher-1")
+    other = app_factory(instance_id="watcher-1", operator_token=TOKEN)
     owner = register(client)
 
     response = client.post(
@@ -85,7 +85,65 @@ def test_drain_turns_the_instance_not_ready_without_stopping_it(
 
     # Another instance sees it draining in the registry (published on the change).
     def seen_draining() -> bool:
-        listed = other.get("/api/v1/load-balancer/instances").json()["instances"]
+        listed = other.get(
+            "/api/v1/load-balancer/instances", headers={"Authorization": f"Bearer {TOKEN}"}
+        ).json()["instances"]
         return {i["instanceId"]: i["state"] for i in listed}.get("drained-1") == "draining"
 
     poll(seen_draining, 5, "the registry to show drained-1 draining")
+
+
+# -- issue 12: what names the cluster's insides is an operator endpoint -----------------------
+
+CLUSTER_VIEWS = (
+    "/api/v1/load-balancer/config",
+    "/api/v1/load-balancer/instances",
+    "/api/v1/load-balancer/metrics?scope=cluster",
+)
+
+
+@pytest.mark.parametrize("path", CLUSTER_VIEWS)
+def test_cluster_views_need_the_operator_token(
+    app_factory: Callable[..., TestClient[Any]], path: str
+) -> None:
+    client = app_factory(operator_token=TOKEN, instance_id="views-1")
+    owner = register(client)
+    for headers in ({}, {"Authorization": f"Basic {TOKEN}"}):
+        denied = client.get(path, headers=headers)
+        assert_problem(denied, 401, "not-signed-in")
+        assert denied.headers["content-type"].startswith("application/problem+json")
+    for headers in (
+        {"Authorization": "Bearer wrong-token"},
+        {"Authorization": f"Bearer {TOKEN}x"},
+        owner.headers,  # an owner's session is not the operator
+    ):
+        assert_problem(client.get(path, headers=headers), 403, "forbidden")
+    # Nothing about the cluster's insides leaks in a refusal.
+    refused = client.get(path).text
+    for leak in ("127.0.0.1", "redis://", "sqlite", "views-1:"):
+        assert leak not in refused
+    opened = client.get(path, headers={"Authorization": f"Bearer {TOKEN}"})
+    assert opened.status_code == 200
+
+
+@pytest.mark.parametrize("path", CLUSTER_VIEWS)
+def test_cluster_views_do_not_exist_without_a_configured_token(
+    client: TestClient[Any], path: str
+) -> None:
+    assert_problem(client.get(path), 404, "not-found")
+    assert_problem(client.get(path, headers={"Authorization": f"Bearer {TOKEN}"}), 404)
+
+
+def test_this_instances_own_health_and_metrics_stay_open_and_name_no_address(
+    app_factory: Callable[..., TestClient[Any]],
+) -> None:
+    client = app_factory(operator_token=TOKEN, instance_id="open-1")
+    settings = client.app.state.settings
+    for path in ("/api/v1/load-balancer/health", "/api/v1/load-balancer/metrics"):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        text = response.text
+        assert settings.redis_url.split("://", 1)[1].split("/", 1)[0] not in text, path
+        assert "sqlite" not in text, path
+        assert "postgresql" not in text, path
+        assert '"address"' not in text, path

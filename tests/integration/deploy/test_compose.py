@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import re
+import secrets
 from typing import Any
 
 import jsonschema
 import pytest
 
-from haven.config import load_settings
+from haven.config import ConfigError, load_settings
 from support_deploy import (
     COMPOSE_FILE,
     COMPOSE_SCHEMA,
@@ -23,9 +25,9 @@ from support_deploy import (
 
 # What an operator exports before `docker compose up` (docs/deployment.md).
 OPERATOR_ENV = {
-    "SECRET_KEY": "x" * 48,
+    "SECRET_KEY": secrets.token_urlsafe(48),
     "POSTGRES_PASSWORD": "pg-password-from-the-operator",
-    "OPERATOR_TOKEN": "operator-token-0123456789",
+    "OPERATOR_TOKEN": secrets.token_urlsafe(32),
 }
 
 
@@ -198,3 +200,48 @@ def test_nginx_mounts_the_rendered_config_and_is_the_only_published_port(
         assert pid is not None
         runtime_dir = pid.group(1).rsplit("/", 1)[0]
         assert runtime_dir in nginx.get("tmpfs", []), "nginx's runtime dir must be writable"
+
+
+# -- issue 12: whom the instances believe, and what the operator must supply -------------------
+
+
+def test_instances_trust_only_nginxs_fixed_address(compose: dict[str, Any]) -> None:
+    nginx = compose["services"]["nginx"]
+    address = interpolate(nginx["networks"]["default"]["ipv4_address"], OPERATOR_ENV)
+    subnet = interpolate(compose["networks"]["default"]["ipam"]["config"][0]["subnet"], {})
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet)
+    for name, svc in api_services(compose).items():
+        settings = load_settings(service_env(svc, OPERATOR_ENV))
+        assert settings.trust_proxy, name
+        networks = [ipaddress.ip_network(c, strict=False) for c in settings.trusted_proxies]
+        assert networks == [ipaddress.ip_network(f"{address}/32")], name
+        # No other container on the network (nor a VPN client) is believed.
+        for other in ("172.28.0.11", "10.8.0.2", "192.168.1.20", "172.17.0.5"):
+            assert not any(ipaddress.ip_address(other) in n for n in networks), (name, other)
+    # Moving nginx moves the trust with it.
+    moved = {**OPERATOR_ENV, "HAVEN_LB_ADDRESS": "172.28.0.99"}
+    settings = load_settings(service_env(api_services(compose)["api-1"], moved))
+    assert settings.trusted_proxies == ("172.28.0.99/32",)
+
+
+def test_every_service_is_on_the_fixed_subnet_network(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        nets = svc.get("networks", {"default": None})
+        assert list(nets) == ["default"], name
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SECRET_KEY", "CHANGE-ME-secret-key-at-least-32-random-characters"),
+        ("SECRET_KEY", "x" * 48),
+        ("OPERATOR_TOKEN", "CHANGE-ME-operator-token"),
+        ("OPERATOR_TOKEN", "replace-with-a-random-operator-token"),
+    ],
+)
+def test_a_placeholder_secret_stops_the_instances(
+    compose: dict[str, Any], variable: str, value: str
+) -> None:
+    env = service_env(compose["services"]["api-1"], {**OPERATOR_ENV, variable: value})
+    with pytest.raises(ConfigError, match=f"^{variable}:"):
+        load_settings(env)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import copy
+import ipaddress
+import re
+import secrets
+import shlex
+import subprocess
+import sys
 from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 
-from haven.config import Settings, load_settings
+from haven.config import ConfigError, Settings, load_settings
 from support_deploy import (
+    DEPLOY,
     K8S,
     K8S_VERSION,
     default_settings,
@@ -24,13 +32,13 @@ EXPECTED_KINDS = {
     "Namespace",
     "ServiceAccount",
     "ConfigMap",
-    "Secret",
     "Deployment",
     "Service",
     "Ingress",
     "HorizontalPodAutoscaler",
     "PodDisruptionBudget",
     "Job",
+    "NetworkPolicy",
 }
 
 
@@ -64,7 +72,11 @@ def test_kustomization_lists_every_manifest() -> None:
     kustomization = load_yaml(K8S / "kustomization.yaml")
     assert kustomization["kind"] == "Kustomization"
     listed = kustomization["resources"]
-    on_disk = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    on_disk = sorted(
+        p.name
+        for p in K8S.glob("*.yaml")
+        if p.name != "kustomization.yaml" and any(yaml.safe_load_all(p.read_text()))
+    )
     assert sorted(listed) == on_disk
     assert len(set(listed)) == len(listed)
     assert {doc["kind"] for _, doc in RESOURCES} == EXPECTED_KINDS
@@ -72,10 +84,47 @@ def test_kustomization_lists_every_manifest() -> None:
     assert [i["name"] for i in kustomization["images"]] == ["haven"]
 
 
+SECRET_DOC = K8S / "secret.yaml"
+
+
+def documented_secret_command() -> str:
+    """The `kubectl create secret generic` command secret.yaml tells the operator to run."""
+    lines = [line.removeprefix("#").strip() for line in SECRET_DOC.read_text().splitlines()]
+    start = next(i for i, line in enumerate(lines) if "create secret generic" in line)
+    command = []
+    for line in lines[start:]:
+        command.append(line.removesuffix("\\").strip())
+        if not line.endswith("\\"):
+            break
+    return " ".join(command)
+
+
+def operator_secret() -> tuple[str, dict[str, str]]:
+    """(name, data) of the Secret the documented command creates, run as the operator would.
+
+    The `$(python3 -c ...)` substitutions really run; the <...> passwords get random values.
+    """
+    argv = shlex.split(documented_secret_command())
+    name = argv[argv.index("generic") + 1]
+    data: dict[str, str] = {}
+    for arg in argv:
+        if not arg.startswith("--from-literal="):
+            continue
+        key, _, value = arg.removeprefix("--from-literal=").partition("=")
+        substitution = re.fullmatch(r"\$\(python3 -c (.+)\)", value)
+        if substitution:
+            (code,) = shlex.split(substitution.group(1))
+            value = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
+            ).stdout.strip()
+        data[key] = re.sub(r"<[a-z-]+>", lambda _: secrets.token_hex(12), value)
+    return name, data
+
+
 def merged_env() -> dict[str, str]:
-    """What the pod sees from envFrom: the ConfigMap, then the Secret template's placeholders."""
+    """What the pod sees from envFrom: the ConfigMap, then the operator's Secret."""
     env = dict(one("ConfigMap")["data"])
-    env.update(one("Secret")["stringData"])
+    env.update(operator_secret()[1])
     return {k: str(v) for k, v in env.items()}
 
 
@@ -89,7 +138,7 @@ def haven_container(workload: dict[str, Any]) -> dict[str, Any]:
     return containers[0]
 
 
-def test_configmap_and_secret_placeholders_load_as_production_settings() -> None:
+def test_configmap_and_the_operators_secret_load_as_production_settings() -> None:
     settings = pod_settings()
     assert settings.is_production
     assert settings.host == "0.0.0.0"
@@ -99,13 +148,99 @@ def test_configmap_and_secret_placeholders_load_as_production_settings() -> None
     assert settings.operator_token is not None
     assert settings.trust_proxy
     assert settings.log_format == "json"
-    # Placeholders are unmistakable.
-    for key, value in one("Secret")["stringData"].items():
-        assert "CHANGE-ME" in value, f"{key} placeholder must say CHANGE-ME"
     # Secrets stay out of the ConfigMap.
     assert not {"SECRET_KEY", "DATABASE_URL", "REDIS_URL", "OPERATOR_TOKEN"} & set(
         one("ConfigMap")["data"]
     )
+
+
+def test_no_secret_with_placeholder_values_is_shipped() -> None:
+    """Issue 12: secret.yaml's CHANGE-ME values passed the start-up check; now none exist."""
+    assert k8s_by_kind("Secret") == []
+    assert "secret.yaml" not in load_yaml(K8S / "kustomization.yaml")["resources"]
+    for path in sorted(DEPLOY.rglob("*")):
+        if path.is_file() and path.suffix in {".yaml", ".yml", ".conf", ".cfg", ""}:
+            assert "CHANGE-ME" not in path.read_text(errors="replace"), path
+    # What the old template shipped is refused at start.
+    for key, placeholder in (
+        ("SECRET_KEY", "CHANGE-ME-secret-key-at-least-32-random-characters"),
+        ("OPERATOR_TOKEN", "CHANGE-ME-operator-token"),
+    ):
+        with pytest.raises(ConfigError, match=f"^{key}:"):
+            load_settings({**merged_env(), key: placeholder})
+
+
+def test_the_documented_secret_command_covers_what_production_needs() -> None:
+    name, data = operator_secret()
+    assert set(data) == {"SECRET_KEY", "OPERATOR_TOKEN", "DATABASE_URL", "REDIS_URL"}
+    assert "token_urlsafe(48)" in documented_secret_command()
+    # Every workload reads exactly that Secret.
+    for workload in (one("Deployment"), one("Job")):
+        assert {"secretRef": {"name": name}} in haven_container(workload)["envFrom"]
+    # Two runs give two different keys (the command generates them; nothing is fixed).
+    assert operator_secret()[1]["SECRET_KEY"] != data["SECRET_KEY"]
+
+
+def test_configmap_trusts_no_whole_network_for_forwarded_headers() -> None:
+    """Issue 12: 10/8, 172.16/12 and 192.168/16 let any pod or VPN client choose its IP."""
+    settings = pod_settings()
+    for cidr in settings.trusted_proxies:
+        network = ipaddress.ip_network(cidr, strict=False)
+        assert network.num_addresses == 1, f"TRUSTED_PROXIES {cidr} is more than one address"
+    for client in ("10.0.0.7", "172.16.4.2", "192.168.0.9", "100.64.0.1"):
+        assert not any(
+            ipaddress.ip_address(client) in ipaddress.ip_network(c, strict=False)
+            for c in settings.trusted_proxies
+        ), client
+    doc = (K8S / "configmap.yaml").read_text()
+    assert "ingress controller's pod" in doc  # tells the operator what to set
+
+
+def _ingress_routes(path: str) -> bool:
+    """Whether a request path reaches Haven through the Ingress (Prefix/Exact semantics)."""
+    for rule in one("Ingress")["spec"]["rules"]:
+        for item in rule["http"]["paths"]:
+            want, kind = item["path"], item["pathType"]
+            if kind == "Exact" and path == want:
+                return True
+            if kind == "Prefix":
+                prefix = want.rstrip("/").split("/")
+                if path.rstrip("/").split("/")[: len(prefix)] == prefix:
+                    return True
+    return False
+
+
+def test_ingress_routes_what_clients_use_and_not_metrics() -> None:
+    for path in (
+        "/api/v1/auth/me",
+        "/api/v1/load-balancer/health",
+        "/status",
+        "/status/assets/status.js",
+        "/docs",
+        "/openapi.json",
+        "/health",
+        "/ready",
+        "/alive",
+    ):
+        assert _ingress_routes(path), path
+    for path in ("/metrics", "/metrics/", "/metricsx", "/", "/apiary"):
+        assert not _ingress_routes(path), path
+    annotations = one("Ingress")["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/force-ssl-redirect"] == "true"
+
+
+def test_network_policy_admits_only_the_ingress_controller_and_prometheus() -> None:
+    policy = one("NetworkPolicy")
+    pod_labels = one("Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= pod_labels.items()
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    namespaces = {
+        peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+        for peer in rule["from"]
+    }
+    assert namespaces == {"ingress-nginx", "monitoring"}
+    assert [p["port"] for p in rule["ports"]] == ["http"]
 
 
 def test_probes_and_ports_match_haven() -> None:
@@ -202,7 +337,7 @@ def test_references_between_resources_line_up() -> None:
     assert (worst + 1) * pod_settings().db_pool_max <= 100 - 3
 
     config_name = one("ConfigMap")["metadata"]["name"]
-    secret_name = one("Secret")["metadata"]["name"]
+    secret_name = operator_secret()[0]
     account = one("ServiceAccount")["metadata"]["name"]
     for workload in (deployment, one("Job")):
         pod = workload["spec"]["template"]["spec"]

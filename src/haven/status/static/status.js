@@ -167,9 +167,11 @@
         signOut(auth);
         return;
       }
+      // The registry and the cluster-wide metrics name internal addresses: operator only.
+      const operator = { headers: { Authorization: "Bearer " + value } };
       const [inst, metrics, health] = await Promise.all([
-        getJSON("/api/v1/load-balancer/instances"),
-        getJSON("/api/v1/load-balancer/metrics?scope=cluster"),
+        getJSON("/api/v1/load-balancer/instances", operator),
+        getJSON("/api/v1/load-balancer/metrics?scope=cluster", operator),
         getJSON("/api/v1/load-balancer/health"),
       ]);
       const servedBy = health.response.headers.get("X-Instance-Id");
