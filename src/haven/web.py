@@ -116,8 +116,8 @@ def request_is_https(request: Request[Any, Any, Any], settings: Settings) -> boo
     if scope.get("scheme") == "https":
         return True
     client = scope.get("client")
-    peer = str(client[0]) if client else ""
-    if not settings.trust_proxy or not peer or not _trusted(peer, settings):
+    peer_ip = _address(str(client[0])) if client and settings.trust_proxy else None
+    if peer_ip is None or not _trusted(peer_ip, settings):
         return False
     # The proxy nearest to us set it last; an earlier value is whatever the client sent.
     proto = request.headers.getall("x-forwarded-proto", [])
