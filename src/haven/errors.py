@@ -240,6 +240,10 @@ def map_exception(exc: Exception) -> HavenError:
         if "json" in detail.lower() or "malformed" in detail.lower() or "decode" in detail.lower():
             return MalformedRequestError("The body is not valid JSON")
         return MalformedRequestError(detail)
+    if isinstance(exc, UnicodeDecodeError):
+        # Only client bytes are decoded while serving a request (msgspec raises this, not
+        # DecodeError, for invalid UTF-8 inside a JSON string): the net under every parser.
+        return MalformedRequestError("The request is not valid UTF-8")
     if isinstance(exc, HTTPException):
         error = HavenError(str(exc.detail))
         error.status = exc.status_code  # type: ignore[misc]

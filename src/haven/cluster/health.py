@@ -2,13 +2,13 @@
 
 Open endpoints need no session and are never rate limited. Operator endpoints
 act on the cluster, not on an organization: they take only
-`Authorization: Bearer <OPERATOR_TOKEN>` and do not exist (404) without one.
+`Authorization: Bearer <OPERATOR_TOKEN>` and do not exist (404) without one; wrong
+tokens are rate limited per client IP at the edge (haven.cluster.ratelimit).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -18,6 +18,7 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client.exposition import choose_encoder
 
+from haven.cluster.asgi import operator_token_ok
 from haven.cluster.deps import overall_status
 from haven.cluster.metrics import cluster_summary
 from haven.cluster.runtime import Cluster
@@ -66,7 +67,7 @@ def require_operator(request: Req) -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotSignedInError("Operator endpoints need Authorization: Bearer <OPERATOR_TOKEN>")
-    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+    if not operator_token_ok(expected, header):
         raise ForbiddenError("This token is not the operator token")
 
 
@@ -213,14 +214,14 @@ def lb_config(request: Req) -> Response[dict[str, Any]]:
 # -- operator ----------------------------------------------------------------------------------
 
 
-@post("/health-check", status_code=HTTP_200_OK, tags=["load-balancer"])
+@post("/health-check", status_code=HTTP_200_OK, tags=["load-balancer"], opt={"operator": True})
 async def lb_health_check(request: Req) -> Response[dict[str, Any]]:
     """Operator: re-check this instance's dependencies now (Bearer OPERATOR_TOKEN)."""
     require_operator(request)
     return await _lb_health(request)
 
 
-@post("/drain", status_code=HTTP_202_ACCEPTED, tags=["load-balancer"])
+@post("/drain", status_code=HTTP_202_ACCEPTED, tags=["load-balancer"], opt={"operator": True})
 async def lb_drain(request: Req) -> Response[dict[str, Any]]:
     """Operator: turn this instance not-ready without exiting (Bearer OPERATOR_TOKEN)."""
     require_operator(request)
