@@ -147,6 +147,15 @@ class DependencyUnavailableError(HavenError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
+class PasswordHashingBusyError(HavenError):
+    """Every password-hashing slot of this instance stayed busy past the queue deadline."""
+
+    status, slug, title = 503, "sign-in-busy", "Sign-in is busy"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 2) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
 class InternalError(HavenError):
     status, slug, title = 500, "internal", "Internal server error"
 
