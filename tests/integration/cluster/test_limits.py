@@ -212,3 +212,13 @@ def test_operator_paths_name_exactly_the_routes_that_take_the_operator_token(
         if handler.opt.get("operator")
     }
     assert marked == set(OPERATOR_PATHS)
+
+
+def test_the_openapi_document_names_the_limits(client: TestClient[Any]) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    for path in (LOGIN, REGISTER, "/api/v1/tenants", "/api/v1/load-balancer/drain"):
+        post = paths[path]["post"]["responses"]
+        assert "application/problem+json" in post["429"]["content"], path
+    for path in (LOGIN, REGISTER):
+        assert "503" in paths[path]["post"]["responses"]
+    assert "429" not in paths["/api/v1/load-balancer/health"]["get"]["responses"]
