@@ -138,11 +138,11 @@ def _raw_post(instance: Instance, target: str, body: bytes) -> int:
     with socket.create_connection(("127.0.0.1", instance.port), timeout=30) as sock:
         sock.sendall(request)
         reply = b""
-        while b"\r\n" not in reply:
+        for _ in range(1000):  # bounded: each recv waits at most the socket's 30 s
             chunk = sock.recv(4096)
-            if not chunk:
-                break
             reply += chunk
+            if not chunk or b"\r\n" in reply:
+                break
     return int(reply.split(b" ", 2)[1])
 
 
