@@ -99,6 +99,8 @@ def main() -> int:
                 "RATE_LIMIT_GLOBAL": "10000000",
                 "RATE_LIMIT_PER_USER": "10000000",
                 "RATE_LIMIT_AUTH": "10000",
+                "RATE_LIMIT_AUTH_EMAIL": "10000",
+                "RATE_LIMIT_REGISTER": "10000",
             },
         ),
         log=log,

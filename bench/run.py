@@ -249,6 +249,8 @@ class Bench:
                 "RATE_LIMIT_GLOBAL": "10000000",
                 "RATE_LIMIT_PER_USER": "10000000",
                 "RATE_LIMIT_AUTH": "10000",
+                "RATE_LIMIT_AUTH_EMAIL": "10000",
+                "RATE_LIMIT_REGISTER": "10000",
                 "TRUST_PROXY": "true",
             },
         )

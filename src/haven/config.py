@@ -56,6 +56,9 @@ class Settings:
     rate_limit_global: int = 6000
     rate_limit_per_user: int = 1200
     rate_limit_auth: int = 10
+    rate_limit_auth_email: int = 50  # sign-in attempts per email per hour, from any address
+    rate_limit_register: int = 10  # sign-ups per client IP per hour
+    rate_limit_operator: int = 10  # wrong operator tokens per client IP per minute
     cors_origins: tuple[str, ...] = ()
     log_level: str = "info"
     log_format: str = "console"
@@ -343,6 +346,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         "rate_limit_global": _int(env, "RATE_LIMIT_GLOBAL", 6000, 1, 10_000_000),
         "rate_limit_per_user": _int(env, "RATE_LIMIT_PER_USER", 1200, 1, 10_000_000),
         "rate_limit_auth": _int(env, "RATE_LIMIT_AUTH", 10, 1, 100_000),
+        "rate_limit_auth_email": _int(env, "RATE_LIMIT_AUTH_EMAIL", 50, 1, 1_000_000),
+        "rate_limit_register": _int(env, "RATE_LIMIT_REGISTER", 10, 1, 1_000_000),
+        "rate_limit_operator": _int(env, "RATE_LIMIT_OPERATOR", 10, 1, 1_000_000),
         "cors_origins": _cors_origins(env),
         "log_level": _choice(env, "LOG_LEVEL", "info", LOG_LEVELS),
         "log_format": _choice(env, "LOG_FORMAT", "json" if production else "console", LOG_FORMATS),

@@ -147,6 +147,15 @@ class DependencyUnavailableError(HavenError):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
+class PasswordHashingBusyError(HavenError):
+    """Every password-hashing slot of this instance stayed busy past the queue deadline."""
+
+    status, slug, title = 503, "sign-in-busy", "Sign-in is busy"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 2) -> None:
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
 class InternalError(HavenError):
     status, slug, title = 500, "internal", "Internal server error"
 
@@ -240,6 +249,10 @@ def map_exception(exc: Exception) -> HavenError:
         if "json" in detail.lower() or "malformed" in detail.lower() or "decode" in detail.lower():
             return MalformedRequestError("The body is not valid JSON")
         return MalformedRequestError(detail)
+    if isinstance(exc, UnicodeDecodeError):
+        # Only client bytes are decoded while serving a request (msgspec raises this, not
+        # DecodeError, for invalid UTF-8 inside a JSON string): the net under every parser.
+        return MalformedRequestError("The request is not valid UTF-8")
     if isinstance(exc, HTTPException):
         error = HavenError(str(exc.detail))
         error.status = exc.status_code  # type: ignore[misc]

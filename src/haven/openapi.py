@@ -19,6 +19,7 @@ from litestar.openapi.spec import (
     Schema,
 )
 
+from haven.cluster.asgi import LB_PREFIX, OPERATOR_PATHS
 from haven.errors import PROBLEM_JSON
 
 PROBLEM_SCHEMA = Schema(
@@ -94,5 +95,12 @@ def document_problems(openapi: OpenAPI) -> OpenAPI:
             responses["404"] = _problem("No such resource in your organization")
         if method == "patch":
             responses["412"] = _problem("If-Match does not match the current version")
+        if not path.startswith(LB_PREFIX) or path in OPERATOR_PATHS:
+            responses["429"] = _problem("Over a rate limit; retry after Retry-After seconds")
+        if path in OPEN_PATHS:  # sign-in and sign-up hash a password
+            responses["503"] = _problem(
+                "Every password-hashing slot stayed busy, or the sign-in rate limiter is "
+                "unreachable; retry after Retry-After seconds"
+            )
         op.responses = dict(sorted(responses.items()))
     return openapi

@@ -26,6 +26,9 @@ from haven.store.embedded import EmbeddedValkey
 log = structlog.get_logger("haven.server")
 
 
+BACKLOG = 2048  # pending connections the kernel queues (capped by net.core.somaxconn)
+
+
 def serve(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT; returns the process exit code."""
     valkey: EmbeddedValkey | None = None
@@ -86,6 +89,9 @@ async def _serve(app: Litestar, settings: Settings) -> int:
         interface=Interfaces.ASGI,
         log_access=False,
         log_level=LogLevels.warning,
+        # granian's embedded default (128) resets connections from a burst of a few hundred
+        # clients before the app sees them; they should queue and get an answer (a 503 at worst).
+        backlog=BACKLOG,
     )
     loop = asyncio.get_running_loop()
     stop_handle: asyncio.TimerHandle | None = None

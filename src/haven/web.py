@@ -166,5 +166,6 @@ async def check_json_body(request: Request[Any, Any, Any]) -> None:
         message, _, path = str(exc).partition(" - at `")
         field = path.rstrip("`").removeprefix("$.").removeprefix("$") or "body"
         raise ValidationError(errors=[FieldError(field, message)]) from None
-    except msgspec.DecodeError:
-        raise MalformedRequestError("The body is not valid JSON") from None
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        # msgspec raises UnicodeDecodeError (not DecodeError) for invalid UTF-8 inside a string.
+        raise MalformedRequestError("The body is not valid JSON (UTF-8)") from None

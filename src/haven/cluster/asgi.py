@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+from urllib.parse import parse_qs
 from collections.abc import Iterable
 
 import msgspec
@@ -11,6 +13,58 @@ from haven.errors import PROBLEM_JSON, HavenError, problem_body
 
 LB_PREFIX = "/api/v1/load-balancer/"
 QUIET_PATHS = frozenset({"/health", "/ready", "/alive", "/metrics"})
+# The routes that take the operator token (haven.cluster.health marks them opt={"operator": True};
+# tests/integration/cluster/test_limits.py checks both lists name the same routes).
+OPERATOR_PATHS = frozenset(
+    {LB_PREFIX + "health-check", LB_PREFIX + "drain", LB_PREFIX + "config", LB_PREFIX + "instances"}
+)
+# Open for this instance's own figures; with ?scope=cluster an operator endpoint.
+CLUSTER_METRICS_PATH = LB_PREFIX + "metrics"
+
+
+def is_operator_request(scope: Scope) -> bool:
+    """Whether the request asks for an operator endpoint (wrong tokens are rate limited)."""
+    path = scope.get("path", "")
+    if path in OPERATOR_PATHS:
+        return True
+    if path != CLUSTER_METRICS_PATH:
+        return False
+    query = scope.get("query_string", b"").decode("latin-1")
+    return "cluster" in parse_qs(query).get("scope", [])
+
+
+def canonical_path(path: str) -> str:
+    """The one spelling of `path` that routing and rate limiting see.
+
+    Repeated slashes collapse, `.` and `..` segments are resolved (never above the root), and
+    a trailing slash goes (except for "/" itself): `/api/v1//auth/./login/` is
+    `/api/v1/auth/login`, so every spelling of a route is one route and one rate-limit bucket.
+    Case is left alone: routes are case-sensitive, so `/API/v1/...` is simply not found.
+    """
+    if path == "/" or not (
+        "//" in path or "/." in path or path.endswith("/") or not path.startswith("/")
+    ):
+        return path
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment in ("", "."):
+            continue
+        if segment == "..":
+            if segments:
+                segments.pop()
+            continue
+        segments.append(segment)
+    return "/" + "/".join(segments)
+
+
+def operator_token_ok(expected: str | None, authorization: str | None) -> bool:
+    """Whether `authorization` is `Bearer <OPERATOR_TOKEN>` (constant-time compare)."""
+    if not expected or not authorization:
+        return False
+    scheme, _, token = authorization.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        token.strip().encode(), expected.encode()
+    )
 
 
 def is_open_endpoint(path: str) -> bool:

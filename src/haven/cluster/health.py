@@ -2,7 +2,8 @@
 
 Open endpoints need no session and are never rate limited. Operator endpoints
 act on the cluster, not on an organization: they take only
-`Authorization: Bearer <OPERATOR_TOKEN>` and do not exist (404) without one.
+`Authorization: Bearer <OPERATOR_TOKEN>` and do not exist (404) without one; wrong
+tokens are rate limited per client IP at the edge (haven.cluster.ratelimit).
 What names the cluster's insides (settings with database and Redis addresses,
 the registry with every instance's address, the cluster-wide metrics) is an
 operator endpoint too (docs/security.md); this instance's own health and
@@ -12,7 +13,6 @@ traffic numbers stay open for load balancers and dashboards.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +22,7 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_202_ACCEPTED, HTTP_503_SERVICE_UNAVAILABLE
 from prometheus_client.exposition import choose_encoder
 
+from haven.cluster.asgi import operator_token_ok
 from haven.cluster.deps import overall_status
 from haven.cluster.metrics import cluster_summary
 from haven.cluster.runtime import Cluster
@@ -70,7 +71,7 @@ def require_operator(request: Req) -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise NotSignedInError("Operator endpoints need Authorization: Bearer <OPERATOR_TOKEN>")
-    if not hmac.compare_digest(token.strip().encode(), expected.encode()):
+    if not operator_token_ok(expected, header):
         raise ForbiddenError("This token is not the operator token")
 
 
@@ -193,7 +194,7 @@ async def lb_metrics(
     return Response({**own, "scope": "instance"}, headers=NO_CACHE)
 
 
-@get("/instances", tags=["load-balancer"])
+@get("/instances", tags=["load-balancer"], opt={"operator": True})
 async def lb_instances(request: Req) -> Response[dict[str, Any]]:
     """Operator: every live instance in the registry, with its address (Bearer OPERATOR_TOKEN)."""
     require_operator(request)
@@ -208,7 +209,7 @@ async def lb_instances(request: Req) -> Response[dict[str, Any]]:
     return Response({"instances": instances, "count": len(instances)}, headers=NO_CACHE)
 
 
-@get("/config", sync_to_thread=False, tags=["load-balancer"])
+@get("/config", sync_to_thread=False, tags=["load-balancer"], opt={"operator": True})
 def lb_config(request: Req) -> Response[dict[str, Any]]:
     """Operator: effective settings of this instance, secrets left out (Bearer OPERATOR_TOKEN)."""
     require_operator(request)
@@ -221,14 +222,14 @@ def lb_config(request: Req) -> Response[dict[str, Any]]:
 # -- operator ----------------------------------------------------------------------------------
 
 
-@post("/health-check", status_code=HTTP_200_OK, tags=["load-balancer"])
+@post("/health-check", status_code=HTTP_200_OK, tags=["load-balancer"], opt={"operator": True})
 async def lb_health_check(request: Req) -> Response[dict[str, Any]]:
     """Operator: re-check this instance's dependencies now (Bearer OPERATOR_TOKEN)."""
     require_operator(request)
     return await _lb_health(request)
 
 
-@post("/drain", status_code=HTTP_202_ACCEPTED, tags=["load-balancer"])
+@post("/drain", status_code=HTTP_202_ACCEPTED, tags=["load-balancer"], opt={"operator": True})
 async def lb_drain(request: Req) -> Response[dict[str, Any]]:
     """Operator: turn this instance not-ready without exiting (Bearer OPERATOR_TOKEN)."""
     require_operator(request)

@@ -10,6 +10,9 @@ route middleware, so every response gets the instance headers, including
 cached view whose bytes the rate-limit gate already read; everything else reaches
 Litestar's errors and router.)
 
+The path is made canonical first (haven.cluster.asgi.canonical_path): every spelling of a
+route (`//`, a trailing slash, `/./`, `/../`) is that route for the router and the limits.
+
 While draining, responses carry `Connection: close` so keep-alive clients
 (and load balancers) move to another instance before the listener closes.
 """
@@ -29,7 +32,7 @@ from litestar.datastructures import State
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from haven.auth.principal import session_ids
-from haven.cluster.asgi import is_open_endpoint, send_problem
+from haven.cluster.asgi import canonical_path, is_open_endpoint, send_problem
 from haven.cluster.ratelimit import RateLimitMiddleware
 from haven.cluster.runtime import Cluster
 from haven.cluster.security import SecurityHeadersMiddleware
@@ -80,6 +83,8 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        # First of all: one spelling per route, for the router, the limits and the logs.
+        scope["path"] = canonical_path(scope["path"])
         started = time.perf_counter()
         request_id = request_id_from(scope)
         scope.setdefault("state", {})["request_id"] = request_id

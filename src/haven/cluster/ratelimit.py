@@ -4,12 +4,20 @@ Every request counts against its client IP (RATE_LIMIT_GLOBAL) and, when it
 carries a session (cookie or Bearer token), against that session
 (RATE_LIMIT_PER_USER). POST /auth/login and /auth/register also count
 against IP+email (RATE_LIMIT_AUTH); the email is read from the JSON body,
-which is buffered and replayed to the app untouched.
+which is buffered and replayed to the app untouched. Login also counts
+against the email alone, from any address (RATE_LIMIT_AUTH_EMAIL per hour),
+and register against the client IP (RATE_LIMIT_REGISTER per hour). A request
+to an operator endpoint without the right operator token counts against its
+client IP (RATE_LIMIT_OPERATOR per minute); the right token never counts.
+
+Paths are matched in their canonical spelling (haven.cluster.asgi.canonical_path,
+applied by the outermost middleware before anything else reads the path), so
+`/api/v1//auth/login/` is the login route and counts in its buckets.
 
 When Redis cannot be reached the general limits fail open (the API keeps
-working on what else is up) and the auth limit fails closed with 503: a
-password-guessing limit that silently turns off is worse than a short outage
-of sign-in.
+working on what else is up) and the sign-in, sign-up and operator limits fail
+closed with 503: a password-guessing limit that silently turns off is worse
+than a short outage of sign-in.
 
 A request that carries a session runs the gate (haven.store.gate) instead of
 the plain limiter, even with rate limiting off: the same limit step plus the
@@ -27,15 +35,24 @@ from litestar.types import ASGIApp, Message, Receive, ReceiveMessage, Scope, Sen
 from redis.exceptions import RedisError
 
 from haven.auth import tokens
-from haven.cluster.asgi import is_open_endpoint, send_problem
+from haven.cluster.asgi import (
+    is_open_endpoint,
+    is_operator_request,
+    operator_token_ok,
+    send_problem,
+)
 from haven.errors import DependencyUnavailableError, RateLimitedError
 from haven.store.gate import SCOPE_KEY as PREFETCH_KEY
 from haven.store.gate import cache_name_for
 from haven.store.ratelimit import Decision, Limit, hashed
 from haven.web import client_ip_from_scope
 
-AUTH_PATHS = frozenset({"/api/v1/auth/login", "/api/v1/auth/register"})
+LOGIN_PATH = "/api/v1/auth/login"
+REGISTER_PATH = "/api/v1/auth/register"
+AUTH_PATHS = frozenset({LOGIN_PATH, REGISTER_PATH})
 MAX_BUFFERED_BODY = 1024 * 1024
+HOUR = 3600
+MINUTE = 60
 
 log = structlog.get_logger("haven.ratelimit")
 
@@ -66,10 +83,11 @@ def _cookie(scope: Scope, name: str) -> str | None:
 
 
 def email_from(body: bytes) -> str:
+    """The email a login/register body names, normalised as the app compares it ("" if none)."""
     try:
         return _email_decoder.decode(body).email.strip().lower()[:320]
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return ""
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        return ""  # the app answers 400/422 for the same bytes
 
 
 async def buffer_body(receive: Receive) -> tuple[bytes | None, Receive]:
@@ -120,15 +138,19 @@ class RateLimitMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         limiter = self.cluster.limiter
         settings = self.settings
+        path = scope.get("path", "") if scope["type"] == "http" else ""
         if (
             scope["type"] != "http"
             or limiter is None
             or scope.get("method") == "OPTIONS"
-            or is_open_endpoint(scope.get("path", ""))
+            or (is_open_endpoint(path) and not is_operator_request(scope))
         ):
             await self.app(scope, receive, send)
             return
         enabled = settings.rate_limit_enabled
+        if is_operator_request(scope):
+            await self._operator(scope, receive, send)
+            return
         sid, via_cookie = self._session_id(scope)
         gate = self.cluster.gate
         if not enabled and (sid is None or gate is None):
@@ -141,14 +163,20 @@ class RateLimitMiddleware:
             limits.append(Limit("ip", ip, settings.rate_limit_global))
             if sid:
                 limits.append(Limit("user", hashed(sid), settings.rate_limit_per_user))
-            auth = scope.get("method") == "POST" and scope.get("path") in AUTH_PATHS
+            auth = scope.get("method") == "POST" and path in AUTH_PATHS
             if auth:
                 body, receive = await buffer_body(receive)
                 email = email_from(body) if body is not None else ""
                 limits.append(Limit("auth", hashed(f"{ip}|{email}"), settings.rate_limit_auth))
+                if path == LOGIN_PATH:
+                    limits.append(
+                        Limit("auth-email", hashed(email), settings.rate_limit_auth_email, HOUR)
+                    )
+                else:
+                    limits.append(Limit("register", ip, settings.rate_limit_register, HOUR))
         try:
             decision: Decision | None
-            if sid is not None and gate is not None:
+            if sid is not None and gate is not None and not auth:
                 # One round trip: the limits, the session and the cached view (haven.store.gate).
                 name = cache_name_for(str(scope.get("method", "")), scope.get("path", ""))
                 decision, prefetch = await gate.run(limits, sid, via_cookie, name)
@@ -174,16 +202,7 @@ class RateLimitMiddleware:
         else:
             self._outage = False
         if decision is not None and not decision.allowed:
-            retry = str(decision.reset_seconds).encode()
-            await send_problem(
-                send,
-                scope,
-                RateLimitedError(
-                    f"Too many requests; retry in {decision.reset_seconds} s "
-                    f"(limit {decision.limit} per {settings.rate_limit_window} s)"
-                ),
-                [(b"retry-after", retry), *decision.headers()],
-            )
+            await self._refuse(scope, send, decision)
             return
         if decision is None:
             await self.app(scope, receive, send)
@@ -196,3 +215,53 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_wrapper)
+
+    async def _refuse(self, scope: Scope, send: Send, decision: Decision) -> None:
+        """429 problem+json with Retry-After and the RateLimit-* headers of the binding limit."""
+        window = decision.window or self.settings.rate_limit_window
+        await send_problem(
+            send,
+            scope,
+            RateLimitedError(
+                f"Too many requests; retry in {decision.reset_seconds} s "
+                f"(limit {decision.limit} per {window} s)"
+            ),
+            [(b"retry-after", str(decision.reset_seconds).encode()), *decision.headers()],
+        )
+
+    async def _operator(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Operator endpoints: a wrong (or missing) token counts against the client IP.
+
+        The right token is never counted nor refused, so an attacker guessing from one
+        address cannot lock the operator out; without OPERATOR_TOKEN the routes are 404
+        and nothing is counted.
+        """
+        settings = self.settings
+        limiter = self.cluster.limiter
+        if (
+            not settings.rate_limit_enabled
+            or limiter is None
+            or not settings.operator_token
+            or operator_token_ok(settings.operator_token, _header(scope, b"authorization"))
+        ):
+            await self.app(scope, receive, send)
+            return
+        ip = client_ip_from_scope(scope, settings) or "unknown"
+        try:
+            decision = await limiter.hit(
+                [Limit("operator", ip, settings.rate_limit_operator, MINUTE)]
+            )
+        except (RedisError, OSError, TimeoutError):
+            await send_problem(
+                send,
+                scope,
+                DependencyUnavailableError(
+                    "Operator endpoints are briefly unavailable without the right token "
+                    "(their rate limiter cannot be reached); retry shortly"
+                ),
+            )
+            return
+        if not decision.allowed:
+            await self._refuse(scope, send, decision)
+            return
+        await self.app(scope, receive, send)

@@ -114,8 +114,8 @@ def _optional_body(raw: bytes) -> ReverseIn | None:
         message, _, where = str(exc).partition(" - at `")
         field = where.rstrip("`").removeprefix("$.").removeprefix("$") or "body"
         raise ValidationError(errors=[FieldError(field, message)]) from None
-    except msgspec.DecodeError:
-        raise MalformedRequestError("The body is not valid JSON") from None
+    except (msgspec.DecodeError, UnicodeDecodeError):  # invalid UTF-8 in a string: the latter
+        raise MalformedRequestError("The body is not valid JSON (UTF-8)") from None
 
 
 class LedgerEntriesController(Controller):

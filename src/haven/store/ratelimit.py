@@ -1,7 +1,8 @@
 """Rate limits shared by every instance: fixed windows in Redis, checked and counted atomically.
 
 One EVALSHA checks every limit a request falls under (client IP, session,
-IP+email on login/register) and, only when all allow it, counts the request
+IP+email on login/register, email alone on login, IP on register, failed
+operator tokens), each in its own window, and, only when all allow it, counts the request
 against each (INCR, and PEXPIRE when the window starts). Because the check
 and the count happen inside one script, two instances can never both take
 the last slot: the sum of allowed requests across the cluster stays within
@@ -23,19 +24,19 @@ from haven.config import Settings
 from haven.store.client import Keys
 
 # The rate-limit step, shared with haven.store.gate's one-round-trip script. It needs
-# `n` (KEYS[1..n] are the counters) and `window` (ms) in scope; ARGV[1 + i] is the limit
-# of KEYS[i]. It returns {0, i, count, pttl} naming the exhausted limit that frees up
-# last (so Retry-After is when the request can pass), or counts every key and leaves
-# `out` = {1, count1, pttl1, count2, pttl2, ...}.
-RATE_STEP_LUA = """
+# `n` (KEYS[1..n] are the counters) in scope and, in the text below, WINDOW stands for the
+# window (ms) of KEYS[i]; ARGV[1 + i] is the limit of KEYS[i]. It returns {0, i, count, pttl}
+# naming the exhausted limit that frees up last (so Retry-After is when the request can
+# pass), or counts every key and leaves `out` = {1, count1, pttl1, count2, pttl2, ...}.
+_RATE_STEP = """
 local denied = nil
 for i = 1, n do
   local count = tonumber(redis.call('GET', KEYS[i]) or '0')
   if count >= tonumber(ARGV[i + 1]) then
     local ttl = redis.call('PTTL', KEYS[i])
     if ttl < 0 then
-      redis.call('PEXPIRE', KEYS[i], window)
-      ttl = window
+      redis.call('PEXPIRE', KEYS[i], WINDOW)
+      ttl = WINDOW
     end
     if denied == nil or ttl > denied[4] then
       denied = {0, i, count, ttl}
@@ -48,34 +49,44 @@ end
 local out = {1}
 for i = 1, n do
   local count = redis.call('INCR', KEYS[i])
-  local ttl = window
+  local ttl = WINDOW
   if count == 1 then
-    redis.call('PEXPIRE', KEYS[i], window)
+    redis.call('PEXPIRE', KEYS[i], WINDOW)
   else
     ttl = redis.call('PTTL', KEYS[i])
     if ttl < 0 then
-      redis.call('PEXPIRE', KEYS[i], window)
-      ttl = window
+      redis.call('PEXPIRE', KEYS[i], WINDOW)
+      ttl = WINDOW
     end
   end
   out[#out + 1] = count
   out[#out + 1] = ttl
 end
 """
+# The gate's form: one window for every key, in the local `window`.
+RATE_STEP_LUA = _RATE_STEP.replace("WINDOW", "window")
 
-# KEYS: counters. ARGV[1]: window in ms; ARGV[1 + i]: limit of KEYS[i].
-# Returns {1, count1, pttl1, count2, pttl2, ...} when allowed (counted), or
-# {0, i, count, pttl} naming the exhausted limit that frees up last.
-_HIT = "local window = tonumber(ARGV[1])\nlocal n = #KEYS\n" + RATE_STEP_LUA + "return out\n"
+# KEYS: counters. ARGV[1]: unused (the gate's layout); ARGV[1 + i]: limit of KEYS[i];
+# ARGV[1 + n + i]: window (ms) of KEYS[i]. Returns {1, count1, pttl1, count2, pttl2, ...}
+# when allowed (counted), or {0, i, count, pttl} naming the exhausted limit that frees up last.
+_HIT = (
+    "local n = #KEYS\n" + _RATE_STEP.replace("WINDOW", "tonumber(ARGV[n + 1 + i])") + "return out\n"
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Limit:
-    """One limit a request falls under: `scope` (ip, user, auth), who, and how many per window."""
+    """One limit a request falls under: `scope` (ip, user, auth...), who, and how many per window.
+
+    `window` is in seconds; 0 means RATE_LIMIT_WINDOW. Only the plain limiter honours another
+    window (the gate counts in RATE_LIMIT_WINDOW), so a request under such a limit is counted
+    by `RateLimiter.hit`.
+    """
 
     scope: str
     ident: str
     limit: int
+    window: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +96,7 @@ class Decision:
     remaining: int
     reset_ms: int
     scope: str
+    window: int = 0  # of the binding limit, seconds (0: RATE_LIMIT_WINDOW)
 
     @property
     def reset_seconds(self) -> int:
@@ -112,7 +124,8 @@ class RateLimiter:
     async def hit(self, limits: list[Limit]) -> Decision:
         """Check and count one request against every limit, atomically (raises on Redis errors)."""
         keys = [self.keys.rate(limit.scope, limit.ident) for limit in limits]
-        args = [self.window_ms, *(limit.limit for limit in limits)]
+        windows = [limit.window * 1000 or self.window_ms for limit in limits]
+        args = [self.window_ms, *(limit.limit for limit in limits), *windows]
         return decide(limits, [int(x) for x in await self._hit(keys=keys, args=args)])
 
 
@@ -121,11 +134,11 @@ def decide(limits: list[Limit], raw: list[int]) -> Decision:
     if raw[0] == 0:
         _, index, _count, ttl = raw[:4]
         binding = limits[index - 1]
-        return Decision(False, binding.limit, 0, ttl, binding.scope)
+        return Decision(False, binding.limit, 0, ttl, binding.scope, binding.window)
     best: Decision | None = None
     for i, limit in enumerate(limits):
         count, ttl = raw[1 + 2 * i], raw[2 + 2 * i]
-        candidate = Decision(True, limit.limit, limit.limit - count, ttl, limit.scope)
+        candidate = Decision(True, limit.limit, limit.limit - count, ttl, limit.scope, limit.window)
         if best is None or candidate.remaining < best.remaining:
             best = candidate
     assert best is not None

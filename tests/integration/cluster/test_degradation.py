@@ -84,6 +84,24 @@ def test_redis_down_keeps_ready_answers_503_and_recovers_without_restart(
         )
         assert_problem(login, 503, "dependency-unavailable")
         assert "retry-after" in login.headers
+        # So do the sign-up limit and the limit on wrong operator tokens; the right token
+        # is never counted, so it still reaches the endpoint.
+        sign_up = client.post(
+            "/api/v1/auth/register",
+            json={"organizationName": "X", "name": "X", "email": "x@example.com", "password": "x"},
+        )
+        assert_problem(sign_up, 503, "dependency-unavailable")
+        wrong = client.post(
+            "/api/v1/load-balancer/health-check", headers={"Authorization": "Bearer wrong"}
+        )
+        assert "rate limiter" in assert_problem(wrong, 503, "dependency-unavailable")["detail"]
+        assert "retry-after" in wrong.headers
+        right = client.post(
+            "/api/v1/load-balancer/health-check",
+            headers={"Authorization": "Bearer operator-token-for-tests-0123456789"},
+        )
+        assert "rate limiter" not in right.text
+        assert right.json()["dependencies"]["redis"] == "unhealthy"
         # The registry cannot be read: a problem, not a 500.
         operator = {"Authorization": "Bearer operator-token-for-tests-0123456789"}
         assert_problem(client.get("/api/v1/load-balancer/instances", headers=operator), 503)
