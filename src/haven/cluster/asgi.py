@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hmac
-from urllib.parse import parse_qs
 from collections.abc import Iterable
+from urllib.parse import parse_qs
 
 import msgspec
 from litestar.types import Scope, Send
