@@ -12,14 +12,28 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CON
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth import service, tokens
+from haven.auth.authz import Authz
 from haven.auth.principal import Principal, session_id_of
-from haven.auth.schemas import LoginIn, LoginOut, MeOut, OrganizationOut, RegisterIn, UserOut
+from haven.auth.schemas import (
+    LoginIn,
+    LoginOut,
+    MeOut,
+    OrganizationOut,
+    PasswordChangeIn,
+    RegisterIn,
+    UserOut,
+)
 from haven.auth.sessions import SessionInfo
+from haven.db.transaction import after_commit
 from haven.errors import NotFoundError, NotSignedInError
 from haven.models import Organization, User
 from haven.web import NO_STORE, client_ip
 
 CSRF_COOKIE = "haven_csrf"
+
+
+def authz_of(account: service.Account) -> Authz:
+    return Authz(account.user.credential_epoch, account.membership.version, account.role)
 
 
 def user_out(user: User) -> UserOut:
@@ -46,16 +60,18 @@ async def _signed_in(
     old_sid, via_cookie = session_id_of(request, state)
     if old_sid is not None and via_cookie:
         await state.sessions.revoke(old_sid)
+    user_id = str(account.user.id)
     sid, data = await state.sessions.create(
-        user_id=str(account.user.id),
+        user_id=user_id,
         organization_id=str(account.organization.id),
-        role=account.role,
+        epoch=account.user.credential_epoch,
         agent=request.headers.get("user-agent", ""),
         ip=client_ip(request, settings),
     )
-    token, exp = tokens.issue(
-        settings.secret_key, sid=sid, user_id=str(account.user.id), ttl=settings.session_ttl
-    )
+    await state.sessions.publish_authz(user_id, authz_of(account).encode())
+    # Neither the token nor the cookies outlive the session's absolute lifetime.
+    lifetime = min(settings.session_ttl, settings.session_max_age)
+    token, exp = tokens.issue(settings.secret_key, sid=sid, user_id=user_id, ttl=lifetime)
     body = LoginOut(
         user=user_out(account.user),
         organization=organization_out(account.organization),
@@ -74,7 +90,7 @@ async def _signed_in(
             samesite="lax",
             secure=secure,
             path="/",
-            max_age=settings.session_ttl,
+            max_age=lifetime,
         ),
         Cookie(
             key=CSRF_COOKIE,
@@ -83,7 +99,7 @@ async def _signed_in(
             samesite="lax",
             secure=secure,
             path="/",
-            max_age=settings.session_ttl,
+            max_age=lifetime,
         ),
     ]
     return Response(body, status_code=status_code, cookies=cookies, headers=NO_STORE)
@@ -118,6 +134,24 @@ class AuthController(Controller):
         response.delete_cookie(settings.session_cookie_name, path="/")
         response.delete_cookie(CSRF_COOKIE, path="/")
         return response
+
+    @post("/password", status_code=HTTP_204_NO_CONTENT)
+    async def change_password(
+        self, state: State, db: AsyncSession, principal: Principal, data: PasswordChangeIn
+    ) -> None:
+        """Change your password: every other session of yours ends, this one stays."""
+        account = await service.change_password(
+            db, principal.user_id, data.current_password, data.new_password
+        )
+        user_id, sid, value = str(principal.user_id), principal.sid, authz_of(account)
+
+        async def apply() -> None:
+            # This session first, so it is never older than the mirror it is checked against.
+            await state.sessions.stamp_epoch(sid, value.epoch)
+            await state.sessions.publish_authz(user_id, value.encode())
+            await state.sessions.revoke_all(user_id, keep_sid=sid)
+
+        after_commit(db, apply)
 
     @get("/me")
     async def me(self, db: AsyncSession, principal: Principal) -> Response[MeOut]:
