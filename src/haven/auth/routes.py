@@ -69,9 +69,16 @@ async def _signed_in(
         ip=client_ip(request, settings),
     )
     await state.sessions.publish_authz(user_id, authz_of(account).encode())
-    # Neither the token nor the cookies outlive the session's absolute lifetime.
-    lifetime = min(settings.session_ttl, settings.session_max_age)
-    token, exp = tokens.issue(settings.secret_key, sid=sid, user_id=user_id, ttl=lifetime)
+    # The token and the cookies last as long as the session can (its absolute lifetime);
+    # the session's sliding TTL, checked on every request, ends it sooner when idle.
+    lifetime = settings.session_max_age
+    token, exp = tokens.issue(
+        settings.secret_key,
+        sid=sid,
+        user_id=user_id,
+        ttl=lifetime,
+        not_after=state.sessions.expires_at(data),
+    )
     body = LoginOut(
         user=user_out(account.user),
         organization=organization_out(account.organization),
