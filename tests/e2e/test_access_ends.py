@@ -94,11 +94,19 @@ def _bearer(body: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {body['accessToken']}"}
 
 
-def _login(http: httpx.Client, email: str, password: str) -> dict[str, Any]:
+def _login(http: httpx.Client, email: str, password: str) -> httpx.Response:
     response = http.post("/api/v1/auth/login", json={"email": email, "password": password})
     assert response.status_code == 200, response.text
     http.cookies.clear()
-    return dict(response.json())
+    return response
+
+
+def _browser(login: httpx.Response) -> dict[str, str]:
+    """A browser's credentials: the session cookie, and the CSRF header for writes."""
+    return {
+        "Cookie": f"haven_session={login.cookies['haven_session']}",
+        "X-CSRF-Token": login.json()["csrfToken"],
+    }
 
 
 def test_demotion_and_removal_reach_every_instance_within_a_second(cluster: Cluster) -> None:
@@ -122,6 +130,7 @@ def test_demotion_and_removal_reach_every_instance_within_a_second(cluster: Clus
         lb.cookies.clear()
         owner = _bearer(registered.json())
         members: dict[str, dict[str, str]] = {}
+        ids: dict[str, str] = {}
         for role in ("manager", "staff"):
             member_email = f"{role}-{uuid.uuid4().hex[:10]}@example.com"
             added = lb.post(
@@ -130,10 +139,10 @@ def test_demotion_and_removal_reach_every_instance_within_a_second(cluster: Clus
                 json={"email": member_email, "name": role, "role": role, "password": password},
             )
             assert added.status_code == 201, added.text
-            body = _login(lb, member_email, password)
-            members[role] = {"id": body["user"]["id"], **_bearer(body)}
-        manager = {"Authorization": members["manager"]["Authorization"]}
-        staff = {"Authorization": members["staff"]["Authorization"]}
+            login = _login(lb, member_email, password)
+            ids[role] = login.json()["user"]["id"]
+            members[role] = _browser(login)
+        manager, staff = members["manager"], members["staff"]
         assert lb.post("/api/v1/tenants", headers=manager, json=TENANT).status_code == 201
 
         # Keep both sessions alive by using them, through nginx, past SESSION_TTL (bounded).
@@ -145,18 +154,18 @@ def test_demotion_and_removal_reach_every_instance_within_a_second(cluster: Clus
                 assert lb.get("/api/v1/auth/me", headers=headers).status_code == 200
             time.sleep(5)
         assert time.monotonic() - signed_in > SESSION_TTL + 5
-        owner = _bearer(_login(lb, email, password))  # the owner's own session idled out
+        owner = _bearer(_login(lb, email, password).json())  # the owner's idled out
         for http in direct:
             assert http.post("/api/v1/tenants", headers=manager, json=TENANT).status_code == 201
             assert http.get("/api/v1/auth/me", headers=staff).status_code == 200
 
         demoted = lb.patch(
-            f"/api/v1/members/{members['manager']['id']}", headers=owner, json={"role": "viewer"}
+            f"/api/v1/members/{ids['manager']}", headers=owner, json={"role": "viewer"}
         )
         assert demoted.status_code == 200, demoted.text
         _refused_everywhere(direct, lb, manager, "POST", "/api/v1/tenants", 403, time.monotonic())
 
-        removed = lb.delete(f"/api/v1/members/{members['staff']['id']}", headers=owner)
+        removed = lb.delete(f"/api/v1/members/{ids['staff']}", headers=owner)
         assert removed.status_code == 204, removed.text
         _refused_everywhere(direct, lb, staff, "GET", "/api/v1/auth/me", 401, time.monotonic())
         # The demoted member still reads; the removed one writes nothing either.
