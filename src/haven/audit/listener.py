@@ -32,7 +32,9 @@ INFO_KEY = "audit"
 _BUFFER = "haven_audit_buffer"
 
 # Bookkeeping columns every row has, and anything that looks like a secret, never show up.
-_SKIP_FIELDS = frozenset({"id", "version", "created_at", "updated_at", "organization_id"})
+_SKIP_FIELDS = frozenset(
+    {"id", "version", "created_at", "updated_at", "organization_id", "credential_epoch"}
+)
 _SECRET = re.compile(r"password|secret|token|hash", re.IGNORECASE)
 
 # Status changes worth naming: (entity type, new status) -> verb; old status refines a few.
