@@ -21,9 +21,11 @@ import uuid
 from dataclasses import dataclass
 
 from litestar.datastructures import State
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.service import credentials_of
 from haven.auth.sessions import SessionData
+from haven.db.transaction import after_commit
 from haven.models.organization import ROLES
 
 REMOVED = "x"
@@ -80,3 +82,31 @@ async def load(state: State, user_id: uuid.UUID, organization_id: uuid.UUID) -> 
         str(user_id), value.encode() if isinstance(value, Authz) else REMOVED
     )
     return value
+
+
+async def propagate(
+    db: AsyncSession,
+    state: State,
+    user_id: str,
+    value: Authz | str,
+    *,
+    end_sessions: bool,
+    keep_sid: str | None = None,
+) -> None:
+    """Make a change to the user's membership, role or credentials (in `db`'s transaction)
+    apply on every instance: the mirror is dropped now, so the change commits only once
+    Redis has let go of the old state, and published after the commit; with `end_sessions`
+    their sessions are deleted then too, all but `keep_sid`, which is re-stamped first."""
+    sessions = state.sessions
+    await sessions.forget_authz(user_id)
+    encoded = value.encode() if isinstance(value, Authz) else value
+
+    async def apply() -> None:
+        if keep_sid is not None and isinstance(value, Authz):
+            # Before the mirror moves on, so this session is never older than the mirror.
+            await sessions.stamp_epoch(keep_sid, value.epoch)
+        await sessions.publish_authz(user_id, encoded)
+        if end_sessions:
+            await sessions.revoke_all(user_id, keep_sid=keep_sid)
+
+    after_commit(db, apply)

@@ -11,7 +11,7 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haven.auth import service, tokens
+from haven.auth import authz, service, tokens
 from haven.auth.authz import Authz
 from haven.auth.principal import Principal, session_id_of
 from haven.auth.schemas import (
@@ -24,7 +24,6 @@ from haven.auth.schemas import (
     UserOut,
 )
 from haven.auth.sessions import SessionInfo
-from haven.db.transaction import after_commit
 from haven.errors import NotFoundError, NotSignedInError
 from haven.models import Organization, User
 from haven.web import NO_STORE, client_ip
@@ -150,15 +149,14 @@ class AuthController(Controller):
         account = await service.change_password(
             db, principal.user_id, data.current_password, data.new_password
         )
-        user_id, sid, value = str(principal.user_id), principal.sid, authz_of(account)
-
-        async def apply() -> None:
-            # This session first, so it is never older than the mirror it is checked against.
-            await state.sessions.stamp_epoch(sid, value.epoch)
-            await state.sessions.publish_authz(user_id, value.encode())
-            await state.sessions.revoke_all(user_id, keep_sid=sid)
-
-        after_commit(db, apply)
+        await authz.propagate(
+            db,
+            state,
+            str(principal.user_id),
+            authz_of(account),
+            end_sessions=True,
+            keep_sid=principal.sid,
+        )
 
     @get("/me")
     async def me(self, db: AsyncSession, principal: Principal) -> Response[MeOut]:

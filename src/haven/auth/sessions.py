@@ -180,6 +180,10 @@ class SessionStore:
         """Keep this session valid across its user's credential change."""
         await self._stamp(keys=[self.keys.session(sid)], args=["epoch", epoch])
 
+    async def forget_authz(self, user_id: str) -> None:
+        """Drop the user's authorization mirror: the next request reads the database."""
+        await self.redis.delete(self.keys.user_authz(user_id))
+
     async def publish_authz(self, user_id: str, value: str) -> None:
         """Mirror the user's committed authorization state ('epoch:version:role' or 'x')."""
         ttl = max(self.max_age, AUTHZ_TTL) if value == "x" else AUTHZ_TTL

@@ -11,12 +11,11 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from msgspec import UNSET
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haven.auth.authz import REMOVED, Authz
+from haven.auth import authz
 from haven.auth.principal import OWNER, Principal, roles
 from haven.auth.routes import organization_out
 from haven.auth.schemas import OrganizationOut
 from haven.db.query import check_version
-from haven.db.transaction import after_commit
 from haven.errors import ConflictError
 from haven.organizations import service
 from haven.organizations.schemas import (
@@ -121,7 +120,7 @@ class MembersController(Controller):
         check_version(row[0], request.headers.get("if-match"))
         row = await service.update_member(db, principal.organization_id, row, data)
         # Published whatever changed: the mirror's compare-and-set ignores a stale value.
-        publish(db, state, principal, row, password_changed=data.password is not UNSET)
+        await publish(db, state, principal, row, password_changed=data.password is not UNSET)
         return with_etag(request, member_out(row), row[0].version)
 
     @post("/{member_id:uuid}/password", status_code=HTTP_204_NO_CONTENT)
@@ -138,7 +137,7 @@ class MembersController(Controller):
             raise ConflictError("Change your own password with POST /api/v1/auth/password")
         row = await service.get_member(db, principal.organization_id, member_id)
         row = await service.reset_password(db, row, data.new_password)
-        publish(db, state, principal, row, password_changed=True)
+        await publish(db, state, principal, row, password_changed=True)
 
     @delete("/{member_id:uuid}", status_code=HTTP_204_NO_CONTENT)
     async def remove(
@@ -149,16 +148,10 @@ class MembersController(Controller):
             raise ConflictError("You cannot remove yourself; ask another owner")
         row = await service.get_member(db, principal.organization_id, member_id)
         await service.remove_member(db, principal.organization_id, row)
-        user_id = str(member_id)
-
-        async def apply() -> None:
-            await state.sessions.publish_authz(user_id, REMOVED)
-            await state.sessions.revoke_all(user_id)
-
-        after_commit(db, apply)
+        await authz.propagate(db, state, str(member_id), authz.REMOVED, end_sessions=True)
 
 
-def publish(
+async def publish(
     db: AsyncSession,
     state: State,
     principal: Principal,
@@ -166,17 +159,14 @@ def publish(
     *,
     password_changed: bool,
 ) -> None:
-    """After the commit: mirror the member's authorization state on every instance, and on a
-    password change end their sessions (all of them, or all but the caller's own)."""
+    """Mirror the member's state on every instance once committed; on a password change end
+    their sessions (all of them, or all but the caller's own when they changed their own)."""
     user, membership = row
-    user_id, value = str(user.id), Authz(user.credential_epoch, membership.version, membership.role)
-    keep = principal.sid if user.id == principal.user_id else None
-
-    async def apply() -> None:
-        if password_changed and keep is not None:
-            await state.sessions.stamp_epoch(keep, value.epoch)
-        await state.sessions.publish_authz(user_id, value.encode())
-        if password_changed:
-            await state.sessions.revoke_all(user_id, keep_sid=keep)
-
-    after_commit(db, apply)
+    await authz.propagate(
+        db,
+        state,
+        str(user.id),
+        authz.Authz(user.credential_epoch, membership.version, membership.role),
+        end_sessions=password_changed,
+        keep_sid=principal.sid if user.id == principal.user_id else None,
+    )
