@@ -248,3 +248,31 @@ def test_owner_changing_their_own_password_by_patch_keeps_their_session(
     assert changed.status_code == 200, changed.text
     assert _me(client_b, owner.headers).status_code == 200
     assert_problem(_me(client_b, other_headers), 401)
+
+
+def test_a_reader_publishing_an_older_state_late_cannot_undo_a_change(
+    client: TestClient[Any], client_b: TestClient[Any], owner: Account, valkey: EmbeddedValkey
+) -> None:
+    member = add_member(client, owner, "manager")
+    r = redis.Redis.from_url(valkey.url)
+    try:
+        mirror = f"haven:user:{member.user_id}:authz"
+        before = r.get(mirror)  # what a request that read the database now would publish
+        assert before is not None
+        assert before.endswith(b":manager")
+        demoted = client.patch(
+            f"/api/v1/members/{member.user_id}", headers=owner.headers, json={"role": "viewer"}
+        )
+        assert demoted.status_code == 200
+        sessions = client_b.app.state.sessions
+        client_b.blocking_portal.call(sessions.publish_authz, member.user_id, before.decode())
+        assert r.get(mirror).endswith(b":viewer")
+        assert_problem(_write(client_b, member), 403, "forbidden")
+
+        removed = client.delete(f"/api/v1/members/{member.user_id}", headers=owner.headers)
+        assert removed.status_code == 204
+        client_b.blocking_portal.call(sessions.publish_authz, member.user_id, before.decode())
+        assert r.get(mirror) == b"x"
+        assert_problem(_me(client_b, member.headers), 401)
+    finally:
+        r.close()
