@@ -10,8 +10,10 @@ dependency and the cached routes read that instead of asking Redis again.
 
 Semantics are those of the separate steps it replaces: a request over a limit
 is refused before the session is touched (and not counted); the session read
-slides its TTL exactly like SessionStore.get; the version is read before the
-cached value, as org_cache.cached does. The version and cache keys are derived
+refuses a session past its absolute lifetime and slides its TTL (never beyond
+it) exactly like SessionStore.get, and reads the user's authorization mirror
+(haven.auth.authz) beside it; the version is read before the cached value, as
+org_cache.cached does. The version and cache keys are derived
 inside the script (not declared in KEYS), which a single node or Valkey allows;
 Haven's client is a single-node client (redis.asyncio.Redis). Supporting a
 clustered Redis needs hash-tagged keys or a second call (the principal and the

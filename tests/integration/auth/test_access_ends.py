@@ -48,6 +48,8 @@ def test_password_change_ends_every_other_session_and_keeps_this_one(
     laptop_cookie = {"Cookie": f"haven_session={laptop.cookies['haven_session']}"}
     assert _me(client_b, phone) == 200
     assert _me(client, laptop_cookie) == 200
+    for instance in (client, client_b):  # cached, so later answered at the edge
+        assert instance.get("/api/v1/dashboard", headers=laptop_cookie).status_code == 200
     # The per-user session index is housekeeping, not security: without it the change
     # still ends the other sessions.
     r = _valkey(valkey)
@@ -65,6 +67,7 @@ def test_password_change_ends_every_other_session_and_keeps_this_one(
         assert _me(instance, owner.headers) == 200  # the session that changed it stays
         assert_problem(instance.get("/api/v1/auth/me", headers=phone), 401)
         assert_problem(instance.get("/api/v1/auth/me", headers=laptop_cookie), 401)
+        assert_problem(instance.get("/api/v1/dashboard", headers=laptop_cookie), 401)
     # ... and it can still write.
     tenant = {"firstName": "Ada", "lastName": "Lovelace"}
     assert client.post("/api/v1/tenants", headers=owner.headers, json=tenant).status_code == 201
