@@ -126,7 +126,9 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
         app.state.reader = Reader(app.state.read_engine)
         app.state.redis = redis
         app.state.redis_keys = keys
-        app.state.sessions = SessionStore(redis, keys, settings.session_ttl)
+        app.state.sessions = SessionStore(
+            redis, keys, settings.session_ttl, settings.session_max_age
+        )
         if not settings.is_sqlite:
             await warm_pool(engine, settings.db_pool_min)
         try:

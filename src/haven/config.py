@@ -43,6 +43,7 @@ class Settings:
     secret_key: str = ""
     secret_key_generated: bool = False
     session_ttl: int = 86400
+    session_max_age: int = 2592000
     session_cookie_name: str = "haven_session"
     shutdown_timeout_ms: int = 30000
     drain_delay_ms: int = 5000
@@ -321,6 +322,13 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
     if operator_token is not None and production:
         _refuse_weak_secret("OPERATOR_TOKEN", operator_token)
 
+    session_ttl = _int(env, "SESSION_TTL", 86400, 60, 90 * 86400)
+    session_max_age = _int(env, "SESSION_MAX_AGE", 2592000, 60, 366 * 86400)
+    if session_max_age < session_ttl:
+        raise ConfigError(
+            f"SESSION_MAX_AGE: must be at least SESSION_TTL ({session_ttl}), got {session_max_age}"
+        )
+
     prefix = env.get("REDIS_KEY_PREFIX", "").strip() or "haven"
     values: dict[str, Any] = {
         "env": haven_env,
@@ -331,7 +339,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         "redis_key_prefix": prefix,
         "secret_key": secret_key,
         "secret_key_generated": generated,
-        "session_ttl": _int(env, "SESSION_TTL", 86400, 60, 90 * 86400),
+        "session_ttl": session_ttl,
+        "session_max_age": session_max_age,
         "session_cookie_name": _token(env, "SESSION_COOKIE_NAME", _COOKIE_NAME, "_ -")
         or "haven_session",
         "shutdown_timeout_ms": _int(env, "SHUTDOWN_TIMEOUT", 30000, 0, 3_600_000),

@@ -77,6 +77,10 @@ class ForbiddenError(HavenError):
     status, slug, title = 403, "forbidden", "Your role does not allow this"
 
 
+class WrongPasswordError(HavenError):
+    status, slug, title = 403, "wrong-password", "The current password is wrong"
+
+
 class CsrfError(HavenError):
     status, slug, title = 403, "csrf", "Missing or wrong X-CSRF-Token"
 

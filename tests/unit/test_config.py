@@ -31,6 +31,8 @@ GOOD_PRODUCTION = {
         ("REDIS_PORT", "redis"),
         ("SESSION_TTL", "10"),
         ("SESSION_TTL", "1.5"),
+        ("SESSION_MAX_AGE", "30"),
+        ("SESSION_MAX_AGE", "forever"),
         ("SHUTDOWN_TIMEOUT", "-1"),
         ("DRAIN_DELAY", "soon"),
         ("TRUST_PROXY", "maybe"),
@@ -65,6 +67,15 @@ def test_each_invalid_value_raises_config_error_naming_the_variable(
     message = str(info.value)
     assert message.startswith(f"{variable}:"), message
     assert "\n" not in message
+
+
+def test_session_max_age_below_session_ttl_names_session_max_age() -> None:
+    with pytest.raises(ConfigError, match=r"^SESSION_MAX_AGE: .*SESSION_TTL") as info:
+        load_settings({"SESSION_TTL": "7200", "SESSION_MAX_AGE": "3600"})
+    assert "\n" not in str(info.value)
+    settings = load_settings({"SESSION_TTL": "3600", "SESSION_MAX_AGE": "3600"})
+    assert (settings.session_ttl, settings.session_max_age) == (3600, 3600)
+    assert load_settings({}).session_max_age == 30 * 86400
 
 
 def test_pool_max_below_pool_min_names_db_pool_max() -> None:

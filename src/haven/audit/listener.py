@@ -32,7 +32,9 @@ INFO_KEY = "audit"
 _BUFFER = "haven_audit_buffer"
 
 # Bookkeeping columns every row has, and anything that looks like a secret, never show up.
-_SKIP_FIELDS = frozenset({"id", "version", "created_at", "updated_at", "organization_id"})
+_SKIP_FIELDS = frozenset(
+    {"id", "version", "created_at", "updated_at", "organization_id", "credential_epoch"}
+)
 _SECRET = re.compile(r"password|secret|token|hash", re.IGNORECASE)
 
 # Status changes worth naming: (entity type, new status) -> verb; old status refines a few.
@@ -187,6 +189,10 @@ def after_flush(session: Session, _context: UOWTransaction) -> None:
         if not _audited(obj) or not session.is_modified(obj, include_collections=False):
             continue
         changes, status = _changed_fields(obj)
+        if isinstance(obj, User) and sa_inspect(obj).attrs["password_hash"].history.has_changes():
+            # Named, never shown: the hash itself stays out of the trail.
+            _note(buffer, obj, "user.password_changed", changes)
+            continue
         if not changes and status is None:
             continue
         _note(buffer, obj, _update_action(_entity_type(obj), status), changes)

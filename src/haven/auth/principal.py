@@ -2,8 +2,10 @@
 
 Routes declare `principal: Principal`; the dependency resolves the session
 from Redis on every request (so a logout on any instance is seen at once),
-checks CSRF for cookie-authenticated unsafe requests, and enforces the
-roles a handler lists in `opt={"roles": ...}`.
+checks it against its user's current membership, role and credential epoch
+(haven.auth.authz: the role is never taken from the session), checks CSRF for
+cookie-authenticated unsafe requests, and enforces the roles a handler lists
+in `opt={"roles": ...}`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 from litestar import Request
 from litestar.datastructures import State
 
-from haven.auth import tokens
+from haven.auth import authz, tokens
 from haven.auth.sessions import SessionData
 from haven.errors import CsrfError, ForbiddenError, NotSignedInError
 from haven.store.gate import prefetch_of
@@ -73,20 +75,44 @@ def session_ids(data: SessionData) -> tuple[uuid.UUID, uuid.UUID] | None:
         return None
 
 
+async def authorized(
+    state: State, sid: str, session: bytes | None, mirror: bytes | None
+) -> tuple[SessionData, str] | None:
+    """(session, current role) for a session record and its user's authorization mirror as
+    the gate read them; None when the session is gone, past its max age, or revoked (a
+    removed member, an older credential epoch), in which case it is deleted."""
+    data = await state.sessions.accept(sid, session)
+    if data is None or (ids := session_ids(data)) is None:
+        return None
+    current = authz.parse(mirror)
+    decision = authz.verdict(data, current)
+    if decision == authz.RELOAD:
+        current = await authz.load(state, ids[0], ids[1])
+        decision = authz.verdict(data, current)
+        if decision == authz.RELOAD:  # the session claims an epoch the database never had
+            decision = authz.REVOKED
+    if decision != authz.OK or not isinstance(current, authz.Authz):
+        await state.sessions.revoke(sid, data)
+        return None
+    return data, current.role
+
+
 async def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
     sid: str | None
     prefetch = prefetch_of(request.scope)
     if prefetch is not None:
         # The edge already read the session in its one round trip (haven.store.gate).
         sid, via_cookie = prefetch.sid, prefetch.via_cookie
-        data = await state.sessions.accept(sid, prefetch.session)
+        session, mirror = prefetch.session, prefetch.authz
     else:
         sid, via_cookie = session_id_of(request, state)
         if sid is None:
             raise NotSignedInError("Sign in first: send the haven_session cookie or a Bearer token")
-        data = await state.sessions.get(sid)
-    if data is None or sid is None:
+        session, mirror = await state.sessions.lookup(sid)
+    found = await authorized(state, sid, session, mirror) if sid is not None else None
+    if found is None or sid is None:
         raise NotSignedInError("Your session has ended; sign in again")
+    data, role = found
     if via_cookie and request.method in UNSAFE_METHODS:
         sent = request.headers.get("x-csrf-token", "")
         if not hmac.compare_digest(sent.encode(), data.csrf.encode()):
@@ -95,15 +121,15 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
                 "(the csrfToken from login, also in the haven_csrf cookie)"
             )
     allowed = request.route_handler.opt.get("roles")
-    if allowed is not None and data.role not in allowed:
-        raise ForbiddenError(f"The {data.role} role cannot do this")
+    if allowed is not None and role not in allowed:
+        raise ForbiddenError(f"The {role} role cannot do this")
     ids = session_ids(data)
     if ids is None:
         raise NotSignedInError("Your session has ended; sign in again")
     principal = Principal(
         user_id=ids[0],
         organization_id=ids[1],
-        role=data.role,
+        role=role,
         sid=sid,
         session=data,
         via_cookie=via_cookie,

@@ -11,15 +11,28 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haven.auth import service, tokens
+from haven.auth import authz, service, tokens
+from haven.auth.authz import Authz
 from haven.auth.principal import Principal, session_id_of
-from haven.auth.schemas import LoginIn, LoginOut, MeOut, OrganizationOut, RegisterIn, UserOut
+from haven.auth.schemas import (
+    LoginIn,
+    LoginOut,
+    MeOut,
+    OrganizationOut,
+    PasswordChangeIn,
+    RegisterIn,
+    UserOut,
+)
 from haven.auth.sessions import SessionInfo
 from haven.errors import NotFoundError, NotSignedInError
 from haven.models import Organization, User
 from haven.web import NO_STORE, client_ip, request_is_https
 
 CSRF_COOKIE = "haven_csrf"
+
+
+def authz_of(account: service.Account) -> Authz:
+    return Authz(account.user.credential_epoch, account.membership.version, account.role)
 
 
 def user_out(user: User) -> UserOut:
@@ -46,15 +59,24 @@ async def _signed_in(
     old_sid, via_cookie = session_id_of(request, state)
     if old_sid is not None and via_cookie:
         await state.sessions.revoke(old_sid)
+    user_id = str(account.user.id)
     sid, data = await state.sessions.create(
-        user_id=str(account.user.id),
+        user_id=user_id,
         organization_id=str(account.organization.id),
-        role=account.role,
+        epoch=account.user.credential_epoch,
         agent=request.headers.get("user-agent", ""),
         ip=client_ip(request, settings),
     )
+    await state.sessions.publish_authz(user_id, authz_of(account).encode())
+    # The token and the cookies last as long as the session can (its absolute lifetime);
+    # the session's sliding TTL, checked on every request, ends it sooner when idle.
+    lifetime = settings.session_max_age
     token, exp = tokens.issue(
-        settings.secret_key, sid=sid, user_id=str(account.user.id), ttl=settings.session_ttl
+        settings.secret_key,
+        sid=sid,
+        user_id=user_id,
+        ttl=lifetime,
+        not_after=state.sessions.expires_at(data),
     )
     body = LoginOut(
         user=user_out(account.user),
@@ -75,7 +97,7 @@ async def _signed_in(
             samesite="lax",
             secure=secure,
             path="/",
-            max_age=settings.session_ttl,
+            max_age=lifetime,
         ),
         Cookie(
             key=CSRF_COOKIE,
@@ -84,7 +106,7 @@ async def _signed_in(
             samesite="lax",
             secure=secure,
             path="/",
-            max_age=settings.session_ttl,
+            max_age=lifetime,
         ),
     ]
     return Response(body, status_code=status_code, cookies=cookies, headers=NO_STORE)
@@ -119,6 +141,23 @@ class AuthController(Controller):
         response.delete_cookie(settings.session_cookie_name, path="/")
         response.delete_cookie(CSRF_COOKIE, path="/")
         return response
+
+    @post("/password", status_code=HTTP_204_NO_CONTENT)
+    async def change_password(
+        self, state: State, db: AsyncSession, principal: Principal, data: PasswordChangeIn
+    ) -> None:
+        """Change your password: every other session of yours ends, this one stays."""
+        account = await service.change_password(
+            db, principal.user_id, data.current_password, data.new_password
+        )
+        await authz.propagate(
+            db,
+            state,
+            str(principal.user_id),
+            authz_of(account),
+            end_sessions=True,
+            keep_sid=principal.sid,
+        )
 
     @get("/me")
     async def me(self, db: AsyncSession, principal: Principal) -> Response[MeOut]:

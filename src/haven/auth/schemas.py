@@ -26,6 +26,11 @@ class LoginIn(RequestBody):
     password: LoginPassword
 
 
+class PasswordChangeIn(RequestBody):
+    current_password: LoginPassword
+    new_password: Password
+
+
 class UserOut(ResponseBody):
     id: uuid.UUID
     email: str

@@ -11,7 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.passwords import hash_password, verify_password
 from haven.auth.schemas import LoginIn, RegisterIn
-from haven.errors import ConflictError, FieldError, InvalidCredentialsError
+from haven.errors import (
+    ConflictError,
+    FieldError,
+    InvalidCredentialsError,
+    NotFoundError,
+    WrongPasswordError,
+)
 from haven.models import Membership, Organization, User
 
 
@@ -19,7 +25,11 @@ from haven.models import Membership, Organization, User
 class Account:
     user: User
     organization: Organization
-    role: str
+    membership: Membership
+
+    @property
+    def role(self) -> str:
+        return self.membership.role
 
 
 def normalize_email(email: str) -> str:
@@ -48,19 +58,20 @@ async def register(session: AsyncSession, data: RegisterIn) -> Account:
         # unique index decides, and the loser hears 409 like a sequential duplicate.
         session.add_all([organization, user])
         await session.flush()
-        session.add(Membership(organization_id=organization.id, user_id=user.id, role="owner"))
+        membership = Membership(organization_id=organization.id, user_id=user.id, role="owner")
+        session.add(membership)
         await session.flush()
     except IntegrityError:
         raise ConflictError(
             "An account with this email already exists",
             errors=[FieldError("email", "is already registered")],
         ) from None
-    return Account(user, organization, "owner")
+    return Account(user, organization, membership)
 
 
 async def account_of(session: AsyncSession, user_id: uuid.UUID) -> Account | None:
     stmt = (
-        select(User, Organization, Membership.role)
+        select(User, Organization, Membership)
         .join(Membership, Membership.user_id == User.id)
         .join(Organization, Organization.id == Membership.organization_id)
         .where(User.id == user_id)
@@ -71,7 +82,7 @@ async def account_of(session: AsyncSession, user_id: uuid.UUID) -> Account | Non
 
 async def authenticate(session: AsyncSession, data: LoginIn) -> Account:
     stmt = (
-        select(User, Organization, Membership.role)
+        select(User, Organization, Membership)
         .join(Membership, Membership.user_id == User.id)
         .join(Organization, Organization.id == Membership.organization_id)
         .where(User.email == normalize_email(data.email))
@@ -81,3 +92,36 @@ async def authenticate(session: AsyncSession, data: LoginIn) -> Account:
     if row is None or not ok:
         raise InvalidCredentialsError("Wrong email or password")
     return Account(row[0], row[1], row[2])
+
+
+async def credentials_of(
+    session: AsyncSession, user_id: uuid.UUID, organization_id: uuid.UUID
+) -> tuple[int, int, str] | None:
+    """(credential epoch, membership version, role), or None when not a member."""
+    stmt = (
+        select(User.credential_epoch, Membership.version, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(User.id == user_id, Membership.organization_id == organization_id)
+    )
+    row = (await session.execute(stmt)).first()
+    return (int(row[0]), int(row[1]), str(row[2])) if row else None
+
+
+async def change_password(
+    session: AsyncSession, user_id: uuid.UUID, current: str, new: str
+) -> Account:
+    """Check the current password, set the new one and bump the credential epoch."""
+    account = await account_of(session, user_id)
+    if account is None:
+        raise NotFoundError("This account no longer exists")
+    if not await verify_password(account.user.password_hash, current):
+        raise WrongPasswordError("The current password is wrong; nothing was changed")
+    await set_password(session, account.user, new)
+    return account
+
+
+async def set_password(session: AsyncSession, user: User, new: str) -> None:
+    """A new password ends every session stamped with the old credential epoch."""
+    user.password_hash = await hash_password(new)
+    user.credential_epoch += 1
+    await session.flush()

@@ -1,10 +1,13 @@
 """Server-side sessions in Redis: shared by every instance, revoked everywhere at once.
 
-A session is a JSON record under `<prefix>:session:<sid>` with a sliding TTL.
-The sid is the secret in the cookie (and in the JWT's `sid` claim); the
-public id (`pid`) is what the sessions list shows and DELETE takes, so
-listing sessions never leaks a usable credential. A per-user hash maps
-pid -> sid for listing and for revoking a member's sessions.
+A session is a JSON record under `<prefix>:session:<sid>` with a sliding TTL that never
+runs past its absolute lifetime (`created` + SESSION_MAX_AGE). The sid is the secret in
+the cookie (and in the JWT's `sid` claim); the public id (`pid`) is what the sessions list
+shows and DELETE takes, so listing sessions never leaks a usable credential. A per-user
+hash maps pid -> sid for listing and for deleting a user's sessions; it lives as long as
+the newest session can, and nothing relies on it for security: who may do what comes from
+the database, mirrored per user in `<prefix>:user:<uid>:authz` (haven.auth.authz), and a
+session carries only the credential epoch it was created under, never a role.
 """
 
 from __future__ import annotations
@@ -17,25 +20,66 @@ import msgspec
 from redis.asyncio import Redis
 
 from haven.store.client import Keys
+from haven.store.gate import SESSION_TOUCH_LUA
 
-# GET the session and slide its TTL in one round trip.
-_TOUCH = """
+# GET the session (refused past its max age), slide its TTL and read the user's
+# authorization mirror, in one round trip. Returns {session, authz}.
+_TOUCH = (
+    """
+local skey = KEYS[1]
+local ttl = tonumber(ARGV[1])
+local max_age = tonumber(ARGV[2])
+local now = tonumber(ARGV[3])
+local authz_prefix = ARGV[4]
+"""
+    + SESSION_TOUCH_LUA
+    + "return {session, authz}\n"
+)
+
+# Set numeric fields of a live session record in place (keeping its TTL): a request that
+# read the record earlier can never write an older copy of it back.
+_STAMP = """
 local v = redis.call('GET', KEYS[1])
-if v then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
-return v
+if not v then return 0 end
+local ok, d = pcall(cjson.decode, v)
+if not ok or type(d) ~= 'table' then return 0 end
+for i = 1, #ARGV, 2 do d[ARGV[i]] = tonumber(ARGV[i + 1]) end
+redis.call('SET', KEYS[1], cjson.encode(d), 'KEEPTTL')
+return 1
+"""
+
+# Store a user's authorization mirror unless a newer one (higher epoch, then higher
+# membership version) is there: a reader that loaded an older state from the database
+# cannot overwrite what a committed change published. 'x' (removed) always wins.
+# KEYS[1]: the mirror; ARGV[1]: 'epoch:version:role' or 'x'; ARGV[2]: TTL seconds.
+_PUBLISH = """
+local new = ARGV[1]
+local cur = redis.call('GET', KEYS[1])
+if cur and new ~= 'x' then
+  if cur == 'x' then return 0 end
+  local ce, cv = string.match(cur, '^(%d+):(%d+):')
+  local ne, nv = string.match(new, '^(%d+):(%d+):')
+  if ce and ne then
+    ce, cv, ne, nv = tonumber(ce), tonumber(cv), tonumber(ne), tonumber(nv)
+    if ne < ce or (ne == ce and nv < cv) then return 0 end
+  end
+end
+redis.call('SET', KEYS[1], new, 'EX', ARGV[2])
+return 1
 """
 
 LAST_SEEN_GRANULARITY = 60  # seconds; lastSeenAt is rewritten at most once a minute
+AUTHZ_TTL = 300  # seconds; the mirror re-reads the database at least this often
 
 
 class SessionData(msgspec.Struct, kw_only=True):
     uid: str
     oid: str
-    role: str
     csrf: str
     pid: str
     created: float
     seen: float
+    epoch: int = 0  # the user's credential epoch when the session was created
     agent: str = ""
     ip: str = ""
 
@@ -62,40 +106,58 @@ def _ts(value: float) -> datetime:
 
 
 class SessionStore:
-    def __init__(self, redis: Redis, keys: Keys, ttl: int) -> None:
+    def __init__(self, redis: Redis, keys: Keys, ttl: int, max_age: int) -> None:
         self.redis = redis
         self.keys = keys
         self.ttl = ttl
+        self.max_age = max_age
+        self.authz_prefix = keys.user_authz("").removesuffix(":authz")
         self._touch = redis.register_script(_TOUCH)
+        self._stamp = redis.register_script(_STAMP)
+        self._publish = redis.register_script(_PUBLISH)
+
+    def expires_at(self, data: SessionData) -> float:
+        """When the session ends at the latest, however much it is used."""
+        return data.created + self.max_age
 
     async def create(
-        self, *, user_id: str, organization_id: str, role: str, agent: str, ip: str
+        self, *, user_id: str, organization_id: str, epoch: int, agent: str, ip: str
     ) -> tuple[str, SessionData]:
         sid = secrets.token_urlsafe(32)
         now = time.time()
         data = SessionData(
             uid=user_id,
             oid=organization_id,
-            role=role,
             csrf=secrets.token_urlsafe(24),
             pid=secrets.token_hex(8),
             created=now,
             seen=now,
+            epoch=epoch,
             agent=agent[:300],
             ip=ip[:64],
         )
         index = self.keys.user_sessions(user_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(self.keys.session(sid), _encoder.encode(data), ex=self.ttl)
+            pipe.set(self.keys.session(sid), _encoder.encode(data), ex=min(self.ttl, self.max_age))
             pipe.hset(index, data.pid, sid)
-            pipe.expire(index, self.ttl)
+            # No session of this user can outlive the newest one's max age.
+            pipe.expire(index, self.max_age)
             await pipe.execute()
         return sid, data
 
+    async def lookup(self, sid: str) -> tuple[bytes | None, bytes | None]:
+        """(session record, authorization mirror) for `sid`, sliding the session's TTL."""
+        raw = await self._touch(
+            keys=[self.keys.session(sid)],
+            args=[self.ttl, self.max_age, time.time(), self.authz_prefix],
+        )
+        session, authz = raw
+        return session, authz
+
     async def get(self, sid: str) -> SessionData | None:
         """The live session for `sid`, sliding its TTL; None when revoked or expired."""
-        raw = await self._touch(keys=[self.keys.session(sid)], args=[self.ttl])
-        return await self.accept(sid, raw)
+        session, _authz = await self.lookup(sid)
+        return await self.accept(sid, session)
 
     async def accept(self, sid: str, raw: bytes | None) -> SessionData | None:
         """The session from a record already read (and its TTL slid), e.g. by the gate."""
@@ -106,17 +168,34 @@ class SessionStore:
         except msgspec.DecodeError:
             return None
         now = time.time()
+        if now >= self.expires_at(data):
+            await self.revoke(sid, data)
+            return None
         if now - data.seen > LAST_SEEN_GRANULARITY:
             data.seen = now
-            await self.redis.set(
-                self.keys.session(sid), _encoder.encode(data), xx=True, keepttl=True
-            )
+            await self._stamp(keys=[self.keys.session(sid)], args=["seen", now])
         return data
+
+    async def stamp_epoch(self, sid: str, epoch: int) -> None:
+        """Keep this session valid across its user's credential change."""
+        await self._stamp(keys=[self.keys.session(sid)], args=["epoch", epoch])
+
+    async def forget_authz(self, user_id: str) -> None:
+        """Drop the user's authorization mirror: the next request reads the database."""
+        await self.redis.delete(self.keys.user_authz(user_id))
+
+    async def publish_authz(self, user_id: str, value: str) -> None:
+        """Mirror the user's committed authorization state ('epoch:version:role' or 'x')."""
+        ttl = max(self.max_age, AUTHZ_TTL) if value == "x" else AUTHZ_TTL
+        await self._publish(keys=[self.keys.user_authz(user_id)], args=[value, ttl])
 
     async def revoke(self, sid: str, data: SessionData | None = None) -> None:
         if data is None:
             raw = await self.redis.get(self.keys.session(sid))
-            data = _decoder.decode(raw) if raw else None
+            try:
+                data = _decoder.decode(raw) if raw else None
+            except msgspec.DecodeError:
+                data = None
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.delete(self.keys.session(sid))
             if data is not None:
@@ -162,25 +241,17 @@ class SessionStore:
         await self.revoke(sid)
         return True
 
-    async def revoke_all(self, user_id: str) -> None:
+    async def revoke_all(self, user_id: str, keep_sid: str | None = None) -> None:
+        """Delete the user's sessions (but `keep_sid`). Housekeeping: the credential epoch,
+        not this, is what refuses a session the index no longer names."""
         sids = await self._sids(user_id)
         async with self.redis.pipeline(transaction=True) as pipe:
-            for sid in sids.values():
+            for pid, sid in sids.items():
+                if sid == keep_sid:
+                    continue
                 pipe.delete(self.keys.session(sid))
-            pipe.delete(self.keys.user_sessions(user_id))
+                pipe.hdel(self.keys.user_sessions(user_id), pid)
             await pipe.execute()
-
-    async def set_role(self, user_id: str, role: str) -> None:
-        """A member's new role applies to their live sessions at once."""
-        for sid in (await self._sids(user_id)).values():
-            raw = await self.redis.get(self.keys.session(sid))
-            if raw is None:
-                continue
-            data = _decoder.decode(raw)
-            data.role = role
-            await self.redis.set(
-                self.keys.session(sid), _encoder.encode(data), xx=True, keepttl=True
-            )
 
     async def count(self) -> int:
         """Active sessions across the cluster (SCAN; for metrics, not the hot path)."""

@@ -9,10 +9,12 @@ import jwt
 ISSUER = "haven"
 
 
-def issue(secret: str, *, sid: str, user_id: str, ttl: int) -> tuple[str, int]:
-    """Return (token, expires-at epoch seconds)."""
+def issue(
+    secret: str, *, sid: str, user_id: str, ttl: int, not_after: float | None = None
+) -> tuple[str, int]:
+    """Return (token, expires-at epoch seconds): `ttl` from now, never past `not_after`."""
     now = int(time.time())
-    exp = now + ttl
+    exp = now + ttl if not_after is None else min(now + ttl, int(not_after))
     claims = {"sid": sid, "sub": user_id, "iat": now, "exp": exp, "iss": ISSUER}
     return jwt.encode(claims, secret, algorithm="HS256"), exp
 

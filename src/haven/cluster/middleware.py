@@ -31,6 +31,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from haven.auth import authz
 from haven.auth.principal import session_ids
 from haven.cluster.asgi import canonical_path, is_open_endpoint, send_problem
 from haven.cluster.ratelimit import RateLimitMiddleware
@@ -141,10 +142,11 @@ class CachedViewMiddleware:
     """A cached view answered from the bytes the gate's round trip already read.
 
     For a GET of a route registered with `haven.store.gate.cached_route` (the dashboard),
-    the rate-limit gate reads the session and, under the organization's current cache
-    version, the cached JSON. When both are there this middleware does what the route and
-    its `principal` dependency would (accept the session, which refreshes its lastSeen at
-    most once a minute; refuse a malformed one) and sends the cached bytes with the route's
+    the rate-limit gate reads the session, its user's authorization mirror and, under the
+    organization's current cache version, the cached JSON. When all are there this
+    middleware does what the route and its `principal` dependency would (accept the
+    session, which refreshes its lastSeen at most once a minute; refuse a malformed one or
+    one the mirror does not vouch for) and sends the cached bytes with the route's
     headers, skipping routing, dependency injection and response building. Anything else
     (no session, a cache miss, a query string, an error) goes on to the route, which
     computes or refuses exactly as before. tests/integration/dashboard checks that both
@@ -186,6 +188,11 @@ class CachedViewMiddleware:
             return None
         if data is None or (ids := session_ids(data)) is None:
             return None  # the route answers 401 for it
+        # Only a member in good standing per the authorization mirror read in the same round
+        # trip; anything else (mirror missing or behind, removed, older credential epoch) goes
+        # to the route, whose principal consults the database and refuses or re-publishes.
+        if authz.verdict(data, authz.parse(prefetch.authz)) != authz.OK:
+            return None
         # The gate derived its cache keys from the raw oid: only a canonical one is trusted
         # (the dashboard route applies the same rule).
         return prefetch.cached if str(ids[1]) == data.oid else None

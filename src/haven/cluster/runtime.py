@@ -107,7 +107,11 @@ class Cluster:
         self.monitor = DependencyMonitor(app.state.redis, app.state.engine)
         self.limiter = RateLimiter(app.state.redis, app.state.redis_keys, self.settings)
         self.gate = Gate(
-            app.state.redis, app.state.redis_keys, self.limiter, self.settings.session_ttl
+            app.state.redis,
+            app.state.redis_keys,
+            self.limiter,
+            self.settings.session_ttl,
+            self.settings.session_max_age,
         )
         self.registry = Registry(
             app.state.redis, app.state.redis_keys, self.instance.instance_id, self.record

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from haven.db.base import Base, IdMixin, TimestampsMixin, VersionedMixin
@@ -28,6 +28,8 @@ class User(IdMixin, TimestampsMixin, VersionedMixin, Base):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(255))
+    # Bumped by every password change: a session stamped with an older epoch is revoked.
+    credential_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Membership(IdMixin, TimestampsMixin, VersionedMixin, Base):

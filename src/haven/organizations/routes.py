@@ -11,14 +11,20 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from msgspec import UNSET
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haven.auth import authz
 from haven.auth.principal import OWNER, Principal, roles
 from haven.auth.routes import organization_out
 from haven.auth.schemas import OrganizationOut
 from haven.db.query import check_version
-from haven.db.transaction import after_commit
 from haven.errors import ConflictError
 from haven.organizations import service
-from haven.organizations.schemas import MemberIn, MemberOut, MemberPatch, OrganizationPatch
+from haven.organizations.schemas import (
+    MemberIn,
+    MemberOut,
+    MemberPatch,
+    OrganizationPatch,
+    PasswordResetIn,
+)
 from haven.schemas import ListOf
 from haven.web import NO_STORE, with_etag
 
@@ -112,14 +118,26 @@ class MembersController(Controller):
         """Rename a member, change their role (applies to their live sessions) or password."""
         row = await service.get_member(db, principal.organization_id, member_id)
         check_version(row[0], request.headers.get("if-match"))
-        old_role = row[1].role
         row = await service.update_member(db, principal.organization_id, row, data)
-        user_id, new_role = str(row[0].id), row[1].role
-        if new_role != old_role:
-            after_commit(db, lambda: state.sessions.set_role(user_id, new_role))
-        if data.password is not UNSET and row[0].id != principal.user_id:
-            after_commit(db, lambda: state.sessions.revoke_all(user_id))
+        # Published whatever changed: the mirror's compare-and-set ignores a stale value.
+        await publish(db, state, principal, row, password_changed=data.password is not UNSET)
         return with_etag(request, member_out(row), row[0].version)
+
+    @post("/{member_id:uuid}/password", status_code=HTTP_204_NO_CONTENT)
+    async def reset_password(
+        self,
+        state: State,
+        db: AsyncSession,
+        principal: Principal,
+        member_id: uuid.UUID,
+        data: PasswordResetIn,
+    ) -> None:
+        """Set a member's password; all their sessions end at once on every instance."""
+        if member_id == principal.user_id:
+            raise ConflictError("Change your own password with POST /api/v1/auth/password")
+        row = await service.get_member(db, principal.organization_id, member_id)
+        row = await service.reset_password(db, row, data.new_password)
+        await publish(db, state, principal, row, password_changed=True)
 
     @delete("/{member_id:uuid}", status_code=HTTP_204_NO_CONTENT)
     async def remove(
@@ -130,5 +148,25 @@ class MembersController(Controller):
             raise ConflictError("You cannot remove yourself; ask another owner")
         row = await service.get_member(db, principal.organization_id, member_id)
         await service.remove_member(db, principal.organization_id, row)
-        user_id = str(member_id)
-        after_commit(db, lambda: state.sessions.revoke_all(user_id))
+        await authz.propagate(db, state, str(member_id), authz.REMOVED, end_sessions=True)
+
+
+async def publish(
+    db: AsyncSession,
+    state: State,
+    principal: Principal,
+    row: service.MemberRow,
+    *,
+    password_changed: bool,
+) -> None:
+    """Mirror the member's state on every instance once committed; on a password change end
+    their sessions (all of them, or all but the caller's own when they changed their own)."""
+    user, membership = row
+    await authz.propagate(
+        db,
+        state,
+        str(user.id),
+        authz.Authz(user.credential_epoch, membership.version, membership.role),
+        end_sessions=password_changed,
+        keep_sid=principal.sid if user.id == principal.user_id else None,
+    )

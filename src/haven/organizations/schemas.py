@@ -33,6 +33,10 @@ class MemberPatch(RequestBody):
     password: Password | UnsetType = UNSET
 
 
+class PasswordResetIn(RequestBody):
+    new_password: Password
+
+
 class MemberOut(ResponseBody):
     id: uuid.UUID
     email: str

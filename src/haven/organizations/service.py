@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.passwords import hash_password
-from haven.auth.service import email_taken, normalize_email
+from haven.auth.service import email_taken, normalize_email, set_password
 from haven.db.base import utcnow
 from haven.errors import ConflictError, FieldError, NotFoundError, ValidationError
 from haven.models import Membership, Organization, User
@@ -118,9 +118,15 @@ async def update_member(
     if data.name is not UNSET:
         user.name = data.name.strip()
     if data.password is not UNSET:
-        user.password_hash = await hash_password(data.password)
+        await set_password(session, user, data.password)
     await session.flush()
     return user, membership
+
+
+async def reset_password(session: AsyncSession, row: MemberRow, password: str) -> MemberRow:
+    """An owner sets a member's password: every session the member has ends."""
+    await set_password(session, row[0], password)
+    return row
 
 
 async def remove_member(session: AsyncSession, organization_id: uuid.UUID, row: MemberRow) -> None:

@@ -38,6 +38,9 @@ class Keys:
     def user_sessions(self, user_id: str) -> str:
         return f"{self.prefix}:user-sessions:{user_id}"
 
+    def user_authz(self, user_id: str) -> str:
+        return f"{self.prefix}:user:{user_id}:authz"
+
     def org_version(self, organization_id: str) -> str:
         return f"{self.prefix}:org-version:{organization_id}"
 

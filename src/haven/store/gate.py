@@ -10,8 +10,10 @@ dependency and the cached routes read that instead of asking Redis again.
 
 Semantics are those of the separate steps it replaces: a request over a limit
 is refused before the session is touched (and not counted); the session read
-slides its TTL exactly like SessionStore.get; the version is read before the
-cached value, as org_cache.cached does. The version and cache keys are derived
+refuses a session past its absolute lifetime and slides its TTL (never beyond
+it) exactly like SessionStore.get, and reads the user's authorization mirror
+(haven.auth.authz) beside it; the version is read before the cached value, as
+org_cache.cached does. The version and cache keys are derived
 inside the script (not declared in KEYS), which a single node or Valkey allows;
 Haven's client is a single-node client (redis.asyncio.Redis). Supporting a
 clustered Redis needs hash-tagged keys or a second call (the principal and the
@@ -20,6 +22,7 @@ cache keep their own calls for when no prefetch is present).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -31,32 +34,66 @@ from haven.store.ratelimit import RATE_STEP_LUA, Decision, Limit, RateLimiter, d
 
 SCOPE_KEY = "haven_prefetch"
 
+# Read a session, refuse it past its absolute lifetime, slide its TTL (never beyond that
+# lifetime) and read its user's authorization mirror. Expects `skey`, `ttl`, `max_age`, `now`
+# and `authz_prefix` in scope; leaves `session` (false when gone), `decoded` and `authz`.
+SESSION_TOUCH_LUA = """
+local session = redis.call('GET', skey)
+local decoded = nil
+local authz = false
+if session then
+  local ok, d = pcall(cjson.decode, session)
+  if ok and type(d) == 'table' then decoded = d end
+  local created = decoded and tonumber(decoded['created'])
+  if created then
+    local left = math.floor(created + max_age - now)
+    if left <= 0 then
+      redis.call('DEL', skey)
+      session = false
+      decoded = nil
+    elseif left < ttl then
+      ttl = left
+    end
+  end
+  if session then
+    redis.call('EXPIRE', skey, ttl)
+    if decoded and type(decoded['uid']) == 'string' then
+      authz = redis.call('GET', authz_prefix .. decoded['uid'] .. ':authz')
+    end
+  end
+end
+"""
+
 # KEYS[1..n]: rate counters; KEYS[n + 1]: the session.
 # ARGV[1]: window ms; ARGV[1 + i]: limit of KEYS[i]; then session TTL, org-version key
-# prefix, cache key prefix, cache name ('' for none).
-# Denied: {0, i, count, pttl}. Allowed: {1, count1, pttl1, ..., session, version, cached}.
+# prefix, cache key prefix, cache name ('' for none), session max age, now, authz prefix.
+# Denied: {0, i, count, pttl}. Allowed: {1, count1, pttl1, ..., session, version, cached, authz}.
 _GATE = (
     "local n = #KEYS - 1\nlocal window = tonumber(ARGV[1])\n"
     + RATE_STEP_LUA
     + """
-local session = redis.call('GET', KEYS[n + 1])
+local skey = KEYS[n + 1]
+local ttl = tonumber(ARGV[n + 2])
+local max_age = tonumber(ARGV[n + 6])
+local now = tonumber(ARGV[n + 7])
+local authz_prefix = ARGV[n + 8]
+"""
+    + SESSION_TOUCH_LUA
+    + """
 local version = false
 local cached = false
-if session then
-  redis.call('EXPIRE', KEYS[n + 1], ARGV[n + 2])
-  local ok, decoded = pcall(cjson.decode, session)
-  if ok and type(decoded) == 'table' and type(decoded['oid']) == 'string' then
-    local oid = decoded['oid']
-    version = redis.call('GET', ARGV[n + 3] .. oid) or '0'
-    local name = ARGV[n + 5]
-    if name ~= '' then
-      cached = redis.call('GET', ARGV[n + 4] .. oid .. ':' .. name .. ':' .. version)
-    end
+if decoded and type(decoded['oid']) == 'string' then
+  local oid = decoded['oid']
+  version = redis.call('GET', ARGV[n + 3] .. oid) or '0'
+  local name = ARGV[n + 5]
+  if name ~= '' then
+    cached = redis.call('GET', ARGV[n + 4] .. oid .. ':' .. name .. ':' .. version)
   end
 end
 out[#out + 1] = session
 out[#out + 1] = version
 out[#out + 1] = cached
+out[#out + 1] = authz
 return out
 """
 )
@@ -80,11 +117,14 @@ def cache_name_for(method: str, path: str) -> str:
 
 @dataclass(slots=True)
 class Prefetch:
-    """What the gate read for this request; `session` None means revoked or expired."""
+    """What the gate read for this request; `session` None means revoked or expired.
+
+    `authz` is the user's authorization mirror (haven.auth.authz), None when missing."""
 
     sid: str
     via_cookie: bool
     session: bytes | None
+    authz: bytes | None
     version: int | None  # the organization's cache version (None: session unreadable)
     cache_name: str
     cached: bytes | None
@@ -99,10 +139,19 @@ def prefetch_of(scope: Any) -> Prefetch | None:
 
 
 class Gate:
-    def __init__(self, redis: Redis, keys: Keys, limiter: RateLimiter, session_ttl: int) -> None:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys,
+        limiter: RateLimiter,
+        session_ttl: int,
+        session_max_age: int,
+    ) -> None:
         self.keys = keys
         self.limiter = limiter
         self.session_ttl = session_ttl
+        self.session_max_age = session_max_age
+        self.authz_prefix = keys.user_authz("").removesuffix(":authz")
         self.version_prefix = keys.org_version("")
         self.cache_prefix = f"{keys.prefix}:cache:"
         self._gate = redis.register_script(_GATE)
@@ -116,16 +165,18 @@ class Gate:
         keys.append(self.keys.session(sid))
         args: list[Any] = [self.limiter.window_ms, *(limit.limit for limit in limits)]
         args += [self.session_ttl, self.version_prefix, self.cache_prefix, cache_name]
+        args += [self.session_max_age, time.time(), self.authz_prefix]
         raw = await self._gate(keys=keys, args=args)
         if int(raw[0]) == 0:
             return decide(limits, [int(x) for x in raw]), None
         counters = [int(x) for x in raw[: 1 + 2 * len(limits)]]
-        session, version, cached = raw[1 + 2 * len(limits) :]
+        session, version, cached, authz = raw[1 + 2 * len(limits) :]
         decision = decide(limits, counters) if limits else None
         prefetch = Prefetch(
             sid=sid,
             via_cookie=via_cookie,
             session=session,
+            authz=authz,
             version=int(version) if version is not None else None,
             cache_name=cache_name,
             cached=cached,
