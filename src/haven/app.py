@@ -36,6 +36,8 @@ from haven.db.engine import (
 from haven.db.reader import Reader, provide_reader
 from haven.db.transaction import provide_db
 from haven.errors import UnsupportedMediaTypeError, exception_handler
+from haven.events.routes import EventsController
+from haven.events.routes import document as document_events
 from haven.leases.routes import LeasesController
 from haven.ledger.routes import LeaseLedgerController, LedgerEntriesController
 from haven.logging import configure_logging
@@ -64,6 +66,7 @@ API_HANDLERS: list[Any] = [
     TenantsController,
     MaintenanceController,
     AuditController,
+    EventsController,
     LeasesController,
     LeaseLedgerController,
     LedgerEntriesController,
@@ -189,6 +192,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
     )
     document_problems(app.openapi_schema)
     idempotency.document(app.openapi_schema)
+    document_events(app.openapi_schema)
     app.state.settings = settings
     install_cluster(app, cluster)  # the edge middleware wraps everything, 404s included
     return app
