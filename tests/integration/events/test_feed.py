@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -81,7 +80,7 @@ def test_a_rejected_write_leaves_no_event(client: TestClient[Any], owner: Accoun
     assert bad.status_code == 422
     events, _ = read_all(client, owner, cursor)
     assert not [e for e in events if e["type"].endswith(".deleted")]
-    assert [e for e in events if e["resourceId"] == prop["id"]][0]["type"] == "property.created"
+    assert next(e for e in events if e["resourceId"] == prop["id"])["type"] == "property.created"
     assert [e["position"] for e in events] == list(
         range(events[0]["position"], events[0]["position"] + len(events))
     )
@@ -131,7 +130,8 @@ def test_short_page_moves_the_cursor_to_the_feed_head(
 ) -> None:
     create_tenant(client, owner)
     page = feed_page(client, owner, types="lease.activated")
-    assert page["items"] == [] and not page["hasMore"]
+    assert page["items"] == []
+    assert not page["hasMore"]
     everything, head = read_all(client, owner)
     assert page["nextCursor"] == head == str(everything[-1]["position"])
     again = feed_page(client, owner, head)
