@@ -52,6 +52,8 @@ from haven.store.client import Keys, create_redis
 from haven.tenants.routes import TenantsController
 from haven.units.routes import PropertyUnitsController, UnitsController
 from haven.web import check_json_body, provide_list_params
+from haven.webhooks.routes import WebhooksController
+from haven.webhooks.worker import DeliveryWorker, WebhookMetrics
 
 MAX_BODY_BYTES = 1024 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -71,6 +73,7 @@ API_HANDLERS: list[Any] = [
     LeaseLedgerController,
     LedgerEntriesController,
     BillingController,
+    WebhooksController,
     DashboardController,
     ReportsController,
 ]
@@ -115,6 +118,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
     if url is None:
         raise RuntimeError("create_app needs a Redis URL: set REDIS_URL or use `haven serve`")
     cluster = Cluster(settings)
+    webhook_metrics = WebhookMetrics(cluster.metrics.registry)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None]:
@@ -132,9 +136,15 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
         app.state.sessions = SessionStore(redis, keys, settings.session_ttl)
         if not settings.is_sqlite:
             await warm_pool(engine, settings.db_pool_min)
+        # Every instance delivers webhooks: its own connections, never the request pool's.
+        worker = DeliveryWorker(settings, webhook_metrics)
+        app.state.webhook_metrics = webhook_metrics
+        if settings.webhook_worker:
+            await worker.start()
         try:
             yield
         finally:
+            await worker.stop()
             await redis.aclose()
             await engine.dispose()
 
