@@ -84,6 +84,8 @@ class WebhookSubscription(IdMixin, TimestampsMixin, VersionedMixin, Base):
     secret: Mapped[str] = mapped_column(String(128))
     previous_secret: Mapped[str | None] = mapped_column(String(128))
     previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Named so the audit trail shows a rotation (it hides every column named like a secret).
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # active | failing | paused
     status: Mapped[str] = mapped_column(String(16), default="active")
     # Delivery state (worker-owned).

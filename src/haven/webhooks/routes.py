@@ -47,6 +47,7 @@ def _fields(s: WebhookSubscription) -> dict[str, Any]:
         "failing_since": s.failing_since,
         "last_error": s.last_error,
         "previous_secret_expires_at": s.previous_secret_expires_at,
+        "rotated_at": s.rotated_at,
         "version": s.version,
         "created_at": s.created_at,
         "updated_at": s.updated_at,

@@ -51,6 +51,7 @@ class WebhookOut(ResponseBody):
     failing_since: datetime | None
     last_error: str | None
     previous_secret_expires_at: datetime | None
+    rotated_at: datetime | None
     version: int
     created_at: datetime
     updated_at: datetime

@@ -112,6 +112,7 @@ async def rotate(
         sub.previous_secret = None
         sub.previous_secret_expires_at = None
     sub.secret = signing.new_secret()
+    sub.rotated_at = utcnow()
     await session.flush()
     return sub
 

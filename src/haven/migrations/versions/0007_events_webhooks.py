@@ -67,6 +67,7 @@ def upgrade() -> None:
         sa.Column("secret", sa.String(length=128), nullable=False),
         sa.Column("previous_secret", sa.String(length=128), nullable=True),
         sa.Column("previous_secret_expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("rotated_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("delivered_position", sa.BigInteger(), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
