@@ -119,6 +119,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
         raise RuntimeError("create_app needs a Redis URL: set REDIS_URL or use `haven serve`")
     cluster = Cluster(settings)
     webhook_metrics = WebhookMetrics(cluster.metrics.registry)
+    cluster.metrics.sections["webhooks"] = webhook_metrics.summary
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None]:
@@ -138,7 +139,6 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
             await warm_pool(engine, settings.db_pool_min)
         # Every instance delivers webhooks: its own connections, never the request pool's.
         worker = DeliveryWorker(settings, webhook_metrics)
-        app.state.webhook_metrics = webhook_metrics
         if settings.webhook_worker:
             await worker.start()
         try:

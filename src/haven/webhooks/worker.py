@@ -127,6 +127,18 @@ class WebhookMetrics:
         ):
             Gauge(name, doc, registry=registry).set_function(self._reader(key))
 
+    def summary(self) -> dict[str, Any]:
+        """For /api/v1/load-balancer/metrics and the status page."""
+        snap = self.snapshot
+        return {
+            "delivered": int(snap["delivered"]),
+            "failed": int(snap["failed"]),
+            "lagSeconds": round(snap["lagSeconds"], 1),
+            "backlog": int(snap["backlog"]),
+            "failingSubscriptions": int(snap["failingSubscriptions"]),
+            "failingSeconds": round(snap["failingSeconds"], 1),
+        }
+
     def _reader(self, key: str) -> Callable[[], float]:
         return lambda: float(self.snapshot[key])
 

@@ -293,3 +293,37 @@ def test_a_redirect_is_not_followed(
         assert log[0]["responseStatus"] == 302
         assert "redirect" in log[0]["error"]
         assert target.attempts == []
+
+
+def test_lag_and_failures_show_in_metrics_and_the_status_summary(
+    hooks: Callable[..., TestClient[Any]], cleanup: list[Any]
+) -> None:
+    client = hooks(webhook_failing_after_s=1, webhook_retry_max_ms=400)
+    owner = register(client)
+    with receiver(status=500) as hook:
+        sub = subscribe(client, owner, hook.url, cleanup)
+        create_tenant(client, owner)
+
+        def summary() -> dict[str, Any] | None:
+            body = client.get("/api/v1/load-balancer/metrics?scope=cluster").json()
+            hooks_ = body.get("webhooks") or {}
+            return hooks_ if hooks_.get("failingSubscriptions", 0) >= 1 else None
+
+        found = poll(summary, 40, "a failing subscription in the metrics summary")
+        assert found["failed"] >= 1
+        assert found["lagSeconds"] > 0
+        assert found["backlog"] >= 1
+        text = client.get("/metrics").text
+        assert 'haven_webhook_deliveries_total{outcome="failure"}' in text
+        values = {
+            line.split(" ")[0]: float(line.split(" ")[1])
+            for line in text.splitlines()
+            if line.startswith("haven_webhook_") and " " in line
+        }
+        assert values["haven_webhook_failing_subscriptions"] >= 1
+        assert values["haven_webhook_delivery_lag_seconds"] > 0
+        with hook.lock:
+            hook.status = 204
+        poll(lambda: hook.ok(), 30, "the delivery after recovery")
+        state = client.get(f"/api/v1/webhooks/{sub['id']}", headers=owner.headers).json()
+        assert state["status"] == "active"
