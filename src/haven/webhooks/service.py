@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -170,3 +171,14 @@ async def redeliver(
     session.add(delivery)
     await session.flush()
     return delivery
+
+
+async def purge_deliveries(session: AsyncSession, retention_days: int) -> int:
+    """Delete finished delivery log rows older than the event retention."""
+    cutoff = utcnow() - timedelta(days=retention_days)
+    result = await session.execute(
+        sa_delete(WebhookDelivery).where(
+            WebhookDelivery.at < cutoff, WebhookDelivery.status.in_(("succeeded", "failed"))
+        )
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
