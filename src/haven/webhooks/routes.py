@@ -131,9 +131,12 @@ class WebhooksController(Controller):
         data: WebhookPatch,
     ) -> Response[WebhookOut]:
         """Change the URL, types or description, or pause and resume delivery."""
+        if data.url is not None:
+            # Resolved before the transaction's first statement: no lock waits on DNS.
+            await service.check_url(data.url, allow_private=_allow_private(request))
         sub = await service.get(db, principal.organization_id, webhook_id)
         check_version(sub, request.headers.get("if-match"))
-        sub = await service.update(db, sub, data, allow_private=_allow_private(request))
+        sub = await service.update(db, sub, data)
         return with_etag(request, webhook_out(sub), sub.version)
 
     @delete("/{webhook_id:uuid}", status_code=HTTP_204_NO_CONTENT, opt=_MANAGE)

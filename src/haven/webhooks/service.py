@@ -85,10 +85,11 @@ async def get(
 
 
 async def update(
-    session: AsyncSession, sub: WebhookSubscription, data: WebhookPatch, *, allow_private: bool
+    session: AsyncSession, sub: WebhookSubscription, data: WebhookPatch
 ) -> WebhookSubscription:
-    if data.url is not None and data.url != sub.url:
-        sub.url = await check_url(data.url, allow_private=allow_private)
+    """Apply a change whose URL (if any) `check_url` has already accepted."""
+    if data.url is not None:
+        sub.url = data.url
     if data.types is not None:
         sub.types = _check_types(data.types)
     if data.description is not None:
