@@ -56,10 +56,12 @@ PAGE = 50  # events read per query while a subscription is claimed
 MAX_PER_CLAIM = 500  # events sent per claim before the subscription goes back to the pool
 STATS_EVERY_S = 5.0
 _MARGIN_S = 2.0
+# Its own generator: jitter never touches (or depends on) the process-wide random state.
+_RNG = random.Random()
 
 
 def retry_delay_ms(
-    attempt: int, base_ms: int, max_ms: int, rand: Callable[[], float] = random.random
+    attempt: int, base_ms: int, max_ms: int, rand: Callable[[], float] = _RNG.random
 ) -> float:
     """Delay after the `attempt`-th failure: base * 2^(attempt-1), capped, with +-25 % jitter."""
     nominal = min(base_ms * 2 ** max(0, attempt - 1), max_ms)
@@ -235,7 +237,7 @@ class DeliveryWorker:
                 raise
             except Exception as exc:  # database down: try again next tick
                 log.warning("webhook_worker_tick_failed", error=repr(exc))
-            await asyncio.sleep(poll * (0.5 + random.random()))
+            await asyncio.sleep(poll * (0.5 + _RNG.random()))
 
     def _due(self, alias: Any, now: datetime) -> Any:
         pending_events = (
