@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -264,3 +265,29 @@ def test_openapi_has_an_example_for_every_event_type(client: TestClient[Any]) ->
     assert set(media["examples"]) == set(catalog.EVENT_TYPES)
     for name, example in media["examples"].items():
         assert example["value"]["items"][0]["type"] == name
+
+
+def test_members_organization_and_maintenance_transitions_have_events(
+    client: TestClient[Any], owner: Account
+) -> None:
+    from support_maintenance import create_request, transition
+
+    _, cursor = read_all(client, owner)
+    member = add_member(client, owner, "staff")
+    promoted = client.patch(
+        f"/api/v1/members/{member.user_id}", headers=owner.headers, json={"role": "manager"}
+    )
+    assert promoted.status_code == 200, promoted.text
+    renamed = client.patch("/api/v1/organization", headers=owner.headers, json={"name": "New"})
+    assert renamed.status_code == 200, renamed.text
+    prop = create_property(client, owner)
+    request = create_request(client, owner, prop["id"])
+    assert transition(client, owner, request["id"], "in_progress").status_code == 200
+    assert transition(client, owner, request["id"], "resolved").status_code == 200
+    events, _ = read_all(client, owner, cursor)
+    types = [e["type"] for e in events]
+    assert types[:3] == ["membership.created", "membership.updated", "organization.updated"]
+    assert events[1]["data"]["role"] == "manager"
+    assert events[2]["data"]["name"] == "New"
+    assert types[-2:] == ["maintenance_request.started", "maintenance_request.resolved"]
+    assert all("password" not in json.dumps(e).lower() for e in events)
