@@ -88,8 +88,9 @@ async def update(
     session: AsyncSession, sub: WebhookSubscription, data: WebhookPatch
 ) -> WebhookSubscription:
     """Apply a change whose URL (if any) `check_url` has already accepted."""
-    if data.url is not None:
+    if data.url is not None and data.url != sub.url:
         sub.url = data.url
+        sub.next_attempt_at = utcnow()  # a fixed URL is tried now, not after the backoff
     if data.types is not None:
         sub.types = _check_types(data.types)
     if data.description is not None:
