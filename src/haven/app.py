@@ -36,6 +36,8 @@ from haven.db.engine import (
 from haven.db.reader import Reader, provide_reader
 from haven.db.transaction import provide_db
 from haven.errors import UnsupportedMediaTypeError, exception_handler
+from haven.events.routes import EventsController
+from haven.events.routes import document as document_events
 from haven.leases.routes import LeasesController
 from haven.ledger.routes import LeaseLedgerController, LedgerEntriesController
 from haven.logging import configure_logging
@@ -50,6 +52,8 @@ from haven.store.client import Keys, create_redis
 from haven.tenants.routes import TenantsController
 from haven.units.routes import PropertyUnitsController, UnitsController
 from haven.web import check_json_body, provide_list_params
+from haven.webhooks.routes import WebhooksController
+from haven.webhooks.worker import DeliveryWorker, WebhookMetrics
 
 MAX_BODY_BYTES = 1024 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -64,10 +68,12 @@ API_HANDLERS: list[Any] = [
     TenantsController,
     MaintenanceController,
     AuditController,
+    EventsController,
     LeasesController,
     LeaseLedgerController,
     LedgerEntriesController,
     BillingController,
+    WebhooksController,
     DashboardController,
     ReportsController,
 ]
@@ -112,6 +118,8 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
     if url is None:
         raise RuntimeError("create_app needs a Redis URL: set REDIS_URL or use `haven serve`")
     cluster = Cluster(settings)
+    webhook_metrics = WebhookMetrics(cluster.metrics.registry)
+    cluster.metrics.sections["webhooks"] = webhook_metrics.summary
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None]:
@@ -131,9 +139,14 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
         )
         if not settings.is_sqlite:
             await warm_pool(engine, settings.db_pool_min)
+        # Every instance delivers webhooks: its own connections, never the request pool's.
+        worker = DeliveryWorker(settings, webhook_metrics)
+        if settings.webhook_worker:
+            await worker.start()
         try:
             yield
         finally:
+            await worker.stop()
             await redis.aclose()
             await engine.dispose()
 
@@ -191,6 +204,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
     )
     document_problems(app.openapi_schema)
     idempotency.document(app.openapi_schema)
+    document_events(app.openapi_schema)
     app.state.settings = settings
     install_cluster(app, cluster)  # the edge middleware wraps everything, 404s included
     return app

@@ -148,3 +148,32 @@ def jobs_purge_idempotency() -> None:
             await engine.dispose()
 
     click.echo(f"haven: purged {asyncio.run(purge())} idempotency records older than 24 h")
+
+
+@jobs.command("purge-events")
+def jobs_purge_events() -> None:
+    """Delete events and webhook delivery log rows older than EVENT_RETENTION_DAYS."""
+    import asyncio
+
+    from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
+    from haven.events.service import purge_expired
+    from haven.webhooks.service import purge_deliveries
+
+    settings = _settings()
+    days = settings.event_retention_days
+
+    async def purge() -> tuple[int, int]:
+        engine = create_engine(settings.with_overrides(db_pool_min=1, db_pool_max=1))
+        try:
+            maker = create_sessionmaker(engine.execution_options(**{WRITE_OPTION: True}))
+            async with maker() as session, session.begin():
+                events = await purge_expired(session, days)
+                deliveries = await purge_deliveries(session, days)
+            return events, deliveries
+        finally:
+            await engine.dispose()
+
+    events, deliveries = asyncio.run(purge())
+    click.echo(
+        f"haven: purged {events} events and {deliveries} webhook deliveries older than {days} days"
+    )

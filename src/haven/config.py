@@ -64,6 +64,17 @@ class Settings:
     log_level: str = "info"
     log_format: str = "console"
     version: str = "1.0.0"
+    event_retention_days: int = 30
+    webhook_allow_private: bool = False
+    webhook_worker: bool = True
+    webhook_timeout_ms: int = 10000
+    webhook_retry_base_ms: int = 30000
+    webhook_retry_max_ms: int = 3_600_000
+    webhook_failing_after_s: int = 86400
+    webhook_claim_ttl_ms: int = 60000
+    webhook_poll_ms: int = 1000
+    webhook_concurrency: int = 4
+    webhook_rotation_overlap_s: int = 86400
 
     @property
     def is_production(self) -> bool:
@@ -361,7 +372,22 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         "cors_origins": _cors_origins(env),
         "log_level": _choice(env, "LOG_LEVEL", "info", LOG_LEVELS),
         "log_format": _choice(env, "LOG_FORMAT", "json" if production else "console", LOG_FORMATS),
+        "event_retention_days": _int(env, "EVENT_RETENTION_DAYS", 30, 1, 3650),
+        "webhook_allow_private": _bool(env, "WEBHOOK_ALLOW_PRIVATE", False),
+        "webhook_worker": _bool(env, "WEBHOOK_WORKER", True),
+        "webhook_timeout_ms": _int(env, "WEBHOOK_TIMEOUT", 10000, 100, 60_000),
+        "webhook_retry_base_ms": _int(env, "WEBHOOK_RETRY_BASE", 30000, 10, 3_600_000),
+        "webhook_retry_max_ms": _int(env, "WEBHOOK_RETRY_MAX", 3_600_000, 10, 86_400_000),
+        "webhook_failing_after_s": _int(env, "WEBHOOK_FAILING_AFTER", 86400, 1, 30 * 86400),
+        "webhook_claim_ttl_ms": _int(env, "WEBHOOK_CLAIM_TTL", 60000, 1000, 3_600_000),
+        "webhook_poll_ms": _int(env, "WEBHOOK_POLL_INTERVAL", 1000, 10, 60_000),
+        "webhook_concurrency": _int(env, "WEBHOOK_CONCURRENCY", 4, 1, 64),
+        "webhook_rotation_overlap_s": _int(env, "WEBHOOK_ROTATION_OVERLAP", 86400, 0, 30 * 86400),
     }
+    if values["webhook_allow_private"] and production:
+        raise ConfigError("WEBHOOK_ALLOW_PRIVATE: must not be true when HAVEN_ENV=production")
+    if values["webhook_claim_ttl_ms"] <= values["webhook_timeout_ms"]:
+        raise ConfigError("WEBHOOK_CLAIM_TTL: must be longer than WEBHOOK_TIMEOUT")
     if env.get("INSTANCE_ID", "").strip():
         values["instance_id"] = _token(env, "INSTANCE_ID", _INSTANCE_ID, ". _ : -")
     if env.get("HOST", "").strip():

@@ -37,6 +37,8 @@ class Metrics:
     ) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.active_sessions = 0
+        # Sections other layers add to the JSON summary (name -> reader), e.g. "webhooks".
+        self.sections: dict[str, Callable[[], dict[str, Any]]] = {}
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         labels = {"instance_id": instance.instance_id}
@@ -139,6 +141,24 @@ def instance_summary(
     }
 
 
+_BUILT_IN = frozenset(
+    {
+        "instanceId",
+        "state",
+        "uptime",
+        "requests",
+        "latencyMs",
+        "errorRate",
+        "sessions",
+        "memory",
+        "cpuPercent",
+        "window",
+        "scope",
+        "instances",
+    }
+)
+
+
 def _latency(window: WindowSnapshot) -> dict[str, float]:
     return {
         "p50": window.percentile(0.50),
@@ -193,4 +213,6 @@ def cluster_summary(own: dict[str, Any], records: list[dict[str, Any]]) -> dict[
         "memory": {"rssBytes": rss},
         "cpuPercent": round(cpu, 1),
         "instances": instances,
+        # Sections added by other layers (their numbers are cluster-wide where they say so).
+        **{k: v for k, v in own.items() if k not in _BUILT_IN},
     }

@@ -64,7 +64,10 @@ class Cluster:
     # -- what the instance publishes -------------------------------------------------------
 
     def summary(self) -> dict[str, Any]:
-        return instance_summary(self.instance, self.resources, self.metrics.active_sessions)
+        summary = instance_summary(self.instance, self.resources, self.metrics.active_sessions)
+        for name, section in self.metrics.sections.items():
+            summary[name] = section()
+        return summary
 
     def record(self) -> dict[str, Any]:
         instance = self.instance

@@ -126,6 +126,8 @@ def read_only_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     from haven.audit.listener import install
+    from haven.events.outbox import install as install_outbox
 
     install()  # every session that can write records audit events, CLI jobs included
+    install_outbox()  # ... and its events (the outbox), in the same transaction
     return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)

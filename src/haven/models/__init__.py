@@ -2,6 +2,7 @@
 
 from haven.db.base import Base
 from haven.models.audit import AuditEvent
+from haven.models.events import Event, EventCounter, WebhookDelivery, WebhookSubscription
 from haven.models.lease import IdempotencyRecord, Lease, LeaseTenant, LedgerEntry
 from haven.models.maintenance import MaintenanceComment, MaintenanceRequest
 from haven.models.organization import Membership, Organization, User
@@ -11,6 +12,8 @@ from haven.models.tenant import Tenant
 __all__ = [
     "AuditEvent",
     "Base",
+    "Event",
+    "EventCounter",
     "IdempotencyRecord",
     "Lease",
     "LeaseTenant",
@@ -23,4 +26,6 @@ __all__ = [
     "Tenant",
     "Unit",
     "User",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

@@ -51,7 +51,7 @@ def test_promtool_accepts_the_alert_rules() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 8 rules found" in result.stdout
+    assert "SUCCESS: 10 rules found" in result.stdout
 
 
 def _exposed_names(client: TestClient[Any]) -> set[str]:
@@ -97,4 +97,18 @@ def test_rules_cover_the_alerts_operators_need() -> None:
         "HavenDrainingTooLong",
         "HavenMemoryGrowth",
         "HavenActiveSessionsDroppedToZero",
+        "HavenWebhookSubscriptionFailing",
+        "HavenWebhookDeliveryLagging",
     }
+
+
+def test_webhook_alerts_fire_after_an_hour_of_failing_and_not_before() -> None:
+    """promtool's rule unit tests (tests/integration/monitoring/webhook_alerts_test.yml)."""
+    result = subprocess.run(
+        [_promtool(), "test", "rules", str(Path(__file__).parent / "webhook_alerts_test.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "SUCCESS" in result.stdout

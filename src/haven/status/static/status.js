@@ -148,6 +148,11 @@
     $("sum-errors").textContent =
       metrics && typeof metrics.errorRate === "number" ? (metrics.errorRate * 100).toFixed(2) + "%" : "–";
     $("sum-sessions").textContent = String((metrics && metrics.sessions && metrics.sessions.active) ?? "–");
+    const hooks = (metrics && metrics.webhooks) || null;
+    $("hook-lag").textContent = hooks ? fmtUptime(hooks.lagSeconds) : "–";
+    $("hook-backlog").textContent = hooks ? String(hooks.backlog) : "–";
+    $("hook-failing").textContent = hooks ? String(hooks.failingSubscriptions) : "–";
+    $("hook-failing").className = "value" + (hooks && hooks.failingSubscriptions ? " unhealthy" : "");
     const deps = (health && health.dependencies) || {};
     ["redis", "database"].forEach((dep) => {
       const el = $("dep-" + dep);

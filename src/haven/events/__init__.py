@@ -1,0 +1,1 @@
+"""The event outbox and the ordered, replayable feed of an organization's changes."""

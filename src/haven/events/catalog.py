@@ -1,0 +1,114 @@
+"""Every event type Haven emits, with the resource it describes (the feed and OpenAPI use it).
+
+Types are `<resource>.<verb>`. Row changes are named by haven.events.outbox: created,
+updated, deleted, or a verb for a status change (lease.activated, maintenance_request.resolved);
+a ledger entry is `posted`, or `reversed` when it is the reversal of another entry.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Status changes worth a name: (resource type, new status) -> verb; a few read the old status.
+STATUS_VERBS: dict[str, dict[str, str]] = {
+    "lease": {"active": "activated", "terminated": "terminated", "ended": "ended"},
+    "maintenance_request": {
+        "in_progress": "started",
+        "on_hold": "put_on_hold",
+        "resolved": "resolved",
+        "closed": "closed",
+        "cancelled": "cancelled",
+    },
+}
+OLD_STATUS_VERBS: dict[tuple[str, str, str], str] = {
+    ("maintenance_request", "resolved", "in_progress"): "reopened",
+    ("maintenance_request", "on_hold", "in_progress"): "resumed",
+}
+
+_CRUD = ("created", "updated", "deleted")
+RESOURCES: dict[str, tuple[str, ...]] = {
+    "organization": ("created", "updated"),
+    "membership": _CRUD,
+    "property": _CRUD,
+    "unit": _CRUD,
+    "tenant": _CRUD,
+    "lease": (*_CRUD, "activated", "terminated", "ended"),
+    "ledger_entry": ("posted", "reversed"),
+    "maintenance_request": (
+        *_CRUD,
+        "started",
+        "put_on_hold",
+        "resumed",
+        "resolved",
+        "reopened",
+        "closed",
+        "cancelled",
+    ),
+    "maintenance_comment": _CRUD,
+}
+
+EVENT_TYPES: frozenset[str] = frozenset(
+    f"{resource}.{verb}" for resource, verbs in RESOURCES.items() for verb in verbs
+)
+
+_ORG = "6f1c1a52-3d0e-4f59-9a53-2f3c8b1d7e01"
+_ID = "0b6a8c4e-7f0d-4c83-a7b1-5d2e9f3a6c10"
+_AT = "2026-11-27T10:00:00Z"
+
+# One representative snapshot per resource (the `data` of its events), for the OpenAPI document.
+SAMPLE_DATA: dict[str, dict[str, Any]] = {
+    "organization": {"name": "Acme Homes", "currency": "USD", "timezone": "UTC"},
+    "membership": {"userId": _ID, "role": "manager"},
+    "property": {
+        "name": "Maple Court",
+        "type": "residential",
+        "addressLine1": "12 Maple Street",
+        "city": "Springfield",
+        "country": "US",
+        "yearBuilt": 1998,
+        "unitCount": 4,
+    },
+    "unit": {"propertyId": _ID, "label": "1A", "bedrooms": 2, "marketRent": 125000},
+    "tenant": {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com"},
+    "lease": {
+        "unitId": _ID,
+        "startDate": "2026-12-01",
+        "endDate": None,
+        "rent": 125000,
+        "deposit": 125000,
+        "dueDay": 1,
+        "status": "active",
+    },
+    "ledger_entry": {
+        "leaseId": _ID,
+        "type": "charge",
+        "kind": "rent",
+        "amount": 125000,
+        "date": "2026-12-01",
+        "reversesId": None,
+    },
+    "maintenance_request": {
+        "propertyId": _ID,
+        "title": "Leaking tap",
+        "priority": "normal",
+        "status": "in_progress",
+    },
+    "maintenance_comment": {"requestId": _ID, "body": "Plumber booked for Tuesday"},
+}
+
+
+def example(event_type: str) -> dict[str, Any]:
+    """A complete example event of this type, as the feed and webhooks send it."""
+    resource = event_type.split(".", 1)[0]
+    data = dict(SAMPLE_DATA.get(resource, {}))
+    data["id"] = _ID if resource != "organization" else _ORG
+    return {
+        "id": "3f9d2c4b-1e8a-4b7c-9d6e-0a1b2c3d4e5f",
+        "type": event_type,
+        "position": 42,
+        "organizationId": _ORG,
+        "resourceType": resource,
+        "resourceId": data["id"],
+        "occurredAt": _AT,
+        "data": data,
+    }
