@@ -3,6 +3,7 @@ schedule, failing after the window, logged, redeliverable, with rotating secrets
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -315,14 +316,18 @@ def test_a_redirect_is_not_followed(
 def test_lag_and_failures_show_in_metrics_and_the_status_summary(
     hooks: Callable[..., TestClient[Any]], cleanup: list[Any]
 ) -> None:
-    client = hooks(webhook_failing_after_s=1, webhook_retry_max_ms=400)
+    operator = secrets.token_urlsafe(24)
+    client = hooks(webhook_failing_after_s=1, webhook_retry_max_ms=400, operator_token=operator)
     owner = register(client)
     with receiver(status=500) as hook:
         sub = subscribe(client, owner, hook.url, cleanup)
         create_tenant(client, owner)
 
         def summary() -> dict[str, Any] | None:
-            body = client.get("/api/v1/load-balancer/metrics?scope=cluster").json()
+            body = client.get(
+                "/api/v1/load-balancer/metrics?scope=cluster",
+                headers={"Authorization": f"Bearer {operator}"},
+            ).json()
             hooks_ = body.get("webhooks") or {}
             return hooks_ if hooks_.get("failingSubscriptions", 0) >= 1 else None
 
