@@ -178,9 +178,15 @@ def _setup_postgres(bed: Bed) -> None:
         import asyncpg
 
         async def run() -> None:
-            conn = await asyncpg.connect(
-                f"postgresql://postgres@{bed.net.ip('db')}:5432/postgres", timeout=5
-            )
+            dsn = f"postgresql://postgres@{bed.net.ip('db')}:5432/postgres"
+            for _ in range(100):  # listening comes before accepting: "starting up"
+                try:
+                    conn = await asyncpg.connect(dsn, timeout=5)
+                    break
+                except asyncpg.CannotConnectNowError:
+                    await asyncio.sleep(0.2)
+            else:
+                raise AssertionError("PostgreSQL did not accept connections within 20 s")
             try:
                 await conn.execute("CREATE DATABASE haven")
             finally:
@@ -429,6 +435,7 @@ async def _traffic(
     writes = await verify_writes(client, org, recorder)
     writes.update(await _database_check(bed, org, recorder))
     await client.aclose()
+    started = extra.pop("started", started)  # the fault's own first moment, if it says
     return Outcome(recorder, org, writes, started, ended, recovered, extra)
 
 
@@ -571,7 +578,7 @@ def test_2_valkey_primary_host_cut_off_sentinel_promotes_the_replica(bed: Bed) -
         assert old is not None
         await _in_thread(lambda: replica_caught_up(old, 5))
         host = bed.valkey_host(old)
-        t0 = time.monotonic()
+        t0 = extra["started"] = time.monotonic()
         await _in_thread(lambda: bed.net.cut(host))
         new = None
         deadline = time.monotonic() + 30
