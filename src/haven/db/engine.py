@@ -136,8 +136,11 @@ def read_only_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
     On PostgreSQL it runs in autocommit: no BEGIN and ROLLBACK round trips around a read.
     Nothing is lost: under READ COMMITTED (the default) each statement takes its own snapshot
     inside a transaction too, and a read request never writes. SQLite keeps its BEGIN.
+    Behind PgBouncer in transaction mode reads keep their transaction too: outside one,
+    PgBouncer may send a statement's execution to another server connection than the one
+    it was prepared on ("prepared statement ... does not exist").
     """
-    if settings.is_sqlite:
+    if settings.is_sqlite or behind_pgbouncer(settings.database_url):
         return engine
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
