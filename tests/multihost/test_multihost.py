@@ -679,12 +679,48 @@ def test_5_rolling_upgrade_across_hosts(bed: Bed) -> None:
             seen.update(a.instance for a in client.recorder.attempts if a.instance)
         extra["versions_seen"] = sorted({i.rsplit("-", 1)[1] for i in seen})
 
-    out = _scenario(bed, lambda: _traffic(bed, fault, after=2.0))
+    async def body() -> Outcome:
+        out = await _traffic(bed, fault, after=2.0)
+        out.extra.update(await _connections(bed))
+        return out
+
+    out = _scenario(bed, body)
     _record(bed, "5. rolling upgrade across hosts", out)
     _assert_no_failures(out)
     assert {"v1", "v2"} <= set(out.extra["versions_seen"])
     served = {a.instance for a in out.recorder.attempts if a.instance}
     assert {f"{app}-v2" for app in APPS} <= served
+
+
+async def _connections(bed: Bed) -> dict[str, Any]:
+    """Connections the three instances hold after the run (docs/capacity.md quotes them)."""
+    import asyncpg
+    from redis.asyncio import Redis
+
+    conn = await asyncpg.connect(bed.direct_dsn, timeout=5)
+    try:
+        backends = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'haven' "
+            "AND application_name LIKE 'haven:%'"
+        )
+        via_pgbouncer = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'haven' "
+            "AND application_name NOT LIKE 'haven:%' AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await conn.close()
+    primary = await asyncio.to_thread(primary_of, bed.sentinels, SENTINEL_PASSWORD)
+    assert primary is not None
+    host, _, port = primary.rpartition(":")
+    redis = Redis(host=host, port=int(port))
+    try:
+        clients = int((await redis.info("clients"))["connected_clients"])
+    finally:
+        await redis.aclose()
+    return {
+        "pg_backends": int(backends) + int(via_pgbouncer),
+        "redis_clients": clients,
+    }
 
 
 def _roll(bed: Bed, app: str) -> None:
