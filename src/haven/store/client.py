@@ -17,9 +17,10 @@ from haven.config import SENTINEL_SCHEME, Settings, parse_sentinel_url
 # How often the pool asks the sentinels who the primary is (besides on every new connection),
 # so pooled connections to a primary that was replaced are dropped within this time.
 FOLLOW_EVERY = 1.0
-# After a connection to the primary could not be made, new connections fail at once for
-# this long: during an outage a request answers 503 quickly instead of waiting out
-# another connect timeout (its retry still goes through once the window has passed).
+# After a connection to the primary could not be made, new connections to that same address
+# fail at once for this long (the sentinels are still asked): during an outage a request
+# answers 503 quickly instead of waiting out another connect timeout, and a promotion is
+# followed at once.
 FAIL_FAST = 1.0
 # How long one sentinel may take to answer "who is the primary?" before the next is asked:
 # a sentinel whose host stopped answering must not hold every reconnect for seconds.
@@ -66,12 +67,19 @@ class FollowingConnection(SentinelManagedConnection):
     """A connection to whatever the sentinels call the primary, failing fast in an outage."""
 
     async def _connect_retry(self) -> Any:
+        if self._reader is not None:
+            return None
         pool: Any = self.connection_pool
-        if self._reader is None and time.monotonic() < pool.fail_fast_until:
+        # In the window, ask the sentinels (cheap) but do not wait on the address that failed.
+        if (
+            time.monotonic() < pool.fail_fast_until
+            and await pool.get_master_address() == pool.failed_address
+        ):
             raise RedisConnectionError("The Redis primary could not be reached just now")
         try:
             return await super()._connect_retry()
         except (RedisConnectionError, RedisTimeoutError, OSError):
+            pool.failed_address = pool.master_address
             pool.fail_fast_until = time.monotonic() + FAIL_FAST
             raise
 
@@ -89,6 +97,7 @@ class FollowingPool(SentinelConnectionPool):
         self._checked = 0.0
         self._checking = False
         self.fail_fast_until = 0.0
+        self.failed_address: tuple[str, int] | None = None
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         now = time.monotonic()

@@ -86,6 +86,12 @@ def _kill_primary_and_wait_for_promotion(valkeys: ValkeySet) -> tuple[str, str]:
     host, _, port = after.rpartition(":")
     with redis.Redis(host=host, port=int(port)) as node:
         poll(lambda: node.info("replication")["role"] == "master", 10, "the promotion")
+    # Every sentinel has the new configuration (they spread it every 2 s).
+    poll(
+        lambda: all(primary_of([s], PASSWORD) == after for s in valkeys.sentinels),
+        15,
+        "every sentinel to name the new primary",
+    )
     return before, after
 
 
@@ -224,3 +230,39 @@ def test_no_master_known_is_503_with_retry_after(
     assert response.status_code == 503, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert int(response.headers["retry-after"]) >= 1
+
+
+def test_locks_work_through_the_sentinel_client(valkey_set: ValkeySet) -> None:
+    """SET NX PX and the token-checked release script, on whatever the sentinels call primary."""
+    import asyncio
+
+    from haven.config import load_settings
+    from haven.store import locks
+    from haven.store.client import create_redis
+
+    settings = load_settings(
+        {
+            "REDIS_SENTINELS": ",".join(valkey_set.sentinels),
+            "REDIS_SENTINEL_MASTER": SERVICE,
+            "REDIS_SENTINEL_PASSWORD": PASSWORD,
+        }
+    )
+    url = settings.redis_url
+    assert url is not None
+
+    async def run() -> list[Any]:
+        redis = create_redis(settings, url)
+        try:
+            first = await locks.acquire(redis, "haven:lock:sentinel-test", 5000)
+            second = await locks.acquire(redis, "haven:lock:sentinel-test", 5000)
+            released = await locks.release(redis, "haven:lock:sentinel-test", first or "")
+            again = await locks.acquire(redis, "haven:lock:sentinel-test", 5000)
+            return [first, second, released, again]
+        finally:
+            await redis.aclose()
+
+    first, second, released, again = asyncio.run(run())
+    assert first is not None
+    assert second is None  # held
+    assert released is True
+    assert again is not None
