@@ -115,7 +115,8 @@ def run_in_netns(namespace: str, fn: Callable[[], T]) -> T:
         except BaseException as exc:  # re-raised on the caller's thread
             box["error"] = exc
 
-    thread = threading.Thread(target=target, name=f"netns-{namespace}")
+    # A daemon: if the test is interrupted mid-call, the process can still exit.
+    thread = threading.Thread(target=target, name=f"netns-{namespace}", daemon=True)
     thread.start()
     thread.join()
     if "error" in box:
@@ -222,3 +223,14 @@ class NetBed:
         for ns in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
         self.namespaces.clear()
+
+    def leftovers(self) -> list[str]:
+        """Namespaces of this run still present (none after close())."""
+        listed = subprocess.run(
+            ["ip", "netns", "list"], capture_output=True, text=True, check=False
+        )
+        return [
+            line.split()[0]
+            for line in listed.stdout.splitlines()
+            if line.startswith(f"{self.run}-")
+        ]

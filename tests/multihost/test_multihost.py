@@ -393,6 +393,9 @@ def bed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     finally:
         net.close()
         shutil.rmtree(pg_dir, ignore_errors=True)
+        alive = [c.pid for c in net.children if c.process.poll() is None]
+        assert alive == [], f"processes left running: {alive}"
+        assert net.leftovers() == [], "network namespaces left behind"
 
 
 # -- traffic and checks -----------------------------------------------------------------------
