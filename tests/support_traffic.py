@@ -31,6 +31,8 @@ class Attempt:
     instance: str | None
     elapsed: float
     problem_type: str | None = None
+    retry_after: str | None = None
+    at: float = 0.0  # time.monotonic() when the answer (or the transport error) came
 
 
 @dataclass
@@ -72,14 +74,25 @@ class Org:
     headers: dict[str, str]
     lease_id: str
     token: str
+    email: str = ""
+    password: str = ""
 
 
 class Client:
-    def __init__(self, base_url: str, recorder: Recorder, concurrency: int = 8) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        recorder: Recorder,
+        concurrency: int = 8,
+        *,
+        retry_budget: float = RETRY_BUDGET,
+        timeout: float = 15.0,
+    ) -> None:
+        self.retry_budget = retry_budget
         limits = httpx.Limits(
             max_connections=concurrency * 2, max_keepalive_connections=concurrency
         )
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=15.0, limits=limits)
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits)
         self.recorder = recorder
 
     async def aclose(self) -> None:
@@ -124,6 +137,8 @@ class Client:
                     response.headers.get("x-instance-id"),
                     time.monotonic() - t0,
                     problem,
+                    response.headers.get("retry-after"),
+                    time.monotonic(),
                 )
                 retryable = status in RETRYABLE or (
                     status == 409
@@ -137,11 +152,13 @@ class Client:
                         retry_after = 0.5
             except httpx.TransportError as exc:
                 status = None
-                attempt = Attempt(op, None, type(exc).__name__, None, time.monotonic() - t0)
+                attempt = Attempt(
+                    op, None, type(exc).__name__, None, time.monotonic() - t0, at=time.monotonic()
+                )
                 retryable = True
             if record:
                 self.recorder.attempts.append(attempt)
-            if not retryable or time.monotonic() - started + retry_after > RETRY_BUDGET:
+            if not retryable or time.monotonic() - started + retry_after > self.retry_budget:
                 break
             await asyncio.sleep(retry_after)
         ok = status is not None and 200 <= status < 300
@@ -205,7 +222,13 @@ async def setup_org(client: Client) -> Org:
         },
     )
     await post(f"/api/v1/leases/{lease['id']}/activate", {})
-    return Org(headers=headers, lease_id=lease["id"], token=token)
+    return Org(
+        headers=headers,
+        lease_id=lease["id"],
+        token=token,
+        email=email,
+        password="e2e password 123",
+    )
 
 
 async def one_operation(

@@ -23,7 +23,11 @@ LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///var/haven.db"
 DEFAULT_TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128")
 
-SECRET_FIELDS = frozenset({"secret_key", "operator_token", "redis_password"})
+SECRET_FIELDS = frozenset(
+    {"secret_key", "operator_token", "redis_password", "redis_sentinel_password"}
+)
+# REDIS_SENTINELS + REDIS_SENTINEL_MASTER become redis_url = redis+sentinel://h:p,h:p/master.
+SENTINEL_SCHEME = "redis+sentinel://"
 
 
 class ConfigError(Exception):
@@ -39,6 +43,7 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
     redis_password: str | None = None
+    redis_sentinel_password: str | None = None
     redis_key_prefix: str = "haven"
     secret_key: str = ""
     secret_key_generated: bool = False
@@ -165,7 +170,47 @@ def _token(env: Mapping[str, str], name: str, pattern: re.Pattern[str], allowed:
     return raw
 
 
+def _sentinel_url(env: Mapping[str, str]) -> str | None:
+    """REDIS_SENTINELS (host:port,...) and REDIS_SENTINEL_MASTER as one redis+sentinel:// URL."""
+    sentinels = _list(env, "REDIS_SENTINELS")
+    master = env.get("REDIS_SENTINEL_MASTER", "").strip()
+    if sentinels is None:
+        if master:
+            raise ConfigError("REDIS_SENTINEL_MASTER: set REDIS_SENTINELS too (host:port,...)")
+        return None
+    if env.get("REDIS_URL", "").strip() or env.get("REDIS_HOST", "").strip():
+        raise ConfigError("REDIS_SENTINELS: set either REDIS_SENTINELS or REDIS_URL/REDIS_HOST")
+    if not master:
+        raise ConfigError("REDIS_SENTINEL_MASTER: required with REDIS_SENTINELS (the service name)")
+    if not _SENTINEL_MASTER.match(master):
+        raise ConfigError(f"REDIS_SENTINEL_MASTER: use letters, digits or . _ -; got {master!r}")
+    for item in sentinels:
+        host, sep, port = item.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(f"REDIS_SENTINELS: expected host:port, got {item!r}")
+        if not _SENTINEL_HOST.match(host):
+            raise ConfigError(f"REDIS_SENTINELS: {host!r} is not a host name or address")
+    return f"{SENTINEL_SCHEME}{','.join(sentinels)}/{master}"
+
+
+_SENTINEL_MASTER = re.compile(r"^[A-Za-z0-9._\-]{1,128}$")
+_SENTINEL_HOST = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._\-]{1,253})$")
+
+
+def parse_sentinel_url(url: str) -> tuple[list[tuple[str, int]], str]:
+    """redis+sentinel://h:p,h:p/master -> ([(h, p), ...], master)."""
+    hosts, _, master = url.removeprefix(SENTINEL_SCHEME).partition("/")
+    out = []
+    for item in hosts.split(","):
+        host, _, port = item.rpartition(":")
+        out.append((host.strip("[]"), int(port)))
+    return out, master
+
+
 def _redis_url(env: Mapping[str, str]) -> str | None:
+    sentinel = _sentinel_url(env)
+    if sentinel is not None:
+        return sentinel
     url = env.get("REDIS_URL", "").strip()
     if url:
         if not url.startswith(("redis://", "rediss://", "unix://")):
@@ -318,7 +363,9 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
 
     redis_url = _redis_url(env)
     if redis_url is None and production:
-        raise ConfigError("REDIS_URL: required when HAVEN_ENV=production (or REDIS_HOST)")
+        raise ConfigError(
+            "REDIS_URL: required when HAVEN_ENV=production (or REDIS_HOST, or REDIS_SENTINELS)"
+        )
 
     trusted = _trusted_proxies(env)
 
@@ -347,6 +394,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         "database_url": _database_url(env),
         "redis_url": redis_url,
         "redis_password": env.get("REDIS_PASSWORD") or None,
+        "redis_sentinel_password": env.get("REDIS_SENTINEL_PASSWORD") or None,
         "redis_key_prefix": prefix,
         "secret_key": secret_key,
         "secret_key_generated": generated,

@@ -361,7 +361,10 @@ def write_report() -> None:
         f"Run at {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
     ]
-    Path(target).write_text("\n".join(lines))
+    # The Multi-host section (tests/multihost, `make multihost`) has its own generator.
+    previous = Path(target).read_text() if Path(target).exists() else ""
+    _, marker, section = previous.partition("## Multi-host")
+    Path(target).write_text("\n".join(lines) + (f"\n{marker}{section}" if marker else ""))
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from haven.config import ConfigError, load_settings, redact_url
+from haven.config import ConfigError, load_settings, parse_sentinel_url, redact_url
 
 GOOD_KEY = "f3Yk0qR8Zt2LmWv9JcXb4NdHs6GpEa1uTy7oKi5nQw-Bz_Ue3RjVx8Ml0Cf2Dh9A"
 GOOD_TOKEN = "Jq7Xw2Rk9Lm4Tz8Vb3Nc6Hf1Sd5Gy0Pa"
@@ -264,3 +264,56 @@ def test_cors_wildcard_with_credentials_is_refused(value: str) -> None:
 def test_cors_accepts_listed_origins() -> None:
     settings = load_settings({"CORS_ORIGINS": "https://app.example.com, https://admin.example.com"})
     assert settings.cors_origins == ("https://app.example.com", "https://admin.example.com")
+
+
+def _sentinel_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in GOOD_PRODUCTION.items() if k != "REDIS_URL"}
+    env.update(extra)
+    return env
+
+
+def test_sentinels_and_service_name_replace_redis_url_in_production() -> None:
+    settings = load_settings(
+        _sentinel_env(
+            REDIS_SENTINELS=" s1.internal:26379, 10.0.0.2:26380 ,[fd00::3]:26379",
+            REDIS_SENTINEL_MASTER="haven-main",
+            REDIS_SENTINEL_PASSWORD="sentinel-pass",
+        )
+    )
+    assert settings.redis_url == (
+        "redis+sentinel://s1.internal:26379,10.0.0.2:26380,[fd00::3]:26379/haven-main"
+    )
+    assert parse_sentinel_url(settings.redis_url) == (
+        [("s1.internal", 26379), ("10.0.0.2", 26380), ("fd00::3", 26379)],
+        "haven-main",
+    )
+    assert settings.redis_sentinel_password == "sentinel-pass"
+    view = settings.public_view()
+    assert "REDIS_SENTINEL_PASSWORD" not in view
+    assert "sentinel-pass" not in str(view)
+
+
+@pytest.mark.parametrize(
+    ("extra", "variable"),
+    [
+        ({"REDIS_SENTINELS": "s1:26379"}, "REDIS_SENTINEL_MASTER"),
+        ({"REDIS_SENTINEL_MASTER": "haven"}, "REDIS_SENTINEL_MASTER"),
+        ({"REDIS_SENTINELS": "s1", "REDIS_SENTINEL_MASTER": "haven"}, "REDIS_SENTINELS"),
+        ({"REDIS_SENTINELS": "s1:0", "REDIS_SENTINEL_MASTER": "haven"}, "REDIS_SENTINELS"),
+        ({"REDIS_SENTINELS": "s1:99999", "REDIS_SENTINEL_MASTER": "haven"}, "REDIS_SENTINELS"),
+        ({"REDIS_SENTINELS": "s/1:26379", "REDIS_SENTINEL_MASTER": "haven"}, "REDIS_SENTINELS"),
+        ({"REDIS_SENTINELS": "s1:26379", "REDIS_SENTINEL_MASTER": "a/b"}, "REDIS_SENTINEL_MASTER"),
+        (
+            {
+                "REDIS_SENTINELS": "s1:26379",
+                "REDIS_SENTINEL_MASTER": "haven",
+                "REDIS_URL": "redis://cache:6379/0",
+            },
+            "REDIS_SENTINELS",
+        ),
+    ],
+)
+def test_bad_sentinel_settings_name_their_variable(extra: dict[str, str], variable: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(_sentinel_env(**extra))
+    assert str(info.value).startswith(f"{variable}:")

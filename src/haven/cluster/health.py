@@ -216,6 +216,7 @@ def lb_config(request: Req) -> Response[dict[str, Any]]:
     settings: Settings = request.app.state.settings
     view = {ENV_NAMES.get(k, k): v for k, v in settings.public_view().items()}
     view["REDIS_PASSWORD"] = "(set)" if settings.redis_password else "(unset)"
+    view["REDIS_SENTINEL_PASSWORD"] = "(set)" if settings.redis_sentinel_password else "(unset)"
     return Response(view, headers=NO_CACHE)
 
 

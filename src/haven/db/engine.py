@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,15 @@ def sqlite_path(url: str) -> Path | None:
     return Path(path.split("?", 1)[0])
 
 
+def behind_pgbouncer(url: str) -> bool:
+    """DATABASE_URL carries `prepared_statement_cache_size=0`: the PgBouncer switch."""
+    return "prepared_statement_cache_size=0" in url.partition("?")[2].split("&")
+
+
+def _unique_statement_name() -> str:
+    return f"__haven_{uuid.uuid4().hex}__"
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     if settings.is_sqlite:
         return _sqlite_engine(settings.database_url)
@@ -40,6 +50,14 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
         "command_timeout": 30,
         "server_settings": {"application_name": f"haven:{settings.instance_id}"[:63]},
     }
+    if behind_pgbouncer(settings.database_url):
+        # PgBouncer in transaction mode (1.18-1.20 have no protocol-level prepared
+        # statements) hands each transaction any server connection. SQLAlchemy still
+        # prepares every statement (to learn its result columns): a unique name per
+        # statement never collides with one another client left on that server
+        # connection, and asyncpg's own cache off makes it re-prepare, not reuse.
+        connect_args["statement_cache_size"] = 0
+        connect_args["prepared_statement_name_func"] = _unique_statement_name
     # The pool keeps every connection it opened, up to DB_POOL_MAX. An "overflow" above a
     # smaller pool_size would be closed on return and reopened by the next busy request: a
     # new PostgreSQL backend (fork, authentication) per request under steady concurrency.
@@ -118,8 +136,11 @@ def read_only_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
     On PostgreSQL it runs in autocommit: no BEGIN and ROLLBACK round trips around a read.
     Nothing is lost: under READ COMMITTED (the default) each statement takes its own snapshot
     inside a transaction too, and a read request never writes. SQLite keeps its BEGIN.
+    Behind PgBouncer in transaction mode reads keep their transaction too: outside one,
+    PgBouncer may send a statement's execution to another server connection than the one
+    it was prepared on ("prepared statement ... does not exist").
     """
-    if settings.is_sqlite:
+    if settings.is_sqlite or behind_pgbouncer(settings.database_url):
         return engine
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
