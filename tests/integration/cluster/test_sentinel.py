@@ -9,6 +9,7 @@ record and the rate-limit gate keep working, and a script missing on the new pri
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,7 @@ from support_sentinel import (
     wait_settled,
 )
 
+OPERATOR_TOKEN = secrets.token_urlsafe(24)
 PASSWORD = "sentinel-secret-for-tests"
 
 
@@ -106,6 +108,7 @@ def sentinel_app(
         rate_limit_enabled=True,
         rate_limit_per_user=100_000,
         rate_limit_global=100_000,
+        operator_token=OPERATOR_TOKEN,
     )
 
 
@@ -206,7 +209,9 @@ def test_script_call_reloads_on_noscript_for_asyncio() -> None:
 def test_sentinel_settings_are_shown_without_the_password(
     sentinel_app: TestClient[Any], valkey_set: ValkeySet
 ) -> None:
-    view = sentinel_app.get("/api/v1/load-balancer/config")
+    view = sentinel_app.get(
+        "/api/v1/load-balancer/config", headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}
+    )
     assert view.status_code == 200
     assert view.json()["REDIS_SENTINEL_PASSWORD"] == "(set)"
     body = view.text
