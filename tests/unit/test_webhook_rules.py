@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import secrets
 from datetime import UTC, datetime
 
 import pytest
@@ -83,7 +84,7 @@ def test_the_pinned_target_keeps_host_and_port() -> None:
 
 
 def test_webhook_settings_are_checked() -> None:
-    base = {"SECRET_KEY": "k" * 40, "REDIS_URL": "redis://r:6379/0"}
+    base = {"SECRET_KEY": secrets.token_urlsafe(48), "REDIS_URL": "redis://r:6379/0"}
     with pytest.raises(ConfigError, match="WEBHOOK_ALLOW_PRIVATE"):
         load_settings({**base, "HAVEN_ENV": "production", "WEBHOOK_ALLOW_PRIVATE": "true"})
     with pytest.raises(ConfigError, match="WEBHOOK_CLAIM_TTL"):

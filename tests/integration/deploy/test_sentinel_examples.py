@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets as random_secrets
 
 from haven.config import load_settings, parse_sentinel_url
 from support_deploy import DEPLOY
@@ -18,7 +19,7 @@ def _load(env: dict[str, str]) -> tuple[list[tuple[str, int]], str]:
     settings = load_settings(
         {
             "HAVEN_ENV": "production",
-            "SECRET_KEY": "s" * 48,
+            "SECRET_KEY": random_secrets.token_urlsafe(48),
             "DATABASE_URL": "postgresql+asyncpg://haven:pw@db/haven",
             **env,
         }
@@ -37,7 +38,9 @@ def test_the_compose_sentinel_example_is_a_valid_configuration() -> None:
 
 def test_the_kubernetes_sentinel_example_is_a_valid_configuration() -> None:
     env = _examples((DEPLOY / "k8s" / "configmap.yaml").read_text())
-    secrets = _examples((DEPLOY / "k8s" / "secret.yaml").read_text())
+    # secret.yaml ships no Secret, only the `kubectl create secret` command to run.
+    literal = re.compile(r"--from-literal=(REDIS_[A-Z_]*PASSWORD)='([^']*)'")
+    secrets = dict(literal.findall((DEPLOY / "k8s" / "secret.yaml").read_text()))
     assert set(secrets) == {"REDIS_PASSWORD", "REDIS_SENTINEL_PASSWORD"}
     hosts, master = _load({**env, **secrets})
     assert len(hosts) == 3
