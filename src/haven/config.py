@@ -65,6 +65,7 @@ class Settings:
     rate_limit_auth_email: int = 50  # sign-in attempts per email per hour, from any address
     rate_limit_register: int = 10  # sign-ups per client IP per hour
     rate_limit_operator: int = 10  # wrong operator tokens per client IP per minute
+    rate_limit_password: int = 10  # password-change attempts per session per hour
     cors_origins: tuple[str, ...] = ()
     log_level: str = "info"
     log_format: str = "console"
@@ -417,6 +418,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         "rate_limit_auth_email": _int(env, "RATE_LIMIT_AUTH_EMAIL", 50, 1, 1_000_000),
         "rate_limit_register": _int(env, "RATE_LIMIT_REGISTER", 10, 1, 1_000_000),
         "rate_limit_operator": _int(env, "RATE_LIMIT_OPERATOR", 10, 1, 1_000_000),
+        "rate_limit_password": _int(env, "RATE_LIMIT_PASSWORD", 10, 1, 1_000_000),
         "cors_origins": _cors_origins(env),
         "log_level": _choice(env, "LOG_LEVEL", "info", LOG_LEVELS),
         "log_format": _choice(env, "LOG_FORMAT", "json" if production else "console", LOG_FORMATS),

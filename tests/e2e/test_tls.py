@@ -115,7 +115,10 @@ def test_haven_up_tls_terminates_redirects_sends_hsts_and_keeps_secure_sessions(
             assert missing.status_code == 404
             assert _hsts(missing) == HSTS
             # Prometheus scrapes instances directly; through the LB /metrics does not exist.
-            for path in ("/metrics", "/metrics/", "//metrics", "/%6Detrics", "/METRICS"):
+            # Dot segments too: the instance resolves them, so the LB must see them resolved.
+            spellings = ("/metrics", "/metrics/", "//metrics", "/%6Detrics", "/METRICS")
+            dots = ("/%2E/metrics", "/metrics/%2E", "/x/%2E%2E/metrics", "/x/%2e%2E/%2e/metrics")
+            for path in (*spellings, *dots):
                 hidden = client.get(path)
                 assert hidden.status_code == 404, (path, hidden.text[:200])
                 assert "process_cpu_seconds_total" not in hidden.text, path

@@ -6,7 +6,9 @@ carries a session (cookie or Bearer token), against that session
 against IP+email (RATE_LIMIT_AUTH); the email is read from the JSON body,
 which is buffered and replayed to the app untouched. Login also counts
 against the email alone, from any address (RATE_LIMIT_AUTH_EMAIL per hour),
-and register against the client IP (RATE_LIMIT_REGISTER per hour). A request
+and register against the client IP (RATE_LIMIT_REGISTER per hour). POST
+/auth/password counts against its session (RATE_LIMIT_PASSWORD per hour): a stolen
+session cannot guess the current password faster than that. A request
 to an operator endpoint without the right operator token counts against its
 client IP (RATE_LIMIT_OPERATOR per minute); the right token never counts.
 
@@ -15,7 +17,7 @@ applied by the outermost middleware before anything else reads the path), so
 `/api/v1//auth/login/` is the login route and counts in its buckets.
 
 When Redis cannot be reached the general limits fail open (the API keeps
-working on what else is up) and the sign-in, sign-up and operator limits fail
+working on what else is up) and the sign-in, sign-up, password and operator limits fail
 closed with 503: a password-guessing limit that silently turns off is worse
 than a short outage of sign-in.
 
@@ -50,6 +52,7 @@ from haven.web import client_ip_from_scope
 LOGIN_PATH = "/api/v1/auth/login"
 REGISTER_PATH = "/api/v1/auth/register"
 AUTH_PATHS = frozenset({LOGIN_PATH, REGISTER_PATH})
+PASSWORD_PATH = "/api/v1/auth/password"  # noqa: S105 - a route, not a secret
 MAX_BUFFERED_BODY = 1024 * 1024
 HOUR = 3600
 MINUTE = 60
@@ -157,7 +160,7 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limits: list[Limit] = []
-        auth = False
+        auth = password = False
         if enabled:
             ip = client_ip_from_scope(scope, settings) or "unknown"
             limits.append(Limit("ip", ip, settings.rate_limit_global))
@@ -174,9 +177,15 @@ class RateLimitMiddleware:
                     )
                 else:
                     limits.append(Limit("register", ip, settings.rate_limit_register, HOUR))
+            password = sid is not None and scope.get("method") == "POST" and path == PASSWORD_PATH
+            if password:
+                # Guesses at the current password, per session (the one a thief holds).
+                limits.append(
+                    Limit("password", hashed(str(sid)), settings.rate_limit_password, HOUR)
+                )
         try:
             decision: Decision | None
-            if sid is not None and gate is not None and not auth:
+            if sid is not None and gate is not None and not (auth or password):
                 # One round trip: the limits, the session and the cached view (haven.store.gate).
                 name = cache_name_for(str(scope.get("method", "")), scope.get("path", ""))
                 decision, prefetch = await gate.run(limits, sid, via_cookie, name)
@@ -188,13 +197,13 @@ class RateLimitMiddleware:
             if not self._outage:  # once per outage, not once per request
                 log.warning("rate_limit_unavailable", error=repr(exc))
             self._outage = True
-            if auth:
+            if auth or password:
                 await send_problem(
                     send,
                     scope,
                     DependencyUnavailableError(
-                        "Sign-in is briefly unavailable (its rate limiter cannot be reached); "
-                        "retry shortly"
+                        f"{'Sign-in' if auth else 'Changing a password'} is briefly unavailable "
+                        "(its rate limiter cannot be reached); retry shortly"
                     ),
                 )
                 return

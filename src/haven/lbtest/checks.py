@@ -326,6 +326,7 @@ PRIVATE_PATHS = (
     "/api/v1/load-balancer/instances",
     "/api/v1/load-balancer/metrics?scope=cluster",
     "/metrics",
+    "/%2E/metrics",  # a dot segment the instances resolve: the LB must not let it through
 )
 
 

@@ -116,6 +116,12 @@ class MembersController(Controller):
         data: MemberPatch,
     ) -> Response[MemberOut]:
         """Rename a member, change their role (applies to their live sessions) or password."""
+        if data.password is not UNSET and member_id == principal.user_id:
+            # Your own password needs the current one (and its rate limit): a stolen session
+            # must not be able to set it here and lock the owner out.
+            raise ConflictError(
+                "Change your own password with POST /api/v1/auth/password (current one needed)"
+            )
         row = await service.get_member(db, principal.organization_id, member_id)
         check_version(row[0], request.headers.get("if-match"))
         row = await service.update_member(db, principal.organization_id, row, data)

@@ -91,6 +91,13 @@ def test_redis_down_keeps_ready_answers_503_and_recovers_without_restart(
             json={"organizationName": "X", "name": "X", "email": "x@example.com", "password": "x"},
         )
         assert_problem(sign_up, 503, "dependency-unavailable")
+        # ...and the limit on password changes: no guess at the current one goes uncounted.
+        change = client.post(
+            "/api/v1/auth/password",
+            headers=owner.headers,
+            json={"currentPassword": "a guess", "newPassword": "a much better passphrase"},
+        )
+        assert "rate limiter" in assert_problem(change, 503, "dependency-unavailable")["detail"]
         wrong = client.post(
             "/api/v1/load-balancer/health-check", headers={"Authorization": "Bearer wrong"}
         )

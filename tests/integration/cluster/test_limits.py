@@ -148,6 +148,41 @@ def test_sign_in_attempts_per_email_are_limited_across_addresses(
     assert login(other.email, "198.51.100.9", other.password).status_code == 200
 
 
+def test_guesses_at_the_current_password_are_limited_per_session(
+    peers: Callable[..., TestClient[Any]],
+) -> None:
+    # A thief holding a session (cookie or bearer token) guesses the current password to take
+    # the account over for good: RATE_LIMIT_PASSWORD guesses an hour, from any address.
+    client = peers(rate_limit_password=3)
+    owner = register(client)
+    cookie = {**owner.cookie_headers, "X-CSRF-Token": owner.csrf}
+    guess = {"currentPassword": "not the password", "newPassword": "a much better passphrase"}
+    tries = [
+        ("/api/v1/auth/password", owner.headers, "203.0.113.1"),
+        ("/api/v1//auth/password/", cookie, "203.0.113.2"),
+        ("/api/v1/auth/./password", owner.headers, "203.0.113.3"),
+    ]
+    for path, headers, ip in tries:
+        response = client.post(path, headers={**headers, "x-test-peer": ip}, json=guess)
+        assert_problem(response, 403, "wrong-password")
+    # One bucket for the session however it is sent and spelled: even the right password waits.
+    right = {**guess, "currentPassword": owner.password}
+    for headers in (owner.headers, cookie):
+        refused = client.post(
+            "/api/v1/auth/password", headers={**headers, "x-test-peer": "198.51.100.7"}, json=right
+        )
+        assert_problem(refused, 429, "rate-limited")
+        assert refused.headers["ratelimit-limit"] == "3"
+        assert 3500 <= int(refused.headers["retry-after"]) <= 3600  # an hour's window
+    # Nothing changed: the old password still signs in, and the owner's own new session
+    # (another bucket) changes it.
+    login = client.post(LOGIN, json={"email": owner.email, "password": owner.password})
+    assert login.status_code == 200, login.text
+    client.cookies.clear()
+    fresh = {"Authorization": f"Bearer {login.json()['accessToken']}"}
+    assert client.post("/api/v1/auth/password", headers=fresh, json=right).status_code == 204
+
+
 def test_sign_ups_per_address_are_limited(
     peers: Callable[..., TestClient[Any]],
 ) -> None:

@@ -234,20 +234,29 @@ def test_owner_reset_is_refused_for_bad_input_other_roles_and_foreign_members(
         assert login.status_code == 200
 
 
-def test_owner_changing_their_own_password_by_patch_keeps_their_session(
+def test_an_owner_cannot_set_their_own_password_by_patch_without_the_current_one(
     client: TestClient[Any], client_b: TestClient[Any], owner: Account
 ) -> None:
+    # A thief holding the owner's session must not set the password (and end the owner's
+    # other sessions) without knowing the current one: that is POST /auth/password's job.
     other = client_b.post(
         "/api/v1/auth/login", json={"email": owner.email, "password": owner.password}
     )
     client_b.cookies.clear()
     other_headers = {"Authorization": f"Bearer {other.json()['accessToken']}"}
-    changed = client.patch(
-        f"/api/v1/members/{owner.user_id}", headers=owner.headers, json={"password": NEW_PASSWORD}
-    )
-    assert changed.status_code == 200, changed.text
+    path = f"/api/v1/members/{owner.user_id}"
+    for body in ({"password": NEW_PASSWORD}, {"password": NEW_PASSWORD, "name": "Mallory"}):
+        assert_problem(client.patch(path, headers=owner.headers, json=body), 409, "conflict")
+    # Nothing changed: both sessions work, the old password signs in, the name is the same.
     assert _me(client_b, owner.headers).status_code == 200
-    assert_problem(_me(client_b, other_headers), 401)
+    assert _me(client_b, other_headers).status_code == 200
+    assert client.get(path, headers=owner.headers).json()["name"] == "Olive Owner"
+    old = client.post("/api/v1/auth/login", json={"email": owner.email, "password": owner.password})
+    client.cookies.clear()
+    assert old.status_code == 200
+    # Renaming yourself is still a PATCH.
+    renamed = client.patch(path, headers=owner.headers, json={"name": "Olive O."})
+    assert renamed.status_code == 200, renamed.text
 
 
 def test_a_reader_publishing_an_older_state_late_cannot_undo_a_change(
