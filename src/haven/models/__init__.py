@@ -2,7 +2,15 @@
 
 from haven.db.base import Base
 from haven.models.audit import AuditEvent
-from haven.models.lease import IdempotencyRecord, Lease, LeaseTenant, LedgerEntry
+from haven.models.lease import (
+    IdempotencyRecord,
+    JobRun,
+    Lease,
+    LeaseTenant,
+    LedgerEntry,
+    RecurringCharge,
+    RentChange,
+)
 from haven.models.maintenance import MaintenanceComment, MaintenanceRequest
 from haven.models.organization import Membership, Organization, User
 from haven.models.property import Property, Unit
@@ -12,6 +20,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "IdempotencyRecord",
+    "JobRun",
     "Lease",
     "LeaseTenant",
     "LedgerEntry",
@@ -20,6 +29,8 @@ __all__ = [
     "Membership",
     "Organization",
     "Property",
+    "RecurringCharge",
+    "RentChange",
     "Tenant",
     "Unit",
     "User",

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.ledger import repository
-from haven.ledger.aging import Aging, summarize
+from haven.ledger.aging import BUCKETS, Aging, summarize
 from haven.ledger.schemas import AgingOut
 from haven.ledger.service import organization_of, today_in
 from haven.models import Lease, LeaseTenant, Property, Tenant, Unit
@@ -172,3 +172,18 @@ async def aging_report(session: AsyncSession, organization_id: uuid.UUID) -> Agi
             leases=len(items), balance=sum(i.balance for i in items), aging=_aging_out(total)
         ),
     )
+
+
+AGING_COLUMNS = ["lease_id", "status", "property", "unit", "tenants", "balance", *BUCKETS]
+
+
+def aging_csv(report: AgingReportOut) -> tuple[list[str], list[list[object]]]:
+    """The aging report as CSV rows (one per lease, amounts in minor units), totals last."""
+    rows: list[list[object]] = [
+        [i.lease_id, i.status, i.property_name, i.unit_label, i.tenants, i.balance]
+        + [getattr(i.aging, b) for b in BUCKETS]
+        for i in report.items
+    ]
+    t = report.totals
+    rows.append(["total", "", "", "", "", t.balance, *(getattr(t.aging, b) for b in BUCKETS)])
+    return AGING_COLUMNS, rows
