@@ -51,7 +51,7 @@ class BillingController(Controller):
     async def run(
         self, db: AsyncSession, principal: Principal, state: State, data: BillingRunIn
     ) -> Response[BillingRunOut]:
-        """Post rent, recurring charges and late fees due on `date` (default today); dryRun previews.
+        """Post rent, recurring charges and late fees due on `date` (default today), or preview.
 
         Runs once per cluster at a time (Redis lock) and each charge is posted at most once
         per lease and period (a unique billing key), however often or wherever it runs.
