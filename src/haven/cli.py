@@ -169,6 +169,7 @@ def jobs_scheduler(once: bool, only: tuple[str, ...], interval: float) -> None:
                 Keys(settings.redis_key_prefix),
                 settings.instance_id,
                 selected(only),
+                reader=create_sessionmaker(engine),
             )
             if once:  # errors surface as a failed run, which cron or the CronJob reports
                 report = await scheduler.tick(datetime.now(UTC))

@@ -1,48 +1,33 @@
 """haven.billing.schedule against an independent per-day model (hypothesis).
 
-The model knows nothing of segments or clamping: it walks the lease day by day,
-looks up the rent in force by scanning the changes, adds it to its calendar month,
-and rounds each month's sum / days-in-month half up with exact fractions.
+The model (tests/support_billing.py) knows nothing of segments or clamping: it walks
+the lease day by day, looks up the rent in force by scanning the changes, adds it to
+its calendar month, and rounds each month's sum / days-in-month half up.
 """
 
 from __future__ import annotations
 
-import calendar
-from collections import defaultdict
 from datetime import date, timedelta
-from fractions import Fraction
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from haven.billing import schedule
 from haven.billing.schedule import Recurring, RentChange, Terms
+from support_billing import owed
 
 DAY = timedelta(days=1)
 
 
-def half_up(value: Fraction) -> int:
-    return int(value + Fraction(1, 2)) if value >= 0 else -int(-value + Fraction(1, 2))
-
-
 def model(terms: Terms, last_day: date) -> dict[tuple[str, str], int]:
-    """Per (charge, month): the sum of each covered day's rate / days in month, rounded."""
-    sums: dict[tuple[str, str], Fraction] = defaultdict(Fraction)
-    day = terms.start
-    end = terms.end or last_day
-    while day <= min(end, last_day):
-        month = f"{day.year:04d}-{day.month:02d}"
-        days = calendar.monthrange(day.year, day.month)[1]
-        rate = terms.rent
-        for change in terms.changes:
-            if change.effective <= day:
-                rate = change.rent
-        sums[("rent", month)] += Fraction(rate, days)
-        for rc in terms.recurring:
-            if rc.start <= day and (rc.end is None or day <= rc.end):
-                sums[(f"recurring:{rc.id}", month)] += Fraction(rc.amount, days)
-        day += DAY
-    return {k: half_up(v) for k, v in sums.items() if half_up(v) > 0}
+    """The independent per-day model (tests/support_billing.py) over these terms."""
+    return owed(
+        terms.start,
+        min(terms.end or last_day, last_day),
+        terms.rent,
+        [(c.effective, c.rent) for c in terms.changes],
+        [(f"recurring:{r.id}", r.amount, r.start, r.end) for r in terms.recurring],
+    )
 
 
 def bill_every_day(terms: Terms, first: date, last: date) -> dict[tuple[str, str], schedule.Due]:

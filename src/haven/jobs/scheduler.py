@@ -81,12 +81,15 @@ class Scheduler:
     keys: Keys
     instance_id: str | None = None
     jobs: tuple[str, ...] = JOBS
+    # Sessions for the organization list; on SQLite a plain BEGIN does not queue behind
+    # the write lock another copy holds while it bills. Defaults to `maker`.
+    reader: async_sessionmaker[AsyncSession] | None = None
 
     async def tick(self, now: datetime) -> TickReport:
         """Run what is due at `now` (an aware datetime)."""
         report = TickReport()
         if "billing" in self.jobs:
-            for org_id, timezone in await organizations(self.maker):
+            for org_id, timezone in await organizations(self.reader or self.maker):
                 await self._bill(org_id, local_date(now, timezone), report)
         if "purge-idempotency" in self.jobs:
             await self._purge(now, report)
