@@ -26,8 +26,9 @@ def _charges(client: TestClient[Any], account: Account, lease_id: str) -> list[t
 def test_lease_starting_on_the_25th_is_prorated_and_due_on_its_start(
     client: TestClient[Any], owner: Account
 ) -> None:
+    fee = {"kind": "flat", "amount": 5000}
     lease = active_lease(client, owner, startDate="2026-03-25", endDate=None, rent=310000,
-                         dueDay=1, graceDays=5, lateFee={"kind": "flat", "amount": 5000})  # fmt: skip
+                         dueDay=1, graceDays=5, lateFee=fee)  # fmt: skip
     # Before the lease begins nothing is due, and no late fee can follow.
     assert _run(client, owner, date="2026-03-01")["charges"] == []
     assert _run(client, owner, date="2026-03-24")["charges"] == []
@@ -195,8 +196,8 @@ def test_recurring_charges_bill_with_the_rent_prorated(
     assert [c["kind"] for c in _run(client, owner, date="2026-05-01")["charges"]] == ["rent"]
     # Billed: it stays (history); a recurring charge never billed can go.
     assert_problem(client.delete(f"{path}/{made.json()['id']}", headers=owner.headers), 409)
-    later = client.post(path, headers=owner.headers,
-                        json={"kind": "pet", "amount": 2500, "startDate": "2027-01-01"})  # fmt: skip
+    pet = {"kind": "pet", "amount": 2500, "startDate": "2027-01-01"}
+    later = client.post(path, headers=owner.headers, json=pet)
     assert client.delete(f"{path}/{later.json()['id']}", headers=owner.headers).status_code == 204
     assert [c["kind"] for c in client.get(path, headers=owner.headers).json()] == ["parking"]
 
@@ -210,7 +211,8 @@ def test_aging_report_as_csv(client: TestClient[Any], owner: Account) -> None:
     assert response.headers["content-type"].startswith("text/csv")
     lines = response.text.strip().split("\r\n")
     assert lines[0].startswith("lease_id,status,property,unit,tenants,balance,current")
-    assert lines[1].startswith(lease["id"]) and ",50000," in lines[1]
+    assert lines[1].startswith(lease["id"])
+    assert ",50000," in lines[1]
     assert lines[-1].startswith("total,")
     bad = client.get("/api/v1/reports/aging", headers={**owner.headers, "Accept": "image/png"})
     assert_problem(bad, 406)

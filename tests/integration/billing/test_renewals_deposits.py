@@ -38,7 +38,7 @@ def test_renewal_takes_over_the_day_after_without_gap_or_double_charge(
     assert made.status_code == 201, made.text
     new = made.json()
     assert (new["status"], new["startDate"], new["renews"]) == ("draft", "2026-06-16", old["id"])
-    assert new["tenantIds"] == old["tenantIds"] and new["unitId"] == old["unitId"]
+    assert (new["tenantIds"], new["unitId"]) == (old["tenantIds"], old["unitId"])
     assert_problem(client.post(path, headers=owner.headers, json={"rent": 1}), 409)  # one only
     _run(client, owner, "2026-06-01")
     assert _lease(client, owner, new["id"])["status"] == "draft"
@@ -125,7 +125,8 @@ def test_deposit_is_charged_held_and_settled_with_a_statement(
     assert client.get("/api/v1/dashboard", headers=owner.headers).json()["depositsHeld"] == 0
     as_csv = client.get(f"/api/v1/leases/{lease['id']}/deposit-statement",
                         headers={**owner.headers, "Accept": "text/csv"})  # fmt: skip
-    assert as_csv.status_code == 200 and as_csv.headers["content-type"].startswith("text/csv")
+    assert as_csv.status_code == 200
+    assert as_csv.headers["content-type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(as_csv.text)))
     assert rows[0][:4] == ["date", "item", "description", "amount_usd_minor"]
     assert ["2026-03-31" if False else rows[3][0], "deduction", "Carpet cleaning", "15000"][

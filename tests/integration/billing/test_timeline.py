@@ -79,12 +79,13 @@ def test_two_years_of_daily_schedulers_bill_exactly_the_model(
                      dueDay=1, deposit=200000, chargeDeposit=True, **no_fee)  # fmt: skip
     _post(client, owner, f"/leases/{a['id']}/rent-changes",
           {"effectiveDate": "2027-09-15", "rent": 130000})  # fmt: skip
-    parking = _post(client, owner, f"/leases/{a['id']}/recurring-charges",
+    _post(client, owner, f"/leases/{a['id']}/recurring-charges",
                     {"kind": "parking", "amount": 5000, "startDate": "2027-03-10",
                      "endDate": "2028-01-20"})  # fmt: skip
     a_next = _post(client, owner, f"/leases/{a['id']}/renew", {"rent": 140000})
+    yearly = {"percentBasisPoints": 250, "everyMonths": 12}
     b = active_lease(client, owner, startDate="2027-02-01", endDate=None, rent=99999, dueDay=5,
-                     escalation={"percentBasisPoints": 250, "everyMonths": 12}, **no_fee)  # fmt: skip
+                     escalation=yearly, **no_fee)  # fmt: skip
     c = active_lease(client, owner, startDate="2027-06-16", endDate="2028-12-31", rent=250000,
                      dueDay=28, deposit=100000, chargeDeposit=True, **no_fee)  # fmt: skip
     assert pay(client, owner, a["id"], 200000, on="2027-01-25").status_code == 201
@@ -148,4 +149,5 @@ def test_two_years_of_daily_schedulers_bill_exactly_the_model(
     events = client.get("/api/v1/audit-events", headers=owner.headers,
                         params={"entityType": "ledger_entry", "limit": 100}).json()  # fmt: skip
     system = [e for e in events["items"] if e["systemActor"] == "system:billing"]
-    assert system and all(e["actorId"] is None for e in system)
+    assert system
+    assert all(e["actorId"] is None for e in system)
