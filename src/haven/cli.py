@@ -146,7 +146,11 @@ def jobs_billing(on: object) -> None:
 )
 @click.option("--interval", type=click.FloatRange(1, 86400), default=300.0, show_default=True,
               help="Seconds between ticks when not --once.")  # fmt: skip
-def jobs_scheduler(once: bool, only: tuple[str, ...], interval: float) -> None:
+@click.option("--heartbeat", type=click.Path(dir_okay=False), default=None,
+              help="Touch this file after every tick (a healthcheck reads its age).")  # fmt: skip
+def jobs_scheduler(
+    once: bool, only: tuple[str, ...], interval: float, heartbeat: str | None
+) -> None:
     """Run the daily jobs (billing per organization time zone, idempotency purge), once each."""
     import asyncio
     import signal
@@ -189,6 +193,7 @@ def jobs_scheduler(once: bool, only: tuple[str, ...], interval: float) -> None:
                 interval=interval,
                 clock=lambda: datetime.now(UTC),
                 stop=stop,
+                heartbeat=heartbeat,
             )
         finally:
             await redis.aclose()

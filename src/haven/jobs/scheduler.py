@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import structlog
 from redis.asyncio import Redis
@@ -136,8 +137,13 @@ async def serve(
     clock: Callable[[], datetime],
     stop: asyncio.Event,
     max_ticks: int | None = None,
+    heartbeat: str | None = None,
 ) -> int:
-    """Tick every `interval` seconds until `stop` is set (or max_ticks); returns the ticks."""
+    """Tick every `interval` seconds until `stop` is set (or max_ticks); returns the ticks.
+
+    After each tick that did not fail, `heartbeat` (a file path) is touched, so a
+    container healthcheck can tell a live scheduler from a stuck one by its age.
+    """
     ticks = 0
     while not stop.is_set() and (max_ticks is None or ticks < max_ticks):
         try:
@@ -149,6 +155,8 @@ async def serve(
                 purged=report.purged,
                 skipped=len(report.skipped),
             )
+            if heartbeat is not None:
+                await asyncio.to_thread(Path(heartbeat).touch)
         except Exception as exc:  # a database or Redis outage: try again next tick
             log.warning("scheduler_tick_failed", error=repr(exc))
         ticks += 1

@@ -31,6 +31,7 @@ EXPECTED_KINDS = {
     "HorizontalPodAutoscaler",
     "PodDisruptionBudget",
     "Job",
+    "CronJob",
 }
 
 
@@ -241,3 +242,62 @@ def test_pods_run_non_root_read_only_with_resource_bounds(kind: str) -> None:
         mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+def _cron_pod(cron: dict[str, Any]) -> dict[str, Any]:
+    return dict(cron["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+
+
+def test_a_cronjob_per_scheduled_job_runs_the_scheduler_once_without_overlap() -> None:
+    from haven.jobs.scheduler import JOBS
+
+    crons = k8s_by_kind("CronJob")
+    jobs = {}
+    for cron in crons:
+        spec = cron["spec"]
+        assert spec["concurrencyPolicy"] == "Forbid", cron["metadata"]["name"]
+        assert spec["startingDeadlineSeconds"] > 0
+        pod = _cron_pod(cron)
+        assert pod["restartPolicy"] in ("Never", "OnFailure")
+        (container,) = pod["containers"]
+        args = container["args"]
+        assert args[:3] == ["jobs", "scheduler", "--once"], args
+        assert args[3] == "--job"
+        jobs[args[4]] = spec["schedule"]
+        assert container["image"] == haven_container(one("Deployment"))["image"]
+        refs = container["envFrom"]
+        assert {"configMapRef": {"name": one("ConfigMap")["metadata"]["name"]}} in refs
+        assert {"secretRef": {"name": one("Secret")["metadata"]["name"]}} in refs
+        assert pod["serviceAccountName"] == one("ServiceAccount")["metadata"]["name"]
+    assert sorted(jobs) == sorted(JOBS)
+    # Billing every hour: an organization's local midnight is at most an hour behind.
+    assert jobs["billing"].split()[1] == "*"
+
+
+def test_cronjob_pods_run_non_root_read_only_with_resource_bounds() -> None:
+    for cron in k8s_by_kind("CronJob"):
+        pod = _cron_pod(cron)
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        assert pod["automountServiceAccountToken"] is False
+        for container in pod["containers"]:
+            ctx = container["securityContext"]
+            assert ctx["readOnlyRootFilesystem"] is True
+            assert ctx["allowPrivilegeEscalation"] is False
+            assert ctx["capabilities"]["drop"] == ["ALL"]
+            assert {"cpu", "memory"} <= container["resources"]["limits"].keys()
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+def test_cronjob_arguments_are_ones_the_cli_accepts() -> None:
+    from click.testing import CliRunner
+
+    from haven.cli import main
+
+    for cron in k8s_by_kind("CronJob"):
+        args = _cron_pod(cron)["containers"][0]["args"]
+        # --help after the real arguments: click parses (and rejects) them, then stops.
+        result = CliRunner().invoke(main, [*args, "--help"])
+        assert result.exit_code == 0, result.output
