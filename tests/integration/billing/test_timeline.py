@@ -48,6 +48,7 @@ async def _simulate(
             r,
             keys,
             f"sched-{n}",
+            jobs=("billing",),  # a simulated date must not mark today's purge done
             reader=create_sessionmaker(e),
         )
         for n, (e, r) in enumerate(zip(engines, redises, strict=True))
