@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.dashboard.schemas import DashboardOut, ExpiringOut, MaintenanceOut
+from haven.leases.service import rents_in_force
 from haven.ledger import repository
 from haven.ledger.aging import deposit_held, summarize
 from haven.ledger.service import organization_of, today_in
@@ -46,13 +47,17 @@ async def compute(session: AsyncSession, organization_id: uuid.UUID) -> Dashboar
             Unit.organization_id == organization_id, Unit.status == "occupied"
         ),
     )
-    active = (
-        await session.execute(
-            select(Lease.rent, Lease.end_date).where(
-                Lease.organization_id == organization_id, Lease.status == "active"
+    in_force = list(
+        (
+            await session.execute(
+                select(Lease).where(
+                    Lease.organization_id == organization_id, Lease.status == "active"
+                )
             )
-        )
-    ).all()
+        ).scalars()
+    )
+    rents = await rents_in_force(session, in_force, today)
+    active = [(rents[lease.id], lease.end_date) for lease in in_force]
     expiring = {30: 0, 60: 0, 90: 0}
     for _rent, end in active:
         if end is None or end < today:

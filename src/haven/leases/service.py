@@ -230,7 +230,8 @@ async def update(session: AsyncSession, lease: Lease, data: LeasePatch) -> Lease
         raise ConflictError(f"The lease is {lease.status}; it can no longer change")
     if lease.status == "active" and changed - ACTIVE_EDITABLE:
         names = ", ".join(sorted(changed - ACTIVE_EDITABLE))
-        raise ConflictError(f"An active lease cannot change: {names}")
+        hint = "; change the rent with POST /leases/{id}/rent-changes" if "rent" in changed else ""
+        raise ConflictError(f"An active lease cannot change: {names}{hint}")
     start = lease.start_date if data.start_date is UNSET else data.start_date
     end = lease.end_date if data.end_date is UNSET else data.end_date
     _check_dates(start, end)
@@ -423,3 +424,21 @@ async def list_leases(
     return await paginate(
         session, stmt, id_column=Lease.id, sort_name=sort_name, key=key, limit=limit, cursor=cursor
     )
+
+
+async def rents_in_force(
+    session: AsyncSession, leases: Iterable[Lease], on: date
+) -> dict[uuid.UUID, int]:
+    """Each lease's rent on `on`: its latest rent change effective by then, else its rent."""
+    rents = {lease.id: lease.rent for lease in leases}
+    if not rents:
+        return rents
+    stmt = (
+        select(RentChange.lease_id, RentChange.rent)
+        .where(RentChange.lease_id.in_(list(rents)), RentChange.effective_date <= on)
+        .order_by(RentChange.lease_id, RentChange.effective_date)
+    )
+    # Ordered by date: for each lease the last change read wins.
+    rows = await session.execute(stmt)
+    rents.update((row.lease_id, row.rent) for row in rows)
+    return rents

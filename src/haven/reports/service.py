@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haven.leases.service import rents_in_force
 from haven.ledger import repository
 from haven.ledger.aging import BUCKETS, Aging, summarize
 from haven.ledger.schemas import AgingOut
@@ -75,6 +76,7 @@ async def rent_roll(session: AsyncSession, organization_id: uuid.UUID) -> RentRo
         ).scalars()
     }
     names = await _tenant_names(session, [lease.id for lease in leases.values()])
+    rents = await rents_in_force(session, leases.values(), today)
     ledgers = await repository.lines_by_lease(session, organization_id)
     items: list[RentRollRow] = []
     for unit, property_name in units:
@@ -90,7 +92,7 @@ async def rent_roll(session: AsyncSession, organization_id: uuid.UUID) -> RentRo
                 market_rent=unit.market_rent,
                 lease_id=lease.id if lease else None,
                 tenants=names.get(lease.id, "") if lease else "",
-                rent=lease.rent if lease else 0,
+                rent=rents[lease.id] if lease else 0,
                 deposit=lease.deposit if lease else 0,
                 start_date=lease.start_date if lease else None,
                 end_date=lease.end_date if lease else None,
