@@ -28,8 +28,13 @@ def _in_zone(client: TestClient[Any], owner: Account, timezone: str) -> None:
     assert response.status_code == 200, response.text
 
 
-def _tick_all(settings: Settings, *nows: datetime, copies: int = 1) -> list[Any]:
-    """Tick `copies` schedulers at once for each `now` in turn (one event loop)."""
+def _tick_all(
+    settings: Settings, orgs: list[Account], *nows: datetime, copies: int = 1
+) -> list[Any]:
+    """Tick `copies` schedulers at once for each `now` in turn (one event loop).
+
+    They bill only these organizations: other tests' share the database.
+    """
 
     async def run() -> list[Any]:
         engines = [create_engine(settings) for _ in range(copies)]
@@ -42,6 +47,7 @@ def _tick_all(settings: Settings, *nows: datetime, copies: int = 1) -> list[Any]
                 keys,
                 jobs=("billing",),  # a simulated date must not mark today's purge done
                 reader=create_sessionmaker(e),
+                organization_ids=frozenset(_org(a) for a in orgs),
             )
             for e, r in zip(engines, redises, strict=True)
         ]
@@ -73,14 +79,14 @@ def test_the_period_flips_at_each_organizations_local_midnight(
     u = active_lease(client, utc, startDate="2031-01-01", endDate=None, lateFee=None)
     settings = settings_factory()
     # 2031-01-31 10:59 UTC is 23:59 in Auckland: January there and in UTC.
-    _tick_all(settings, datetime(2031, 1, 31, 10, 59, tzinfo=UTC))
+    _tick_all(settings, [auckland, utc], datetime(2031, 1, 31, 10, 59, tzinfo=UTC))
     assert _rent_dates(client, auckland, a["id"]) == ["2031-01-01"]
     assert _rent_dates(client, utc, u["id"]) == ["2031-01-01"]
     # 11:00 UTC is midnight in Auckland: February is billed there, not yet in UTC.
-    _tick_all(settings, datetime(2031, 1, 31, 11, 0, tzinfo=UTC))
+    _tick_all(settings, [auckland, utc], datetime(2031, 1, 31, 11, 0, tzinfo=UTC))
     assert _rent_dates(client, auckland, a["id"]) == ["2031-01-01", "2031-02-01"]
     assert _rent_dates(client, utc, u["id"]) == ["2031-01-01"]
-    _tick_all(settings, datetime(2031, 2, 1, 0, 0, tzinfo=UTC))
+    _tick_all(settings, [auckland, utc], datetime(2031, 2, 1, 0, 0, tzinfo=UTC))
     assert _rent_dates(client, utc, u["id"]) == ["2031-01-01", "2031-02-01"]
 
 
@@ -94,10 +100,10 @@ def test_missed_days_are_caught_up_in_order_and_copies_post_once(
     settings = settings_factory()
     # First ever tick: today only. Then the scheduler is down until March 2: the next
     # tick bills February (and its late fee, unpaid past grace) and March.
-    (first,) = _tick_all(settings, datetime(2032, 1, 2, 9, tzinfo=UTC), copies=3)
+    (first,) = _tick_all(settings, [owner], datetime(2032, 1, 2, 9, tzinfo=UTC), copies=3)
     assert [r.billed.get(_org(owner)) for r in first].count([date(2032, 1, 2)]) == 1
     assert len(ledger(client, owner, lease["id"])["entries"]) == 1
-    (second,) = _tick_all(settings, datetime(2032, 3, 2, 9, tzinfo=UTC), copies=3)
+    (second,) = _tick_all(settings, [owner], datetime(2032, 3, 2, 9, tzinfo=UTC), copies=3)
     # One copy billed the organization's missed days, in order; the others skipped it.
     (billed_days,) = [r.billed[_org(owner)] for r in second if _org(owner) in r.billed]
     assert billed_days[0] == date(2032, 1, 3)
@@ -112,7 +118,7 @@ def test_missed_days_are_caught_up_in_order_and_copies_post_once(
         ("rent", "2032-03-01"),
     ]
     # The same day again: nothing left to bill.
-    (again,) = _tick_all(settings, datetime(2032, 3, 2, 10, tzinfo=UTC), copies=3)
+    (again,) = _tick_all(settings, [owner], datetime(2032, 3, 2, 10, tzinfo=UTC), copies=3)
     assert all(_org(owner) not in r.billed for r in again)
     assert len(ledger(client, owner, lease["id"])["entries"]) == 5
 

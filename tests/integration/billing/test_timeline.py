@@ -9,6 +9,7 @@ catches the missed days up.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -35,8 +36,7 @@ def _post(client: TestClient[Any], owner: Account, path: str, body: dict[str, An
 
 
 async def _simulate(
-    settings: Settings,
-    on_day: Callable[[date], None],
+    settings: Settings, organization_id: str, on_day: Callable[[date], None]
 ) -> list[int]:
     """Tick three schedulers concurrently at noon UTC of every simulated day."""
     engines = [create_engine(settings) for _ in range(3)]
@@ -50,6 +50,8 @@ async def _simulate(
             f"sched-{n}",
             jobs=("billing",),  # a simulated date must not mark today's purge done
             reader=create_sessionmaker(e),
+            # Other tests' organizations share the database: leave them alone.
+            organization_ids=frozenset({uuid.UUID(organization_id)}),
         )
         for n, (e, r) in enumerate(zip(engines, redises, strict=True))
     ]
@@ -104,7 +106,7 @@ def test_two_years_of_daily_schedulers_bill_exactly_the_model(
                              "deductions": [{"reason": "Cleaning", "amount": 30000}]})  # fmt: skip
             dispositions += settled["deductions"] + settled["refunded"]
 
-    posted = asyncio.run(_simulate(settings_factory(), on_day))
+    posted = asyncio.run(_simulate(settings_factory(), owner.organization_id, on_day))
     assert sum(posted) > 0
 
     last = FIRST_DAY + timedelta(days=DAYS - 1)
