@@ -84,6 +84,12 @@ def pod_settings() -> Settings:
     return load_settings({**merged_env(), "INSTANCE_ID": "haven-7d9f-abcde"})
 
 
+def _own_pool(container: dict[str, Any]) -> int:
+    """DB_POOL_MAX as the container sees it: the ConfigMap's, unless its env overrides it."""
+    env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    return load_settings({**merged_env(), "INSTANCE_ID": "job-1", **env}).db_pool_max
+
+
 def haven_container(workload: dict[str, Any]) -> dict[str, Any]:
     containers = workload["spec"]["template"]["spec"]["containers"]
     assert len(containers) == 1
@@ -198,9 +204,15 @@ def test_references_between_resources_line_up() -> None:
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
 
     # Pool arithmetic from the ConfigMap comment: at the HPA's maximum, plus the surge pod
-    # of a rollout, plus the migration Job, within a default PostgreSQL (100 - 3 reserved).
+    # of a rollout, plus the migration Job and every CronJob (each with its own pool),
+    # within a default PostgreSQL (100 - 3 reserved).
     worst = hpa["spec"]["maxReplicas"] + deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
-    assert (worst + 1) * pod_settings().db_pool_max <= 100 - 3
+    jobs = [haven_container(one("Job"))] + [
+        c["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        for c in k8s_by_kind("CronJob")
+    ]
+    job_pools = sum(_own_pool(container) for container in jobs)
+    assert worst * pod_settings().db_pool_max + job_pools <= 100 - 3
 
     config_name = one("ConfigMap")["metadata"]["name"]
     secret_name = one("Secret")["metadata"]["name"]
