@@ -104,9 +104,15 @@ def test_deposit_is_charged_held_and_settled_with_a_statement(
         assert_problem(client.post(path, headers=owner.headers, json=bad), 422)
     assert ledger(client, owner, lease["id"]) == before
     body["deductions"].append({"reason": "Unpaid rent March", "amount": 100000})
-    settled = client.post(path, headers={**owner.headers, **key()}, json=body)
+    once = key()
+    settled = client.post(path, headers={**owner.headers, **once}, json=body)
     assert settled.status_code == 201, settled.text
     statement = settled.json()
+    # A retry with the same Idempotency-Key gets the same statement and posts nothing.
+    after = ledger(client, owner, lease["id"])
+    replay = client.post(path, headers={**owner.headers, **once}, json=body)
+    assert (replay.status_code, replay.json()) == (201, statement)
+    assert ledger(client, owner, lease["id"]) == after
     assert (statement["depositPaid"], statement["deductions"], statement["refunded"]) == (
         200000,
         115000,
