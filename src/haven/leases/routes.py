@@ -23,6 +23,7 @@ from haven.leases.schemas import (
     LeaseStatus,
     RecurringChargeIn,
     RecurringChargeOut,
+    RecurringChargePatch,
     RenewIn,
     RentChangeIn,
     RentChangeOut,
@@ -236,6 +237,26 @@ class LeasesController(Controller):
         charge = await terms.add_recurring_charge(db, lease, data)
         return Response(recurring_out(charge), status_code=HTTP_201_CREATED, headers=NO_STORE)
 
+    @patch("/{lease_id:uuid}/recurring-charges/{charge_id:uuid}", opt=roles(*MANAGERS))
+    async def end_recurring_charge(
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        principal: Principal,
+        lease_id: uuid.UUID,
+        charge_id: uuid.UUID,
+        data: RecurringChargePatch,
+    ) -> Response[RecurringChargeOut]:
+        """Set a recurring charge's endDate (If-Match); months billed past it are credited."""
+        lease = await service.get(db, principal.organization_id, lease_id, for_update=True)
+        charge = await terms.recurring_charge(db, lease, charge_id)
+        check_version(charge, request.headers.get("if-match"))
+        charge = await terms.end_recurring_charge(db, lease, charge, data)
+        if lease.status == "active":
+            org = await organization_of(db, principal.organization_id)
+            await billing.reconcile(db, lease, today_in(org))
+        return with_etag(request, recurring_out(charge), charge.version)
+
     @delete(
         "/{lease_id:uuid}/recurring-charges/{charge_id:uuid}",
         status_code=HTTP_204_NO_CONTENT,
@@ -269,5 +290,6 @@ def recurring_out(row: RecurringCharge) -> RecurringChargeOut:
         amount=row.amount,
         start_date=row.start_date,
         end_date=row.end_date,
+        version=row.version,
         created_at=row.created_at,
     )

@@ -89,6 +89,12 @@ class RecurringChargeIn(RequestBody):
     description: Label | None = None
 
 
+class RecurringChargePatch(RequestBody):
+    """Stop (or resume) a recurring charge: its last day, within the lease; null = open."""
+
+    end_date: date | None
+
+
 class RecurringChargeOut(ResponseBody):
     id: uuid.UUID
     lease_id: uuid.UUID
@@ -97,6 +103,7 @@ class RecurringChargeOut(ResponseBody):
     amount: int
     start_date: date
     end_date: date | None
+    version: int
     created_at: datetime
 
 

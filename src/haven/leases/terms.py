@@ -15,9 +15,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.db.query import get_owned
-from haven.errors import ConflictError, FieldError, LeaseOverlapError, ValidationError
+from haven.errors import (
+    ConflictError,
+    FieldError,
+    LeaseOverlapError,
+    NotFoundError,
+    ValidationError,
+)
 from haven.leases import service
-from haven.leases.schemas import RecurringChargeIn, RenewIn, RentChangeIn
+from haven.leases.schemas import RecurringChargeIn, RecurringChargePatch, RenewIn, RentChangeIn
 from haven.models import Lease, LedgerEntry, RecurringCharge, RentChange
 
 CHANGEABLE = ("draft", "active")
@@ -73,7 +79,7 @@ async def remove_rent_change(
     """Delete a future rent change (one already in force is history: 409)."""
     change = await get_owned(session, RentChange, lease.organization_id, change_id)
     if change.lease_id != lease.id:
-        raise ConflictError("That rent change belongs to another lease")
+        raise NotFoundError(f"No rent change with id {change_id} on this lease")
     _check_changeable(lease)
     if change.effective_date <= today:
         raise ConflictError("Only a future rent change can be deleted; add a new one instead")
@@ -113,13 +119,36 @@ async def add_recurring_charge(
     return charge
 
 
+async def recurring_charge(
+    session: AsyncSession, lease: Lease, charge_id: uuid.UUID
+) -> RecurringCharge:
+    """One of the lease's recurring charges (404 for another lease's or organization's)."""
+    charge = await get_owned(session, RecurringCharge, lease.organization_id, charge_id)
+    if charge.lease_id != lease.id:
+        raise NotFoundError(f"No recurring charge with id {charge_id} on this lease")
+    return charge
+
+
+async def end_recurring_charge(
+    session: AsyncSession, lease: Lease, charge: RecurringCharge, data: RecurringChargePatch
+) -> RecurringCharge:
+    """Set the charge's last day; months already billed past it are adjusted by billing."""
+    _check_changeable(lease)
+    if data.end_date is not None:
+        if data.end_date < charge.start_date:
+            raise _invalid("endDate", "must be on or after the charge's startDate")
+        _check_within(lease, data.end_date, "endDate")
+    charge.end_date = data.end_date
+    await session.flush()
+    return charge
+
+
 async def remove_recurring_charge(
     session: AsyncSession, lease: Lease, charge_id: uuid.UUID
 ) -> None:
-    """Delete a recurring charge that was never billed (a billed one is history: 409)."""
-    charge = await get_owned(session, RecurringCharge, lease.organization_id, charge_id)
-    if charge.lease_id != lease.id:
-        raise ConflictError("That recurring charge belongs to another lease")
+    """Delete a recurring charge that was never billed (a billed one is history: 409;
+    end it with an endDate instead)."""
+    charge = await recurring_charge(session, lease, charge_id)
     _check_changeable(lease)
     billed = await session.execute(
         select(LedgerEntry.id).where(LedgerEntry.billing_key.like(f"recurring:{charge.id}:%"))

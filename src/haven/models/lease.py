@@ -85,7 +85,7 @@ class RentChange(IdMixin, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class RecurringCharge(IdMixin, Base):
+class RecurringCharge(IdMixin, VersionedMixin, Base):
     """A monthly charge besides the rent (parking, pet, utilities), from start to end."""
 
     __tablename__ = "recurring_charges"

@@ -199,7 +199,24 @@ def test_recurring_charges_bill_with_the_rent_prorated(
         6200,
     ]
     assert [c["kind"] for c in _run(client, owner, date="2026-05-01")["charges"]] == ["rent"]
-    # Billed: it stays (history); a recurring charge never billed can go.
+    # Billed: it stays (history), but it can end; months billed past its end are credited.
+    charge_path = f"{path}/{made.json()['id']}"
+    stale = client.patch(charge_path, headers={**owner.headers, "If-Match": '"9"'},
+                         json={"endDate": "2026-04-15"})  # fmt: skip
+    assert_problem(stale, 412)
+    ended = client.patch(charge_path, headers={**owner.headers, "If-Match": '"1"'},
+                         json={"endDate": "2026-04-15"})  # fmt: skip
+    assert ended.status_code == 200, ended.text
+    assert (ended.json()["endDate"], ended.json()["version"]) == ("2026-04-15", 2)
+    assert ended.headers["etag"] == '"2"'
+    credits = [e for e in ledger(client, owner, lease["id"])["entries"] if e["type"] == "credit"]
+    assert [(c["kind"], c["amount"]) for c in credits] == [("parking", -3100)]  # 16 of 30 days
+    outside = client.patch(charge_path, headers=owner.headers, json={"endDate": "2026-03-01"})
+    assert_problem(outside, 422)  # before the charge starts
+    other = active_lease(client, owner)
+    assert_problem(client.patch(f"/api/v1/leases/{other['id']}/recurring-charges/"
+                                f"{made.json()['id']}", headers=owner.headers,
+                                json={"endDate": None}), 404)  # fmt: skip
     assert_problem(client.delete(f"{path}/{made.json()['id']}", headers=owner.headers), 409)
     pet = {"kind": "pet", "amount": 2500, "startDate": "2027-01-01"}
     later = client.post(path, headers=owner.headers, json=pet)
