@@ -140,6 +140,9 @@ class LeasesController(Controller):
         lease = await service.get(db, principal.organization_id, lease_id)
         check_version(lease, request.headers.get("if-match"))
         lease = await service.update(db, lease, data)
+        if lease.status == "active":  # an earlier end credits the months billed past it
+            org = await organization_of(db, principal.organization_id)
+            await billing.reconcile(db, lease, today_in(org))
         return with_etag(request, await render(db, lease), lease.version)
 
     @post("/{lease_id:uuid}/activate", status_code=HTTP_200_OK, opt=roles(*MANAGERS))

@@ -242,6 +242,11 @@ async def update(session: AsyncSession, lease: Lease, data: LeasePatch) -> Lease
     if lease.status == "active" and end != lease.end_date:
         await _lock_unit(session, lease.unit_id)
         await _refuse_overlap(session, lease, start, end)
+        renewal = await session.execute(
+            select(Lease.id).where(Lease.renews_id == lease.id, Lease.status == "draft").limit(1)
+        )
+        if renewal.first() is not None:
+            raise ConflictError("The lease has a renewal starting the day after it ends")
     lease.start_date, lease.end_date = start, end
     if data.rent is not UNSET:
         lease.rent = data.rent

@@ -69,6 +69,21 @@ def test_termination_mid_month_credits_the_days_after_it(
     assert ledger(client, owner, lease["id"])["balance"] == 100000
 
 
+def test_an_earlier_end_credits_the_days_billed_past_it(
+    client: TestClient[Any], owner: Account
+) -> None:
+    lease = active_lease(client, owner, startDate="2026-01-01", endDate="2026-12-31",
+                         rent=300000, lateFee=None)  # fmt: skip
+    _run(client, owner, date="2026-06-01")
+    moved = client.patch(f"/api/v1/leases/{lease['id']}", headers=owner.headers,
+                         json={"endDate": "2026-06-20"})  # fmt: skip
+    assert moved.status_code == 200, moved.text
+    assert [(e["type"], e["amount"]) for e in ledger(client, owner, lease["id"])["entries"]] == [
+        ("charge", 300000),
+        ("credit", -100000),  # 10 of 30 days no longer owed
+    ]
+
+
 def _today(client: TestClient[Any], owner: Account) -> str:
     return str(_run(client, owner, dryRun=True)["date"])
 

@@ -40,6 +40,10 @@ def test_renewal_takes_over_the_day_after_without_gap_or_double_charge(
     assert (new["status"], new["startDate"], new["renews"]) == ("draft", "2026-06-16", old["id"])
     assert (new["tenantIds"], new["unitId"]) == (old["tenantIds"], old["unitId"])
     assert_problem(client.post(path, headers=owner.headers, json={"rent": 1}), 409)  # one only
+    # Moving the end would break the handover: refused while the renewal waits.
+    moved = client.patch(f"/api/v1/leases/{old['id']}", headers=owner.headers,
+                         json={"endDate": "2026-06-30"})  # fmt: skip
+    assert_problem(moved, 409)
     _run(client, owner, "2026-06-01")
     assert _lease(client, owner, new["id"])["status"] == "draft"
     _run(client, owner, "2026-06-16")  # the old lease ends, the renewal activates
