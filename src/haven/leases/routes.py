@@ -221,6 +221,8 @@ class LeasesController(Controller):
         lease = await service.get(db, principal.organization_id, lease_id, for_update=True)
         org = await organization_of(db, principal.organization_id)
         await terms.remove_rent_change(db, lease, change_id, today_in(org))
+        if lease.status == "active":  # this month may already be billed with the change in it
+            await billing.reconcile(db, lease, today_in(org))
 
     @get("/{lease_id:uuid}/recurring-charges")
     async def list_recurring_charges(

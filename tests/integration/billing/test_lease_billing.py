@@ -146,6 +146,8 @@ def test_rent_changes_split_the_month_and_only_future_ones_can_go(
     assert client.delete(f"{path}/{future}", headers=owner.headers).status_code == 204
     listed = client.get(path, headers=owner.headers).json()
     assert [(c["effectiveDate"], c["rent"]) for c in listed] == [("2026-02-01", 310000)]
+    # June and July 2030 were billed with the deleted change in them: adjusted to 310000 each.
+    assert ledger(client, owner, lease["id"])["balance"] == 2 * 310000
     # The rent roll and the dashboard show the rent in force today, not the lease's first.
     roll = client.get("/api/v1/reports/rent-roll", headers=owner.headers).json()
     assert [r["rent"] for r in roll["items"] if r["leaseId"] == lease["id"]] == [310000]
