@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -144,16 +145,31 @@ def jobs() -> None:
     """Scheduled work that runs once per cluster (cron or a Kubernetes CronJob calls these)."""
 
 
+def _job_redis_url(settings: Any) -> tuple[str, Any]:
+    """REDIS_URL, or in development a private Valkey (the caller cleans it up)."""
+    if settings.redis_url is not None:
+        return settings.redis_url, None
+    if settings.is_production:
+        click.echo("haven: configuration error: REDIS_URL is required", err=True)
+        sys.exit(2)
+    # No shared Redis in development: a private Valkey for the lock; the database's
+    # unique billing keys still make every charge post once.
+    from haven.store.embedded import EmbeddedValkey
+
+    embedded = EmbeddedValkey().start()
+    return embedded.url, embedded
+
+
 @jobs.command("billing")
 @click.option(
     "--date",
     "on",
     type=click.DateTime(formats=["%Y-%m-%d"]),
     default=None,
-    help="Bill the month containing this date (default today, UTC).",
+    help="Bill the month containing this date (default: each organization's local today).",
 )
 def jobs_billing(on: object) -> None:
-    """Post rent charges and late fees due on a date, for every organization, once."""
+    """Post rent, recurring charges and late fees due on a date, for every organization, once."""
     import asyncio
     from datetime import datetime
 
@@ -161,30 +177,93 @@ def jobs_billing(on: object) -> None:
 
     settings = _settings()
     day = on.date() if isinstance(on, datetime) else None
-    embedded = None
-    url = settings.redis_url
-    if url is None:
-        if settings.is_production:
-            click.echo("haven: configuration error: REDIS_URL is required", err=True)
-            sys.exit(2)
-        # No shared Redis in development: a private Valkey for the lock; the database's
-        # unique billing keys still make every charge post once.
-        from haven.store.embedded import EmbeddedValkey
-
-        embedded = EmbeddedValkey().start()
-        url = embedded.url
+    url, embedded = _job_redis_url(settings)
     try:
-        result = asyncio.run(run_billing(settings, day, url))
+        results = asyncio.run(run_billing(settings, day, url))
     except BillingBusyError as exc:
         click.echo(f"haven: billing: {exc}", err=True)
         sys.exit(75)  # EX_TEMPFAIL: the scheduler may retry
     finally:
         if embedded is not None:
             embedded.cleanup()
+    periods = sorted({r.period for r in results}) or ["-"]
     click.echo(
-        f"haven: billing {result.period} on {result.on}: {result.posted} posted, "
-        f"{result.already_posted} already posted"
+        f"haven: billing {', '.join(periods)} for {len(results)} organization(s): "
+        f"{sum(r.posted for r in results)} posted, "
+        f"{sum(r.already_posted for r in results)} already posted"
     )
+
+
+@jobs.command("scheduler")
+@click.option("--once", is_flag=True, help="Run what is due now and exit (for cron/CronJob).")
+@click.option(
+    "--job",
+    "only",
+    multiple=True,
+    type=click.Choice(["billing", "purge-idempotency"]),
+    help="Run only this job (repeatable; default: all).",
+)
+@click.option("--interval", type=click.FloatRange(1, 86400), default=300.0, show_default=True,
+              help="Seconds between ticks when not --once.")  # fmt: skip
+@click.option("--heartbeat", type=click.Path(dir_okay=False), default=None,
+              help="Touch this file after every tick (a healthcheck reads its age).")  # fmt: skip
+def jobs_scheduler(
+    once: bool, only: tuple[str, ...], interval: float, heartbeat: str | None
+) -> None:
+    """Run the daily jobs (billing per organization time zone, idempotency purge), once each."""
+    import asyncio
+    import signal
+    from datetime import UTC, datetime
+
+    from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
+    from haven.jobs.scheduler import Scheduler, selected, serve
+    from haven.store.client import Keys, create_redis
+
+    settings = _settings()
+    url, embedded = _job_redis_url(settings)
+
+    async def main_loop() -> int:
+        engine = create_engine(settings.with_overrides(db_pool_min=1, db_pool_max=2))
+        redis = create_redis(settings, url)
+        try:
+            scheduler = Scheduler(
+                create_sessionmaker(engine.execution_options(**{WRITE_OPTION: True})),
+                redis,
+                Keys(settings.redis_key_prefix),
+                settings.instance_id,
+                selected(only),
+                reader=create_sessionmaker(engine),
+            )
+            if once:  # errors surface as a failed run, which cron or the CronJob reports
+                report = await scheduler.tick(datetime.now(UTC))
+                click.echo(
+                    f"haven: scheduler: {report.posted} charge(s) posted, "
+                    f"{sum(len(d) for d in report.billed.values())} billing day(s) run, "
+                    f"purged {report.purged if report.purged is not None else '-'}, "
+                    f"{len(report.skipped)} held by another copy"
+                )
+                return 1
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            return await serve(
+                scheduler,
+                interval=interval,
+                clock=lambda: datetime.now(UTC),
+                stop=stop,
+                heartbeat=heartbeat,
+            )
+        finally:
+            await redis.aclose()
+            await engine.dispose()
+
+    try:
+        ticks = asyncio.run(main_loop())
+    finally:
+        if embedded is not None:
+            embedded.cleanup()
+    click.echo(f"haven: scheduler stopped after {ticks} tick(s)")
 
 
 @jobs.command("purge-idempotency")

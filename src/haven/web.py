@@ -169,3 +169,43 @@ async def check_json_body(request: Request[Any, Any, Any]) -> None:
     except (msgspec.DecodeError, UnicodeDecodeError):
         # msgspec raises UnicodeDecodeError (not DecodeError) for invalid UTF-8 inside a string.
         raise MalformedRequestError("The body is not valid JSON (UTF-8)") from None
+
+
+JSON_TYPE = "application/json"
+CSV_TYPE = "text/csv"
+
+
+def wants_csv(request: Request[Any, Any, Any]) -> bool:
+    """True for `Accept: text/csv`, False for JSON (or no Accept); 406 for anything else."""
+    from haven.errors import NotAcceptableError
+
+    if not request.headers.get("accept"):
+        return False
+    wanted = request.accept.best_match([JSON_TYPE, CSV_TYPE])
+    if wanted is None:
+        raise NotAcceptableError("This is available as application/json or text/csv")
+    return wanted == CSV_TYPE
+
+
+def csv_cell(value: object) -> str:
+    text = "" if value is None else str(value)
+    # A cell starting with = + - @ is a formula to spreadsheets: quote it as text.
+    if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not text.lstrip("-").isdigit():
+        return "'" + text
+    return text
+
+
+def csv_response(header: list[str], rows: list[list[object]], filename: str) -> Response[str]:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([csv_cell(v) for v in row])
+    return Response(
+        out.getvalue(),
+        media_type="text/csv; charset=utf-8",
+        headers={**NO_STORE, "Content-Disposition": f'attachment; filename="{filename}"'},
+    )

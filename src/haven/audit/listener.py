@@ -9,7 +9,8 @@ the actor and file the new user under the organization its membership names.
 
 Who, where and which request come from `session.info["audit"]`, which
 haven.db.transaction.provide_db fills for each write request:
-`{"instance_id", "request_id", "request_state"}`; the principal is read from
+`{"instance_id", "request_id", "request_state"}`; a job sets `system_actor`
+(e.g. "system:billing") instead. The principal is read from
 `request_state["principal"]` at flush time, when it is certainly resolved.
 A model opts out with the class attribute `__audit__ = False`.
 """
@@ -237,6 +238,7 @@ def before_commit(session: Session) -> None:
                 "organization_id": organization_id,
                 "at": at,
                 "actor_id": actor_id,
+                "system_actor": context.get("system_actor"),
                 "action": note.action,
                 "entity_type": note.entity_type,
                 "entity_id": note.entity_id,

@@ -13,6 +13,7 @@ class AuditEventOut(ResponseBody):
     at: datetime
     actor_id: uuid.UUID | None
     actor_email: str | None
+    system_actor: str | None  # a job that acted on its own, e.g. system:billing
     action: str
     entity_type: str
     entity_id: uuid.UUID

@@ -1,12 +1,23 @@
-"""`haven jobs billing`: every organization's charges for a date, once per cluster."""
+"""Billing outside a request: every organization's charges for its own local date, once.
+
+`haven jobs billing` and the scheduler (haven.jobs.scheduler) both come here. The
+writes go through the ORM in one transaction per organization, so the audit
+listener records each entry, with the system actor `system:billing`.
+"""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from haven.billing import service
 from haven.config import Settings
 from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
+from haven.models import Organization
 from haven.store import locks, org_cache
 from haven.store.client import Keys, create_redis
 
@@ -17,25 +28,55 @@ class BillingBusyError(RuntimeError):
     """Another instance holds the cluster-wide billing lock."""
 
 
-async def run_billing(settings: Settings, on: date | None, redis_url: str) -> service.BillingResult:
-    on = on or datetime.now(UTC).date()
+def local_date(now: datetime, timezone: str) -> date:
+    """The calendar date at `now` in the time zone (UTC for an unknown zone)."""
+    try:
+        zone = ZoneInfo(timezone)
+    except (KeyError, ValueError):
+        zone = ZoneInfo("UTC")
+    return now.astimezone(zone).date()
+
+
+def as_system(session: AsyncSession, instance_id: str | None) -> None:
+    """Audit what this session writes as the billing job, not as a user."""
+    session.info["audit"] = {"instance_id": instance_id, "system_actor": service.SYSTEM_ACTOR}
+    org_cache.track_changes(session)
+
+
+async def organizations(maker: async_sessionmaker[AsyncSession]) -> list[tuple[uuid.UUID, str]]:
+    async with maker() as session:
+        rows = await session.execute(
+            select(Organization.id, Organization.timezone).order_by(Organization.id)
+        )
+        return [(row.id, row.timezone) for row in rows]
+
+
+async def run_billing(
+    settings: Settings, on: date | None, redis_url: str, now: datetime | None = None
+) -> list[service.BillingResult]:
+    """Bill every organization for `on`, or for its own local date at `now` (default: now)."""
+    now = now or datetime.now(UTC)
     engine = create_engine(settings.with_overrides(db_pool_min=1, db_pool_max=2))
     redis = create_redis(settings, redis_url)
     keys = Keys(settings.redis_key_prefix)
+    label = on.isoformat() if on else now.date().isoformat()
     try:
-        async with locks.held(
-            redis, keys.lock(f"billing:all:{on.isoformat()}"), LOCK_TTL_MS
-        ) as token:
+        async with locks.held(redis, keys.lock(f"billing:all:{label}"), LOCK_TTL_MS) as token:
             if token is None:
                 raise BillingBusyError("another billing run holds the lock; try again later")
             maker = create_sessionmaker(engine.execution_options(**{WRITE_OPTION: True}))
-            async with maker() as session, session.begin():
-                org_cache.track_changes(session)
-                result = await service.run(session, None, on, dry_run=False)
-                changed = {c.organization_id for c in result.charges if c.posted}
-                changed |= org_cache.changed_organizations(session)
-            await org_cache.bump(redis, keys, changed)
-            return result
+            results = []
+            for org_id, timezone in await organizations(maker):
+                today = local_date(now, timezone)
+                async with maker() as session, session.begin():
+                    as_system(session, settings.instance_id)
+                    result = await service.run(
+                        session, org_id, on or today, dry_run=False, today=today
+                    )
+                    changed = org_cache.changed_organizations(session)
+                await org_cache.bump(redis, keys, changed)
+                results.append(result)
+            return results
     finally:
         await redis.aclose()
         await engine.dispose()

@@ -31,6 +31,9 @@ def result_out(result: service.BillingResult) -> BillingRunOut:
                 amount=c.amount,
                 due_date=c.due_date,
                 description=c.description,
+                status=c.status,  # type: ignore[arg-type]
+                entry_id=c.entry_id,
+                entry_type=c.entry_type,
                 posted=c.posted,
             )
             for c in result.charges
@@ -48,18 +51,22 @@ class BillingController(Controller):
     async def run(
         self, db: AsyncSession, principal: Principal, state: State, data: BillingRunIn
     ) -> Response[BillingRunOut]:
-        """Post the rent and late-fee charges due on `date` (default today); `dryRun` previews.
+        """Post rent, recurring charges and late fees due on `date` (default today), or preview.
 
         Runs once per cluster at a time (Redis lock) and each charge is posted at most once
         per lease and period (a unique billing key), however often or wherever it runs.
-        Charges in `charges` with `posted: false` were already on the ledger (or, in a dry
-        run, would be posted).
+        Each charge's `status` is `posted` (by this run), `would_post` (dry run) or
+        `already_posted` (with the existing entry's `entryId`). Proration, due dates and
+        adjustments follow docs/billing.md.
         """
         org = await organization_of(db, principal.organization_id)
-        on = data.date or today_in(org)
+        today = today_in(org)
+        on = data.date or today
         key = state.redis_keys.lock(f"billing:{principal.organization_id}:{on.isoformat()}")
         async with locks.held(state.redis, key, LOCK_TTL_MS, wait=LOCK_WAIT_S) as token:
             if token is None:
                 raise BillingInProgressError("Another billing run is in progress; retry shortly")
-            result = await service.run(db, principal.organization_id, on, dry_run=data.dry_run)
+            result = await service.run(
+                db, principal.organization_id, on, dry_run=data.dry_run, today=today
+            )
         return Response(result_out(result), headers=NO_STORE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from typing import Literal
 
 from haven.schemas import RequestBody, ResponseBody
 
@@ -19,7 +20,11 @@ class PlannedChargeOut(ResponseBody):
     amount: int
     due_date: date
     description: str
-    posted: bool
+    # posted: by this run; would_post: a dry run would post it; already_posted: on the ledger.
+    status: Literal["posted", "would_post", "already_posted"]
+    entry_id: uuid.UUID | None  # the ledger entry, once posted
+    entry_type: str  # charge, or credit for an adjustment that lowers what is owed
+    posted: bool  # status == "posted" (kept for older clients)
 
 
 class BillingRunOut(ResponseBody):

@@ -1,35 +1,45 @@
-"""Rent charges and late fees: what is due on a date, posted once per (lease, kind, period).
+"""Rent, recurring charges and late fees: what is due on a date, posted once per key.
 
-For the month containing the run date, every active lease in force that month
-owes its rent, due on its dueDay. When the run date is past the due date plus
-graceDays and that rent is still unpaid (FIFO allocation, haven.ledger.aging),
-the lease's late fee is due too: a flat amount, or basis points of the rent.
+What a lease owes for a month comes from haven.billing.schedule (proration by
+days, rent changes, recurring charges, due dates inside the lease). A run on a
+date posts the charges of that date's month whose covered days have begun. When
+the run date is past a rent charge's due date plus graceDays and that charge is
+still unpaid (FIFO allocation, haven.ledger.aging), the lease's late fee is due
+too: a flat amount, or basis points of that rent charge.
 
-Each charge carries a billing key `kind:lease:YYYY-MM` with a unique index,
-inserted with ON CONFLICT DO NOTHING, so a second run, or three instances
-running at once, post each charge exactly once. The Redis lock in `run`
-only saves the duplicate work.
+Each charge carries a billing key (`rent:<lease>:YYYY-MM`,
+`recurring:<charge>:YYYY-MM`, `late_fee:<lease>:YYYY-MM`) with a unique index, so
+a second run, or three instances running at once, post each charge exactly once:
+a loser's INSERT fails inside a savepoint and the charge is reported as already
+posted. Entries are written through the ORM, so the audit listener records each.
+
+When a posted charge no longer matches its schedule (a termination or a rent
+change after it was posted), `reconcile` posts the difference as an adjustment
+(`adj<n>:<key>`): a credit when less is owed, a charge when more is.
 """
 
 from __future__ import annotations
 
-import calendar
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haven.billing import schedule
+from haven.billing.schedule import Due, Recurring, RentChange, Terms
 from haven.leases import service as leases
 from haven.ledger.aging import Line, summarize
-from haven.models import Lease, LedgerEntry
+from haven.models import Lease, LedgerEntry, RecurringCharge
+from haven.models import RentChange as RentChangeRow
 from haven.store import org_cache
 
 BASIS_POINTS = 10_000
+SYSTEM_ACTOR = "system:billing"
+BILLED_STATUSES = ("active", "ended", "terminated")
 
 
 @dataclass(slots=True)
@@ -37,12 +47,22 @@ class PlannedCharge:
     organization_id: uuid.UUID
     lease_id: uuid.UUID
     kind: str
-    amount: int
+    amount: int  # signed as it moves the balance: an adjustment credit is negative
     due_date: date
     description: str
     billing_key: str
-    posted: bool = False
-    existed: bool = False
+    entry_type: str = "charge"
+    # would_post (dry run, or not yet tried), posted (by this run), already_posted.
+    status: str = "would_post"
+    entry_id: uuid.UUID | None = None
+
+    @property
+    def posted(self) -> bool:
+        return self.status == "posted"
+
+    @property
+    def existed(self) -> bool:
+        return self.status == "already_posted"
 
 
 @dataclass(slots=True)
@@ -50,7 +70,7 @@ class BillingResult:
     on: date
     period: str
     dry_run: bool
-    charges: list[PlannedCharge]
+    charges: list[PlannedCharge] = field(default_factory=list)
 
     @property
     def posted(self) -> int:
@@ -61,28 +81,29 @@ class BillingResult:
         return sum(1 for c in self.charges if c.existed)
 
 
-def period_of(on: date) -> tuple[date, date, str]:
-    last = calendar.monthrange(on.year, on.month)[1]
-    return on.replace(day=1), on.replace(day=last), f"{on.year:04d}-{on.month:02d}"
-
-
 def billing_key(kind: str, lease_id: uuid.UUID, period: str) -> str:
     return f"{kind}:{lease_id}:{period}"
 
 
-def late_fee_amount(lease: Lease) -> int:
+def due_key(due: Due, lease_id: uuid.UUID) -> str:
+    if due.key == "rent":
+        return billing_key("rent", lease_id, due.period)
+    return f"{due.key}:{due.period}"
+
+
+def late_fee_amount(lease: Lease, rent: int) -> int:
     if lease.late_fee_kind is None or not lease.late_fee_amount:
         return 0
     if lease.late_fee_kind == "flat":
         return lease.late_fee_amount
-    return lease.rent * lease.late_fee_amount // BASIS_POINTS
+    return rent * lease.late_fee_amount // BASIS_POINTS
 
 
 async def _leases_due(
     session: AsyncSession, organization_id: uuid.UUID | None, start: date, end: date
 ) -> Sequence[Lease]:
     stmt = select(Lease).where(
-        Lease.status == "active",
+        Lease.status.in_(BILLED_STATUSES),
         Lease.start_date <= end,
         (Lease.end_date.is_(None)) | (Lease.end_date >= start),
     )
@@ -91,107 +112,231 @@ async def _leases_due(
     return (await session.execute(stmt.order_by(Lease.created_at, Lease.id))).scalars().all()
 
 
-async def _ledgers(
-    session: AsyncSession, lease_ids: list[uuid.UUID]
-) -> tuple[dict[uuid.UUID, list[Line]], dict[str, uuid.UUID]]:
-    lines: dict[uuid.UUID, list[Line]] = {i: [] for i in lease_ids}
-    keyed: dict[str, uuid.UUID] = {}
+async def terms_of(session: AsyncSession, leases_: Sequence[Lease]) -> dict[uuid.UUID, Terms]:
+    """Each lease's billing terms: dates, due day, rent, rent changes, recurring charges."""
+    ids = [lease.id for lease in leases_]
+    changes: dict[uuid.UUID, list[RentChange]] = {i: [] for i in ids}
+    recurring: dict[uuid.UUID, list[Recurring]] = {i: [] for i in ids}
+    if ids:
+        for row in (
+            await session.execute(select(RentChangeRow).where(RentChangeRow.lease_id.in_(ids)))
+        ).scalars():
+            changes[row.lease_id].append(RentChange(row.effective_date, row.rent))
+        stmt = (
+            select(RecurringCharge)
+            .where(RecurringCharge.lease_id.in_(ids))
+            .order_by(RecurringCharge.created_at, RecurringCharge.id)
+        )
+        for rc in (await session.execute(stmt)).scalars():
+            recurring[rc.lease_id].append(
+                Recurring(
+                    str(rc.id), rc.kind, rc.amount, rc.start_date, rc.end_date, rc.description
+                )
+            )
+    return {
+        lease.id: Terms(
+            start=lease.start_date,
+            end=lease.end_date,
+            due_day=lease.due_day,
+            rent=lease.rent,
+            changes=schedule.sorted_changes(changes[lease.id]),
+            recurring=tuple(recurring[lease.id]),
+        )
+        for lease in leases_
+    }
+
+
+@dataclass(slots=True)
+class _Ledger:
+    lines: list[Line] = field(default_factory=list)
+    keyed: dict[str, LedgerEntry] = field(default_factory=dict)
+
+
+async def _ledgers(session: AsyncSession, lease_ids: list[uuid.UUID]) -> dict[uuid.UUID, _Ledger]:
+    out: dict[uuid.UUID, _Ledger] = {i: _Ledger() for i in lease_ids}
     if not lease_ids:
-        return lines, keyed
+        return out
     stmt = select(LedgerEntry).where(LedgerEntry.lease_id.in_(lease_ids))
     for e in (await session.execute(stmt)).scalars():
-        lines[e.lease_id].append(Line(e.id, e.type, e.amount, e.date, e.reverses_id, e.created_at))
+        book = out[e.lease_id]
+        book.lines.append(Line(e.id, e.type, e.amount, e.date, e.reverses_id, e.created_at, e.kind))
         if e.billing_key is not None:
-            keyed[e.billing_key] = e.id
-    return lines, keyed
+            book.keyed[e.billing_key] = e
+    return out
+
+
+def _period_first(period: str) -> date:
+    year, month = period.split("-")
+    return date(int(year), int(month), 1)
+
+
+def _adjustments(lease: Lease, terms: Terms, book: _Ledger, on: date) -> list[PlannedCharge]:
+    """Differences between what was posted per billing key and what its schedule says now."""
+    posted: dict[str, int] = {}
+    for key, entry in book.keyed.items():
+        if key.startswith(("rent:", "recurring:")):
+            posted[key] = posted.get(key, 0) + entry.amount
+    adjusted: dict[str, int] = {}
+    for key, entry in book.keyed.items():
+        if key.startswith("adj"):
+            target = key.split(":", 1)[1]
+            posted[target] = posted.get(target, 0) + entry.amount
+            adjusted[target] = adjusted.get(target, 0) + 1
+    if not posted:
+        return []
+    expected: dict[str, Due] = {}
+    for period in {key.rsplit(":", 1)[1] for key in posted}:
+        for scheduled in schedule.period_charges(terms, _period_first(period)):
+            expected[due_key(scheduled, lease.id)] = scheduled
+    out: list[PlannedCharge] = []
+    for key, amount in sorted(posted.items()):
+        now_due = expected.get(key)
+        want = now_due.amount if now_due is not None else 0
+        if want == amount:
+            continue
+        diff = want - amount
+        kind = key.split(":", 1)[0] if now_due is None else now_due.kind
+        if kind == "recurring":
+            kind = "other"
+        out.append(
+            PlannedCharge(
+                lease.organization_id,
+                lease.id,
+                kind,
+                diff,
+                on,
+                f"Adjustment of {key.split(':', 1)[0]} {key.rsplit(':', 1)[1]}: "
+                + ("now owed" if diff > 0 else "no longer owed"),
+                f"adj{adjusted.get(key, 0) + 1}:{key}",
+                entry_type="charge" if diff > 0 else "credit",
+            )
+        )
+    return out
+
+
+def _lease_plan(
+    lease: Lease, terms: Terms, book: _Ledger, on: date, *, reconcile: bool
+) -> list[PlannedCharge]:
+    planned: list[PlannedCharge] = []
+    lines = list(book.lines)
+    for due in schedule.due_on(terms, on):
+        key = due_key(due, lease.id)
+        charge = PlannedCharge(
+            lease.organization_id,
+            lease.id,
+            due.kind,
+            due.amount,
+            due.due_date,
+            due.description,
+            key,
+        )
+        entry = book.keyed.get(key)
+        if entry is not None:
+            charge.status, charge.entry_id, charge.amount = "already_posted", entry.id, entry.amount
+        planned.append(charge)
+        if due.key != "rent":
+            continue
+        fee = late_fee_amount(lease, due.amount)
+        if fee <= 0 or (on - due.due_date).days <= lease.grace_days:
+            continue
+        rent_id = entry.id if entry is not None else uuid.uuid4()
+        if entry is None:  # not posted yet: it will be, in this run
+            lines.append(Line(rent_id, "charge", due.amount, due.due_date, None, datetime.now(UTC)))
+        if summarize(lines, on).unpaid.get(rent_id, 0) <= 0:
+            continue
+        fee_key = billing_key("late_fee", lease.id, due.period)
+        late = PlannedCharge(
+            lease.organization_id,
+            lease.id,
+            "late_fee",
+            fee,
+            on,
+            f"Late fee {due.period}",
+            fee_key,
+        )
+        if (fee_entry := book.keyed.get(fee_key)) is not None:
+            late.status, late.entry_id = "already_posted", fee_entry.id
+            late.amount, late.due_date = fee_entry.amount, fee_entry.date
+        planned.append(late)
+    if reconcile:
+        planned.extend(_adjustments(lease, terms, book, on))
+    return planned
 
 
 async def plan(
     session: AsyncSession, organization_id: uuid.UUID | None, on: date
 ) -> tuple[str, list[PlannedCharge]]:
-    """The rent and late-fee charges due on `on` (already posted ones marked `existed`)."""
-    start, end, period = period_of(on)
+    """The charges due on `on`, plus adjustments (already posted ones marked so)."""
+    start, end = schedule.month_of(on)
     due_leases = await _leases_due(session, organization_id, start, end)
-    ledgers, keyed = await _ledgers(session, [lease.id for lease in due_leases])
+    terms = await terms_of(session, due_leases)
+    books = await _ledgers(session, [lease.id for lease in due_leases])
     planned: list[PlannedCharge] = []
     for lease in due_leases:
-        due = start.replace(day=lease.due_day)
-        rent_key = billing_key("rent", lease.id, period)
-        rent = PlannedCharge(
-            lease.organization_id,
-            lease.id,
-            "rent",
-            lease.rent,
-            due,
-            f"Rent {period}",
-            rent_key,
-            existed=rent_key in keyed,
-        )
-        planned.append(rent)
-        fee = late_fee_amount(lease)
-        if fee <= 0 or (on - due).days <= lease.grace_days:
-            continue
-        lines = list(ledgers[lease.id])
-        rent_id = keyed.get(rent_key)
-        if rent_id is None:  # not posted yet: it will be, in this run
-            rent_id = uuid.uuid4()
-            lines.append(Line(rent_id, "charge", lease.rent, due, None, datetime.now(UTC)))
-        if summarize(lines, on).unpaid.get(rent_id, 0) <= 0:
-            continue
-        fee_key = billing_key("late_fee", lease.id, period)
-        planned.append(
-            PlannedCharge(
-                lease.organization_id,
-                lease.id,
-                "late_fee",
-                fee,
-                on,
-                f"Late fee {period}",
-                fee_key,
-                existed=fee_key in keyed,
-            )
-        )
-    return period, planned
+        planned.extend(_lease_plan(lease, terms[lease.id], books[lease.id], on, reconcile=True))
+    return schedule.period_label(on), planned
 
 
-async def _insert(session: AsyncSession, charge: PlannedCharge) -> bool:
-    """Insert unless its billing key exists; True when this call posted it."""
-    bind = session.get_bind()
-    insert = pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
-    stmt = (
-        insert(LedgerEntry)
-        .values(
-            id=uuid.uuid4(),
-            organization_id=charge.organization_id,
-            lease_id=charge.lease_id,
-            type="charge",
-            kind=charge.kind,
-            amount=charge.amount,
-            date=charge.due_date,
-            description=charge.description,
-            billing_key=charge.billing_key,
-            created_at=datetime.now(UTC),
-        )
-        .on_conflict_do_nothing(index_elements=["billing_key"])
+async def _post(session: AsyncSession, charge: PlannedCharge) -> None:
+    """Insert the charge's entry unless its billing key exists (another run won the race)."""
+    entry = LedgerEntry(
+        id=uuid.uuid4(),
+        organization_id=charge.organization_id,
+        lease_id=charge.lease_id,
+        type=charge.entry_type,
+        kind=charge.kind,
+        amount=charge.amount,
+        date=charge.due_date,
+        description=charge.description,
+        billing_key=charge.billing_key,
+        created_at=datetime.now(UTC),
     )
-    result = await session.execute(stmt)
-    return bool(getattr(result, "rowcount", 0))
+    try:
+        async with session.begin_nested():
+            session.add(entry)
+    except IntegrityError:
+        existing = await session.execute(
+            select(LedgerEntry.id).where(LedgerEntry.billing_key == charge.billing_key)
+        )
+        charge.status, charge.entry_id = "already_posted", existing.scalar_one_or_none()
+        return
+    charge.status, charge.entry_id = "posted", entry.id
+    org_cache.mark_changed(session, charge.organization_id)
+
+
+async def post_planned(session: AsyncSession, charges: Sequence[PlannedCharge]) -> None:
+    for charge in charges:
+        if charge.status == "would_post":
+            await _post(session, charge)
+
+
+async def reconcile(session: AsyncSession, lease: Lease, on: date) -> list[PlannedCharge]:
+    """Post the adjustments one lease's posted charges need after its terms changed."""
+    terms = await terms_of(session, [lease])
+    books = await _ledgers(session, [lease.id])
+    adjustments = _adjustments(lease, terms[lease.id], books[lease.id], on)
+    await post_planned(session, adjustments)
+    return adjustments
 
 
 async def run(
-    session: AsyncSession, organization_id: uuid.UUID | None, on: date, *, dry_run: bool
+    session: AsyncSession,
+    organization_id: uuid.UUID | None,
+    on: date,
+    *,
+    dry_run: bool,
+    today: date | None = None,
 ) -> BillingResult:
-    """Plan and (unless dry_run) post the charges; the caller commits."""
+    """Plan and (unless dry_run) post the charges; the caller commits.
+
+    Before planning, a real run moves leases along as of min(on, today): expired ones
+    end, and renewals whose predecessor has ended and whose start has come activate.
+    """
+    if not dry_run:
+        as_of = min(on, today or datetime.now(UTC).date())
+        await leases.end_expired(session, organization_id, as_of)
+        await leases.activate_renewals(session, organization_id, as_of)
     period, charges = await plan(session, organization_id, on)
     if not dry_run:
-        for charge in charges:
-            if charge.existed:
-                continue
-            charge.posted = await _insert(session, charge)
-            if not charge.posted:
-                charge.existed = True
-            else:
-                org_cache.mark_changed(session, charge.organization_id)
-        today = datetime.now(UTC).date()
-        await leases.end_expired(session, organization_id, min(on, today))
+        await post_planned(session, charges)
     return BillingResult(on=on, period=period, dry_run=dry_run, charges=charges)

@@ -28,6 +28,7 @@ class DashboardOut(ResponseBody):
     monthly_rent_roll: int
     collected_this_month: int
     outstanding_balance: int
+    deposits_held: int  # deposits paid and held for tenants: a liability, not income
     overdue_leases: int
     leases_expiring: ExpiringOut
     open_maintenance: MaintenanceOut

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.dashboard.schemas import DashboardOut, ExpiringOut, MaintenanceOut
+from haven.leases.service import rents_in_force
 from haven.ledger import repository
-from haven.ledger.aging import summarize
+from haven.ledger.aging import deposit_held, summarize
 from haven.ledger.service import organization_of, today_in
 from haven.models import Lease, MaintenanceRequest, Property, Unit
 from haven.store import gate, org_cache
@@ -46,13 +47,17 @@ async def compute(session: AsyncSession, organization_id: uuid.UUID) -> Dashboar
             Unit.organization_id == organization_id, Unit.status == "occupied"
         ),
     )
-    active = (
-        await session.execute(
-            select(Lease.rent, Lease.end_date).where(
-                Lease.organization_id == organization_id, Lease.status == "active"
+    in_force = list(
+        (
+            await session.execute(
+                select(Lease).where(
+                    Lease.organization_id == organization_id, Lease.status == "active"
+                )
             )
-        )
-    ).all()
+        ).scalars()
+    )
+    rents = await rents_in_force(session, in_force, today)
+    active = [(rents[lease.id], lease.end_date) for lease in in_force]
     expiring = {30: 0, 60: 0, 90: 0}
     for _rent, end in active:
         if end is None or end < today:
@@ -60,9 +65,10 @@ async def compute(session: AsyncSession, organization_id: uuid.UUID) -> Dashboar
         for days in expiring:
             if end <= today + timedelta(days=days):
                 expiring[days] += 1
-    outstanding = overdue = collected = 0
+    outstanding = overdue = collected = deposits = 0
     for lines in (await repository.lines_by_lease(session, organization_id)).values():
         summary = summarize(lines, today)
+        deposits += deposit_held(lines, summary)
         outstanding += max(summary.balance, 0)
         overdue += 1 if summary.aging.overdue() > 0 else 0
         reversed_ids = {line.reverses_id for line in lines if line.reverses_id}
@@ -93,6 +99,7 @@ async def compute(session: AsyncSession, organization_id: uuid.UUID) -> Dashboar
         monthly_rent_roll=sum(rent for rent, _ in active),
         collected_this_month=collected,
         outstanding_balance=outstanding,
+        deposits_held=deposits,
         overdue_leases=overdue,
         leases_expiring=ExpiringOut(in30=expiring[30], in60=expiring[60], in90=expiring[90]),
         open_maintenance=MaintenanceOut(**maintenance),

@@ -11,18 +11,22 @@ from sqlalchemy import ColumnElement, and_, delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haven.billing.schedule import escalations
 from haven.db.pagination import Page, paginate, resolve_sort, sort_keys
 from haven.db.query import get_owned, scoped
 from haven.errors import ConflictError, FieldError, LeaseOverlapError, ValidationError
 from haven.leases.schemas import LateFee, LeaseIn, LeasePatch
-from haven.models import Lease, LeaseTenant, Tenant, Unit
+from haven.ledger.service import post_deposit_charge
+from haven.models import Lease, LeaseTenant, RentChange, Tenant, Unit
 
 SORTS = sort_keys(
     {"createdAt": (Lease.created_at, datetime), "startDate": (Lease.start_date, date)}
 )
 MAX_BASIS_POINTS = 10_000
 # Fields an active lease may still change; the rest are fixed once it is in force.
-ACTIVE_EDITABLE = frozenset({"end_date", "grace_days", "late_fee"})
+ACTIVE_EDITABLE = frozenset({"end_date", "grace_days", "late_fee", "escalation"})
+# An open-ended lease's escalation generates rent changes this many years ahead.
+ESCALATION_YEARS = 10
 
 
 async def unit_has_active_lease(session: AsyncSession, unit_id: uuid.UUID) -> bool:
@@ -107,6 +111,9 @@ async def _set_tenants(
     )
 
 
+set_tenants = _set_tenants
+
+
 async def create(session: AsyncSession, organization_id: uuid.UUID, data: LeaseIn) -> Lease:
     unit = (
         await session.execute(scoped(Unit, organization_id).where(Unit.id == data.unit_id))
@@ -128,6 +135,9 @@ async def create(session: AsyncSession, organization_id: uuid.UUID, data: LeaseI
         grace_days=data.grace_days,
         late_fee_kind=data.late_fee.kind if data.late_fee else None,
         late_fee_amount=data.late_fee.amount if data.late_fee else None,
+        charge_deposit=data.charge_deposit,
+        escalation_basis_points=data.escalation.percent_basis_points if data.escalation else None,
+        escalation_every_months=data.escalation.every_months if data.escalation else None,
     )
     session.add(lease)
     await session.flush()
@@ -136,8 +146,15 @@ async def create(session: AsyncSession, organization_id: uuid.UUID, data: LeaseI
     return lease
 
 
-async def get(session: AsyncSession, organization_id: uuid.UUID, lease_id: uuid.UUID) -> Lease:
-    return await get_owned(session, Lease, organization_id, lease_id)
+async def get(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    lease_id: uuid.UUID,
+    *,
+    for_update: bool = False,
+) -> Lease:
+    """The organization's lease (404 otherwise); `for_update` locks its row (PostgreSQL)."""
+    return await get_owned(session, Lease, organization_id, lease_id, for_update=for_update)
 
 
 async def tenants_of(
@@ -213,7 +230,8 @@ async def update(session: AsyncSession, lease: Lease, data: LeasePatch) -> Lease
         raise ConflictError(f"The lease is {lease.status}; it can no longer change")
     if lease.status == "active" and changed - ACTIVE_EDITABLE:
         names = ", ".join(sorted(changed - ACTIVE_EDITABLE))
-        raise ConflictError(f"An active lease cannot change: {names}")
+        hint = "; change the rent with POST /leases/{id}/rent-changes" if "rent" in changed else ""
+        raise ConflictError(f"An active lease cannot change: {names}{hint}")
     start = lease.start_date if data.start_date is UNSET else data.start_date
     end = lease.end_date if data.end_date is UNSET else data.end_date
     _check_dates(start, end)
@@ -224,6 +242,11 @@ async def update(session: AsyncSession, lease: Lease, data: LeasePatch) -> Lease
     if lease.status == "active" and end != lease.end_date:
         await _lock_unit(session, lease.unit_id)
         await _refuse_overlap(session, lease, start, end)
+        renewal = await session.execute(
+            select(Lease.id).where(Lease.renews_id == lease.id, Lease.status == "draft").limit(1)
+        )
+        if renewal.first() is not None:
+            raise ConflictError("The lease has a renewal starting the day after it ends")
     lease.start_date, lease.end_date = start, end
     if data.rent is not UNSET:
         lease.rent = data.rent
@@ -233,6 +256,14 @@ async def update(session: AsyncSession, lease: Lease, data: LeasePatch) -> Lease
         lease.due_day = data.due_day
     if data.grace_days is not UNSET:
         lease.grace_days = data.grace_days
+    if data.charge_deposit is not UNSET:
+        lease.charge_deposit = data.charge_deposit
+    if data.escalation is not UNSET:
+        esc = data.escalation
+        lease.escalation_basis_points = esc.percent_basis_points if esc else None
+        lease.escalation_every_months = esc.every_months if esc else None
+        if lease.status == "active":
+            await generate_escalations(session, lease, datetime.now(UTC).date())
     if data.tenant_ids is not UNSET:
         tenants = await _check_tenants(session, lease.organization_id, data.tenant_ids)
         await _set_tenants(session, lease.id, tenants)
@@ -252,7 +283,82 @@ async def activate(session: AsyncSession, lease: Lease) -> Lease:
     lease.activated_at = datetime.now(UTC)
     unit.status = "occupied"
     await _flush_guarded(session)
+    if lease.charge_deposit and lease.deposit > 0:
+        await post_deposit_charge(session, lease)
+    await generate_escalations(session, lease, lease.start_date)
     return lease
+
+
+async def generate_escalations(session: AsyncSession, lease: Lease, after: date) -> None:
+    """Replace the escalation-generated rent changes effective after `after` with fresh ones.
+
+    The steps compound from the lease's rent; a manual change stays as it is, wins on its
+    own date (a step on that date is skipped) and holds until the next step.
+    """
+    await session.execute(
+        delete(RentChange).where(
+            RentChange.lease_id == lease.id,
+            RentChange.source == "escalation",
+            RentChange.effective_date > after,
+        )
+    )
+    if lease.escalation_basis_points is None or lease.escalation_every_months is None:
+        await session.flush()
+        return
+    rows = (
+        await session.execute(select(RentChange).where(RentChange.lease_id == lease.id))
+    ).scalars()
+    taken = {row.effective_date for row in rows}
+    start = lease.start_date
+    limit = lease.end_date or date(start.year + ESCALATION_YEARS, start.month, min(start.day, 28))
+    steps = escalations(
+        lease.start_date,
+        lease.end_date,
+        lease.rent,
+        lease.escalation_basis_points,
+        lease.escalation_every_months,
+        limit,
+    )
+    session.add_all(
+        RentChange(
+            organization_id=lease.organization_id,
+            lease_id=lease.id,
+            effective_date=step.effective,
+            rent=step.rent,
+            source="escalation",
+        )
+        for step in steps
+        if step.effective > after and step.effective not in taken
+    )
+    await session.flush()
+
+
+async def activate_renewals(
+    session: AsyncSession, organization_id: uuid.UUID | None, as_of: date
+) -> int:
+    """Draft renewals whose predecessor has ended and whose start has come become active."""
+    predecessor = Lease.__table__.alias("predecessor")
+    stmt = (
+        select(Lease)
+        .join(predecessor, predecessor.c.id == Lease.renews_id)
+        .where(
+            Lease.status == "draft",
+            Lease.start_date <= as_of,
+            predecessor.c.status.in_(("ended", "terminated")),
+        )
+        .order_by(Lease.start_date, Lease.id)
+    )
+    if organization_id is not None:
+        stmt = stmt.where(Lease.organization_id == organization_id)
+    activated = 0
+    for lease in list((await session.execute(stmt)).scalars()):
+        try:
+            async with session.begin_nested():
+                await activate(session, lease)
+            activated += 1
+        except (ConflictError, LeaseOverlapError):
+            continue  # someone activated it, or another lease took the unit: left as a draft
+    return activated
 
 
 async def _release_unit(session: AsyncSession, unit: Unit, lease: Lease) -> None:
@@ -323,3 +429,21 @@ async def list_leases(
     return await paginate(
         session, stmt, id_column=Lease.id, sort_name=sort_name, key=key, limit=limit, cursor=cursor
     )
+
+
+async def rents_in_force(
+    session: AsyncSession, leases: Iterable[Lease], on: date
+) -> dict[uuid.UUID, int]:
+    """Each lease's rent on `on`: its latest rent change effective by then, else its rent."""
+    rents = {lease.id: lease.rent for lease in leases}
+    if not rents:
+        return rents
+    stmt = (
+        select(RentChange.lease_id, RentChange.rent)
+        .where(RentChange.lease_id.in_(list(rents)), RentChange.effective_date <= on)
+        .order_by(RentChange.lease_id, RentChange.effective_date)
+    )
+    # Ordered by date: for each lease the last change read wins.
+    rows = await session.execute(stmt)
+    rents.update((row.lease_id, row.rent) for row in rows)
+    return rents

@@ -12,6 +12,12 @@ Definitions (also in the OpenAPI description of GET /leases/{id}/ledger):
   due today), `days1to30`, `days31to60`, `days61to90`, `over90`.
 * The buckets always add up to `balance`: a credit balance (more paid than
   charged) is reported as a negative `current` with the other buckets 0.
+* A deposit refund (type `refund`) is money paid back to the tenants: it is
+  allocated like a charge, and the release of the deposit (a credit of kind
+  `deposit`) posted with it pays it.
+* `deposit_held` is what the organization holds as the tenants' deposit: the
+  paid part of the live deposit charges (the FIFO allocation above) less the
+  live deposit credits (deductions applied and amounts released for refund).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ class Line:
     date: date
     reverses_id: uuid.UUID | None
     created_at: datetime
+    kind: str | None = None
 
 
 @dataclass(slots=True)
@@ -103,7 +110,7 @@ def summarize(lines: Iterable[Line], as_of: date) -> Summary:
     reversed_ids = {line.reverses_id for line in items if line.reverses_id is not None}
     live = [line for line in items if line.id not in reversed_ids and line.type != "reversal"]
     charges = sorted(
-        (line for line in live if line.type == "charge"),
+        (line for line in live if line.type in ("charge", "refund")),
         key=lambda line: (line.date, line.created_at, str(line.id)),
     )
     available = sum(-line.amount for line in live if line.type in ("payment", "credit"))
@@ -120,3 +127,18 @@ def summarize(lines: Iterable[Line], as_of: date) -> Summary:
     if balance < 0:
         aging = Aging(current=balance)
     return Summary(balance=balance, aging=aging, unpaid=unpaid)
+
+
+def deposit_held(lines: Iterable[Line], summary: Summary) -> int:
+    """The deposit held for the tenants (see the module docstring), given the ledger's summary."""
+    items = list(lines)
+    reversed_ids = {line.reverses_id for line in items if line.reverses_id is not None}
+    held = 0
+    for line in items:
+        if line.kind != "deposit" or line.id in reversed_ids or line.type == "reversal":
+            continue
+        if line.type == "charge":
+            held += line.amount - summary.unpaid.get(line.id, 0)
+        elif line.type == "credit":
+            held += line.amount
+    return max(held, 0)

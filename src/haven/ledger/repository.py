@@ -22,6 +22,7 @@ def line_of(entry: LedgerEntry | PlainRow) -> Line:
         date=entry.date,
         reverses_id=entry.reverses_id,
         created_at=entry.created_at,
+        kind=entry.kind,
     )
 
 
@@ -69,11 +70,12 @@ async def lines_by_lease(
         LedgerEntry.date,
         LedgerEntry.reverses_id,
         LedgerEntry.created_at,
+        LedgerEntry.kind,
     ).where(LedgerEntry.organization_id == organization_id)
     out: dict[uuid.UUID, list[Line]] = {}
     for row in await session.execute(stmt):
         out.setdefault(row.lease_id, []).append(
-            Line(row.id, row.type, row.amount, row.date, row.reverses_id, row.created_at)
+            Line(row.id, row.type, row.amount, row.date, row.reverses_id, row.created_at, row.kind)
         )
     return out
 

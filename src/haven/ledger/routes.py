@@ -7,6 +7,7 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,13 +21,15 @@ from haven.ledger.schemas import (
     AgingOut,
     ChargeIn,
     CreditIn,
+    DepositStatementOut,
+    DispositionIn,
     EntryOut,
     LedgerOut,
     PaymentIn,
     ReverseIn,
 )
 from haven.models import LedgerEntry
-from haven.web import NO_STORE
+from haven.web import NO_STORE, csv_response, wants_csv
 
 CREATED_HEADERS = NO_STORE
 
@@ -73,6 +76,7 @@ class LeaseLedgerController(Controller):
             lease_id=lease_id,
             currency=view.currency,
             balance=view.summary.balance,
+            deposit_held=view.deposit_held,
             aging=AgingOut(**view.summary.aging.as_dict()),
             entries=[entry_out(e, bal) for e, bal in view.entries],
         )
@@ -103,6 +107,67 @@ class LeaseLedgerController(Controller):
         """Record a payment received; send Idempotency-Key so a retry never records it twice."""
         lease = await leases.get(db, principal.organization_id, lease_id)
         return _created(*await service.post_payment(db, lease, data, principal.user_id))
+
+    @post(
+        "/deposit-disposition",
+        opt=roles(*MANAGERS),
+        status_code=HTTP_201_CREATED,
+        responses={
+            201: ResponseSpec(DepositStatementOut, description="JSON, or CSV for Accept: text/csv")
+        },
+    )
+    async def deposit_disposition(
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        principal: Principal,
+        lease_id: uuid.UUID,
+        data: DispositionIn,
+    ) -> Response[Any]:
+        """Settle the deposit at move-out: itemized deductions, the rest refunded; a statement."""
+        csv = wants_csv(request)
+        lease = await leases.get(db, principal.organization_id, lease_id, for_update=True)
+        org = await service.organization_of(db, principal.organization_id)
+        today = service.today_in(org)
+        await service.dispose_deposit(db, lease, data, principal.user_id, today)
+        return _statement(await service.deposit_statement(db, lease, today), csv, HTTP_201_CREATED)
+
+    @get(
+        "/deposit-statement",
+        responses={
+            200: ResponseSpec(DepositStatementOut, description="JSON, or CSV for Accept: text/csv")
+        },
+    )
+    async def deposit_statement(
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        principal: Principal,
+        lease_id: uuid.UUID,
+    ) -> Response[Any]:
+        """The deposit's statement for the tenants: charged, paid, deductions, refunds, held."""
+        csv = wants_csv(request)
+        lease = await leases.get(db, principal.organization_id, lease_id)
+        org = await service.organization_of(db, principal.organization_id)
+        return _statement(await service.deposit_statement(db, lease, service.today_in(org)), csv)
+
+
+def _statement(body: DepositStatementOut, csv: bool, status: int = 200) -> Response[Any]:
+    if not csv:
+        return Response(body, status_code=status, headers=NO_STORE)
+    rows: list[list[object]] = [
+        [line.date, line.item, line.description, line.amount, line.entry_id or ""]
+        for line in body.lines
+    ]
+    rows.append(["", "deposit_held", "Deposit held", body.deposit_held, ""])
+    rows.append(["", "balance", "Balance owed", body.balance, ""])
+    response = csv_response(
+        ["date", "item", "description", f"amount_{body.currency.lower()}_minor", "entry_id"],
+        rows,
+        f"deposit-statement-{body.lease_id}.csv",
+    )
+    response.status_code = status
+    return response
 
 
 def _optional_body(raw: bytes) -> ReverseIn | None:

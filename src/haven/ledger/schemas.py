@@ -42,6 +42,41 @@ class ReverseIn(RequestBody):
     description: Description | None = None
 
 
+class DeductionIn(RequestBody):
+    reason: Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
+    amount: PositiveMoney
+
+
+class DispositionIn(RequestBody):
+    """Deductions applied from the deposit to what is owed; the rest is refunded."""
+
+    refund_method: PaymentMethod
+    deductions: Annotated[list[DeductionIn], Meta(max_length=50)] = []
+    # Default: everything held less the deductions. Less keeps the rest held.
+    refund_amount: Annotated[int, Meta(ge=0, le=1_000_000_000_00)] | None = None
+    date: date | None = None
+
+
+class StatementLineOut(ResponseBody):
+    date: date
+    item: str  # deposit_charged, deposit_paid, deduction, refund
+    description: str
+    amount: int
+    entry_id: uuid.UUID | None
+
+
+class DepositStatementOut(ResponseBody):
+    lease_id: uuid.UUID
+    currency: str
+    deposit_charged: int
+    deposit_paid: int
+    deductions: int
+    refunded: int
+    deposit_held: int
+    balance: int  # what the tenants still owe after the deductions (negative: in credit)
+    lines: list[StatementLineOut]
+
+
 class AgingOut(ResponseBody):
     current: int
     days1to30: int
@@ -67,5 +102,7 @@ class LedgerOut(ResponseBody):
     lease_id: uuid.UUID
     currency: str
     balance: int
+    # Deposit paid and held for the tenants: a liability, not part of `balance`.
+    deposit_held: int
     aging: AgingOut
     entries: list[EntryOut]

@@ -13,10 +13,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.db.query import PlainRow, get_owned
 from haven.db.reader import Reader
-from haven.errors import ConflictError, NotFoundError
+from haven.errors import ConflictError, FieldError, NotFoundError, ValidationError
 from haven.ledger import repository
-from haven.ledger.aging import Summary, ordered, running_balances, summarize
-from haven.ledger.schemas import ChargeIn, CreditIn, PaymentIn, ReverseIn
+from haven.ledger.aging import Line, Summary, deposit_held, ordered, running_balances, summarize
+from haven.ledger.schemas import (
+    ChargeIn,
+    CreditIn,
+    DepositStatementOut,
+    DispositionIn,
+    PaymentIn,
+    ReverseIn,
+    StatementLineOut,
+)
 from haven.models import Lease, LedgerEntry, Organization
 
 # Money can only move on a lease that is or was in force.
@@ -47,6 +55,7 @@ def today_in_zone(timezone: str) -> date:
 class LedgerView:
     currency: str
     summary: Summary
+    deposit_held: int
     entries: list[tuple[PlainRow, int]]  # (entry, balanceAfter)
 
 
@@ -59,9 +68,11 @@ async def view(reader: Reader, organization_id: uuid.UUID, lease_id: uuid.UUID) 
     by_id = {e.id: e for e in entries}
     lines = ordered(repository.line_of(e) for e in entries)
     after = running_balances(lines)
+    summary = summarize(lines, today_in_zone(rows[0].org_timezone))
     return LedgerView(
         currency=rows[0].org_currency,
-        summary=summarize(lines, today_in_zone(rows[0].org_timezone)),
+        summary=summary,
+        deposit_held=deposit_held(lines, summary),
         entries=[(by_id[line.id], bal) for line, bal in zip(lines, after, strict=True)],
     )
 
@@ -176,3 +187,147 @@ async def reverse(
         # Another instance reversed it in the same moment: the unique key on reverses_id won.
         raise ConflictError("This entry has already been reversed") from None
     return reversal, await repository.balance_of(session, entry.lease_id)
+
+
+DEPOSIT_KEY = "deposit:{lease_id}"
+DEDUCTION_REF = "deposit-deduction"
+RELEASE_REF = "deposit-refund"
+
+
+async def post_deposit_charge(session: AsyncSession, lease: Lease) -> LedgerEntry:
+    """The deposit, charged once (its billing key) when the lease is activated, due at start."""
+    entry = LedgerEntry(
+        organization_id=lease.organization_id,
+        lease_id=lease.id,
+        type="charge",
+        kind="deposit",
+        amount=lease.deposit,
+        date=lease.start_date,
+        description="Security deposit",
+        billing_key=DEPOSIT_KEY.format(lease_id=lease.id),
+    )
+    session.add(entry)
+    await session.flush()
+    return entry
+
+
+async def _entries(session: AsyncSession, lease_id: uuid.UUID) -> list[LedgerEntry]:
+    stmt = select(LedgerEntry).where(LedgerEntry.lease_id == lease_id)
+    return list((await session.execute(stmt)).scalars())
+
+
+def _lines(entries: list[LedgerEntry]) -> list[Line]:
+    return ordered(repository.line_of(e) for e in entries)
+
+
+async def deposit_statement(
+    session: AsyncSession, lease: Lease, today: date
+) -> DepositStatementOut:
+    """The deposit's story on one lease: charged, paid, each deduction, each refund, held."""
+    org = await organization_of(session, lease.organization_id)
+    entries = await _entries(session, lease.id)
+    lines = _lines(entries)
+    summary = summarize(lines, today)
+    reversed_ids = {e.reverses_id for e in entries if e.reverses_id is not None}
+    live = sorted(
+        (e for e in entries if e.id not in reversed_ids and e.type != "reversal"),
+        key=lambda e: (e.created_at, str(e.id)),
+    )
+    out: list[StatementLineOut] = []
+    charged = paid = deducted = refunded = 0
+    for e in live:
+        if e.kind != "deposit":
+            continue
+        if e.type == "charge":
+            charged += e.amount
+            part = e.amount - summary.unpaid.get(e.id, 0)
+            paid += part
+            out.append(
+                StatementLineOut(e.date, "deposit_charged", e.description or "", e.amount, e.id)
+            )
+            if part:
+                out.append(StatementLineOut(e.date, "deposit_paid", "Deposit paid", part, None))
+        elif e.type == "credit" and e.reference == DEDUCTION_REF:
+            deducted += -e.amount
+            out.append(StatementLineOut(e.date, "deduction", e.description or "", -e.amount, e.id))
+        elif e.type == "refund":
+            refunded += e.amount
+            out.append(StatementLineOut(e.date, "refund", e.description or "", e.amount, e.id))
+    return DepositStatementOut(
+        lease_id=lease.id,
+        currency=org.currency,
+        deposit_charged=charged,
+        deposit_paid=paid,
+        deductions=deducted,
+        refunded=refunded,
+        deposit_held=deposit_held(lines, summary),
+        balance=summary.balance,
+        lines=out,
+    )
+
+
+def _refuse(field: str, message: str) -> ValidationError:
+    return ValidationError(errors=[FieldError(field, message)])
+
+
+async def dispose_deposit(
+    session: AsyncSession, lease: Lease, data: DispositionIn, user_id: uuid.UUID | None, today: date
+) -> None:
+    """Apply itemized deductions from the deposit to what is owed; refund (part of) the rest.
+
+    Each deduction is a credit of kind `deposit` (it lowers the balance); a refund is a
+    credit of kind `deposit` releasing the amount plus a `refund` entry paying it out,
+    so the balance is unchanged by it and the deposit held falls by it.
+    """
+    if lease.status not in ("ended", "terminated"):
+        raise ConflictError("The deposit is settled at move-out: end or terminate the lease first")
+    entries = await _entries(session, lease.id)
+    lines = _lines(entries)
+    held = deposit_held(lines, summarize(lines, today))
+    total = sum(d.amount for d in data.deductions)
+    if total > held:
+        raise _refuse("deductions", f"the deductions ({total}) exceed the deposit held ({held})")
+    rest = held - total
+    refund = rest if data.refund_amount is None else data.refund_amount
+    if refund > rest:
+        raise _refuse("refundAmount", f"more than the deposit held after deductions ({rest})")
+    if total == 0 and refund == 0:
+        raise ConflictError("No deposit is held on this lease, or nothing to settle")
+    on = data.date or today
+    base = {"organization_id": lease.organization_id, "lease_id": lease.id, "date": on}
+    for d in data.deductions:
+        session.add(
+            LedgerEntry(
+                **base,
+                type="credit",
+                kind="deposit",
+                amount=-d.amount,
+                description=d.reason,
+                reference=DEDUCTION_REF,
+                created_by_id=user_id,
+            )
+        )
+    if refund:
+        session.add(
+            LedgerEntry(
+                **base,
+                type="credit",
+                kind="deposit",
+                amount=-refund,
+                description="Deposit released for refund",
+                reference=RELEASE_REF,
+                created_by_id=user_id,
+            )
+        )
+        session.add(
+            LedgerEntry(
+                **base,
+                type="refund",
+                kind="deposit",
+                amount=refund,
+                description=f"Deposit refund ({data.refund_method})",
+                method=data.refund_method,
+                created_by_id=user_id,
+            )
+        )
+    await session.flush()

@@ -3,7 +3,15 @@
 from haven.db.base import Base
 from haven.models.audit import AuditEvent
 from haven.models.events import Event, EventCounter, WebhookDelivery, WebhookSubscription
-from haven.models.lease import IdempotencyRecord, Lease, LeaseTenant, LedgerEntry
+from haven.models.lease import (
+    IdempotencyRecord,
+    JobRun,
+    Lease,
+    LeaseTenant,
+    LedgerEntry,
+    RecurringCharge,
+    RentChange,
+)
 from haven.models.maintenance import MaintenanceComment, MaintenanceRequest
 from haven.models.organization import Membership, Organization, User
 from haven.models.property import Property, Unit
@@ -15,6 +23,7 @@ __all__ = [
     "Event",
     "EventCounter",
     "IdempotencyRecord",
+    "JobRun",
     "Lease",
     "LeaseTenant",
     "LedgerEntry",
@@ -23,6 +32,8 @@ __all__ = [
     "Membership",
     "Organization",
     "Property",
+    "RecurringCharge",
+    "RentChange",
     "Tenant",
     "Unit",
     "User",

@@ -28,6 +28,8 @@ class AuditEvent(IdMixin, Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # No foreign key: the record of who did something outlives the account.
     actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # A job acting on its own (e.g. "system:billing"); actor_id is then null.
+    system_actor: Mapped[str | None] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(64))
     entity_type: Mapped[str] = mapped_column(String(64))
     entity_id: Mapped[uuid.UUID] = mapped_column(Uuid)

@@ -7,6 +7,7 @@ from datetime import date, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Date,
     ForeignKey,
     Index,
@@ -22,8 +23,10 @@ from haven.db.base import Base, IdMixin, TimestampsMixin, UTCDateTime, Versioned
 
 LEASE_STATUSES = ("draft", "active", "ended", "terminated")
 LATE_FEE_KINDS = ("flat", "percent")
-ENTRY_TYPES = ("charge", "payment", "credit", "reversal")
+ENTRY_TYPES = ("charge", "payment", "credit", "reversal", "refund")
 CHARGE_KINDS = ("rent", "deposit", "late_fee", "utility", "other")
+# Kinds of recurring charges (billed monthly with the rent, prorated the same way).
+RECURRING_KINDS = ("parking", "pet", "utility", "storage", "other")
 PAYMENT_METHODS = ("cash", "check", "bank_transfer", "card", "other")
 
 
@@ -54,6 +57,61 @@ class Lease(IdMixin, TimestampsMixin, VersionedMixin, Base):
     late_fee_amount: Mapped[int | None] = mapped_column(BigInteger)
     activated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     terminated_on: Mapped[date | None] = mapped_column(Date)
+    # Post the deposit as a charge when the lease is activated.
+    charge_deposit: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Rent rises by these basis points every so many months (generates rent changes).
+    escalation_basis_points: Mapped[int | None] = mapped_column(Integer)
+    escalation_every_months: Mapped[int | None] = mapped_column(Integer)
+    # The lease this one renews: it activates when that one ends.
+    renews_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("leases.id", ondelete="SET NULL")
+    )
+
+
+class RentChange(IdMixin, Base):
+    """The lease's rent from `effective_date` on (until the next change)."""
+
+    __tablename__ = "rent_changes"
+    __table_args__ = (UniqueConstraint("lease_id", "effective_date"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    lease_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("leases.id", ondelete="CASCADE"))
+    effective_date: Mapped[date] = mapped_column(Date)
+    rent: Mapped[int] = mapped_column(BigInteger)
+    # manual (POST rent-changes) or escalation (generated from the lease's escalation).
+    source: Mapped[str] = mapped_column(String(16), default="manual")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RecurringCharge(IdMixin, VersionedMixin, Base):
+    """A monthly charge besides the rent (parking, pet, utilities), from start to end."""
+
+    __tablename__ = "recurring_charges"
+    __table_args__ = (Index("ix_recurring_charges_lease", "lease_id", "start_date"),)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    lease_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("leases.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    description: Mapped[str] = mapped_column(String(200))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class JobRun(Base):
+    """The last day a scheduled job completed, per job and scope (an organization or all)."""
+
+    __tablename__ = "job_runs"
+    __audit__ = False  # bookkeeping of the scheduler, not a change anyone made
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    last_date: Mapped[date] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class LeaseTenant(Base):

@@ -12,7 +12,7 @@ from haven.auth.principal import Principal
 from haven.errors import NotAcceptableError
 from haven.reports import service
 from haven.reports.schemas import AgingReportOut, RentRollOut
-from haven.web import NO_STORE
+from haven.web import NO_STORE, csv_response, wants_csv
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -47,7 +47,18 @@ class ReportsController(Controller):
             )
         return Response(report, headers=NO_STORE)
 
-    @get("/aging")
-    async def aging(self, db: AsyncSession, principal: Principal) -> Response[AgingReportOut]:
-        """Arrears by lease and aging bucket (FIFO, as on the ledger), with totals."""
-        return Response(await service.aging_report(db, principal.organization_id), headers=NO_STORE)
+    @get(
+        "/aging",
+        responses={
+            200: ResponseSpec(AgingReportOut, description="JSON, or CSV for Accept: text/csv")
+        },
+    )
+    async def aging(
+        self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal
+    ) -> Response[Any]:
+        """Arrears by lease and aging bucket (FIFO, as on the ledger); CSV for Accept: text/csv."""
+        csv = wants_csv(request)
+        report = await service.aging_report(db, principal.organization_id)
+        if csv:
+            return csv_response(*service.aging_csv(report), "aging.csv")
+        return Response(report, headers=NO_STORE)

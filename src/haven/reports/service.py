@@ -10,8 +10,9 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haven.leases.service import rents_in_force
 from haven.ledger import repository
-from haven.ledger.aging import Aging, summarize
+from haven.ledger.aging import BUCKETS, Aging, summarize
 from haven.ledger.schemas import AgingOut
 from haven.ledger.service import organization_of, today_in
 from haven.models import Lease, LeaseTenant, Property, Tenant, Unit
@@ -75,6 +76,7 @@ async def rent_roll(session: AsyncSession, organization_id: uuid.UUID) -> RentRo
         ).scalars()
     }
     names = await _tenant_names(session, [lease.id for lease in leases.values()])
+    rents = await rents_in_force(session, leases.values(), today)
     ledgers = await repository.lines_by_lease(session, organization_id)
     items: list[RentRollRow] = []
     for unit, property_name in units:
@@ -90,7 +92,7 @@ async def rent_roll(session: AsyncSession, organization_id: uuid.UUID) -> RentRo
                 market_rent=unit.market_rent,
                 lease_id=lease.id if lease else None,
                 tenants=names.get(lease.id, "") if lease else "",
-                rent=lease.rent if lease else 0,
+                rent=rents[lease.id] if lease else 0,
                 deposit=lease.deposit if lease else 0,
                 start_date=lease.start_date if lease else None,
                 end_date=lease.end_date if lease else None,
@@ -172,3 +174,18 @@ async def aging_report(session: AsyncSession, organization_id: uuid.UUID) -> Agi
             leases=len(items), balance=sum(i.balance for i in items), aging=_aging_out(total)
         ),
     )
+
+
+AGING_COLUMNS = ["lease_id", "status", "property", "unit", "tenants", "balance", *BUCKETS]
+
+
+def aging_csv(report: AgingReportOut) -> tuple[list[str], list[list[object]]]:
+    """The aging report as CSV rows (one per lease, amounts in minor units), totals last."""
+    rows: list[list[object]] = [
+        [i.lease_id, i.status, i.property_name, i.unit_label, i.tenants, i.balance]
+        + [getattr(i.aging, b) for b in BUCKETS]
+        for i in report.items
+    ]
+    t = report.totals
+    rows.append(["total", "", "", "", "", t.balance, *(getattr(t.aging, b) for b in BUCKETS)])
+    return AGING_COLUMNS, rows

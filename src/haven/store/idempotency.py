@@ -306,7 +306,7 @@ def document(openapi: Any) -> None:
             operation.parameters = [*params, header]
 
 
-async def purge_expired(session: AsyncSession) -> int:
+async def purge_expired(session: AsyncSession, now: datetime | None = None) -> int:
     """Delete records past the 24 h window (their Redis copies expire by themselves)."""
     from sqlalchemy import delete
 
@@ -314,7 +314,7 @@ async def purge_expired(session: AsyncSession) -> int:
 
     result = await session.execute(
         delete(IdempotencyRecord).where(
-            IdempotencyRecord.created_at < datetime.now(UTC) - RETENTION
+            IdempotencyRecord.created_at < (now or datetime.now(UTC)) - RETENTION
         )
     )
     return int(getattr(result, "rowcount", 0) or 0)

@@ -12,7 +12,7 @@ from support_leases import active_lease, charge, new_unit, pay
 
 FIELDS = {
     "properties", "units", "occupiedUnits", "occupancyRate", "monthlyRentRoll",
-    "collectedThisMonth", "outstandingBalance", "overdueLeases", "leasesExpiring",
+    "collectedThisMonth", "outstandingBalance", "depositsHeld", "overdueLeases", "leasesExpiring",
     "openMaintenance", "currency", "generatedAt",
 }  # fmt: skip
 

@@ -174,7 +174,11 @@ def test_start_order_uses_conditions(compose: dict[str, Any]) -> None:
 
 
 def test_haven_services_share_one_image_built_from_the_dockerfile(compose: dict[str, Any]) -> None:
-    haven = {n: s for n, s in compose["services"].items() if n == "migrate" or n.startswith("api-")}
+    haven = {
+        n: s
+        for n, s in compose["services"].items()
+        if n in ("migrate", "scheduler") or n.startswith("api-")
+    }
     assert len({s["image"] for s in haven.values()}) == 1
     for name, svc in haven.items():
         build = svc["build"]
@@ -245,3 +249,30 @@ def test_a_placeholder_secret_stops_the_instances(
     env = service_env(compose["services"]["api-1"], {**OPERATOR_ENV, variable: value})
     with pytest.raises(ConfigError, match=f"^{variable}:"):
         load_settings(env)
+
+
+def test_the_scheduler_service_runs_the_daily_jobs_after_migrating(
+    compose: dict[str, Any],
+) -> None:
+    from click.testing import CliRunner
+
+    from haven.cli import main
+
+    svc = compose["services"]["scheduler"]
+    assert svc["command"][:2] == ["jobs", "scheduler"]
+    assert "--once" not in svc["command"]  # a long-running loop, restarted if it dies
+    assert svc["restart"] == "unless-stopped"
+    assert svc["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    settings = load_settings(service_env(svc, OPERATOR_ENV))
+    assert settings.is_production
+    assert settings.instance_id == "scheduler"
+    assert settings.redis_url == "redis://redis:6379/0"  # the cluster-wide job locks
+    # The healthcheck reads the heartbeat file the command writes, on the writable tmpfs.
+    beat = svc["command"][svc["command"].index("--heartbeat") + 1]
+    assert beat in " ".join(svc["healthcheck"]["test"])
+    assert any(beat.startswith(t) for t in svc["tmpfs"])
+    interval = float(svc["command"][svc["command"].index("--interval") + 1])
+    assert f"> {int(2 * interval)}" in " ".join(svc["healthcheck"]["test"])
+    assert "ports" not in svc
+    result = CliRunner().invoke(main, [*svc["command"], "--help"])
+    assert result.exit_code == 0, result.output

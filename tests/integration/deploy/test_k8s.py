@@ -39,6 +39,7 @@ EXPECTED_KINDS = {
     "PodDisruptionBudget",
     "Job",
     "NetworkPolicy",
+    "CronJob",
 }
 
 
@@ -130,6 +131,12 @@ def merged_env() -> dict[str, str]:
 
 def pod_settings() -> Settings:
     return load_settings({**merged_env(), "INSTANCE_ID": "haven-7d9f-abcde"})
+
+
+def _own_pool(container: dict[str, Any]) -> int:
+    """DB_POOL_MAX as the container sees it: the ConfigMap's, unless its env overrides it."""
+    env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    return load_settings({**merged_env(), "INSTANCE_ID": "job-1", **env}).db_pool_max
 
 
 def haven_container(workload: dict[str, Any]) -> dict[str, Any]:
@@ -332,9 +339,15 @@ def test_references_between_resources_line_up() -> None:
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
 
     # Pool arithmetic from the ConfigMap comment: at the HPA's maximum, plus the surge pod
-    # of a rollout, plus the migration Job, within a default PostgreSQL (100 - 3 reserved).
+    # of a rollout, plus the migration Job and every CronJob (each with its own pool),
+    # within a default PostgreSQL (100 - 3 reserved).
     worst = hpa["spec"]["maxReplicas"] + deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"]
-    assert (worst + 1) * pod_settings().db_pool_max <= 100 - 3
+    jobs = [haven_container(one("Job"))] + [
+        c["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+        for c in k8s_by_kind("CronJob")
+    ]
+    job_pools = sum(_own_pool(container) for container in jobs)
+    assert worst * pod_settings().db_pool_max + job_pools <= 100 - 3
 
     config_name = one("ConfigMap")["metadata"]["name"]
     secret_name = operator_secret()[0]
@@ -376,3 +389,62 @@ def test_pods_run_non_root_read_only_with_resource_bounds(kind: str) -> None:
         mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+def _cron_pod(cron: dict[str, Any]) -> dict[str, Any]:
+    return dict(cron["spec"]["jobTemplate"]["spec"]["template"]["spec"])
+
+
+def test_a_cronjob_per_scheduled_job_runs_the_scheduler_once_without_overlap() -> None:
+    from haven.jobs.scheduler import JOBS
+
+    crons = k8s_by_kind("CronJob")
+    jobs = {}
+    for cron in crons:
+        spec = cron["spec"]
+        assert spec["concurrencyPolicy"] == "Forbid", cron["metadata"]["name"]
+        assert spec["startingDeadlineSeconds"] > 0
+        pod = _cron_pod(cron)
+        assert pod["restartPolicy"] in ("Never", "OnFailure")
+        (container,) = pod["containers"]
+        args = container["args"]
+        assert args[:3] == ["jobs", "scheduler", "--once"], args
+        assert args[3] == "--job"
+        jobs[args[4]] = spec["schedule"]
+        assert container["image"] == haven_container(one("Deployment"))["image"]
+        refs = container["envFrom"]
+        assert {"configMapRef": {"name": one("ConfigMap")["metadata"]["name"]}} in refs
+        assert {"secretRef": {"name": one("Secret")["metadata"]["name"]}} in refs
+        assert pod["serviceAccountName"] == one("ServiceAccount")["metadata"]["name"]
+    assert sorted(jobs) == sorted(JOBS)
+    # Billing every hour: an organization's local midnight is at most an hour behind.
+    assert jobs["billing"].split()[1] == "*"
+
+
+def test_cronjob_pods_run_non_root_read_only_with_resource_bounds() -> None:
+    for cron in k8s_by_kind("CronJob"):
+        pod = _cron_pod(cron)
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        assert pod["automountServiceAccountToken"] is False
+        for container in pod["containers"]:
+            ctx = container["securityContext"]
+            assert ctx["readOnlyRootFilesystem"] is True
+            assert ctx["allowPrivilegeEscalation"] is False
+            assert ctx["capabilities"]["drop"] == ["ALL"]
+            assert {"cpu", "memory"} <= container["resources"]["limits"].keys()
+            mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+            volumes = {v["name"]: v for v in pod["volumes"]}
+            assert "emptyDir" in volumes[mounts["/tmp"]]
+
+
+def test_cronjob_arguments_are_ones_the_cli_accepts() -> None:
+    from click.testing import CliRunner
+
+    from haven.cli import main
+
+    for cron in k8s_by_kind("CronJob"):
+        args = _cron_pod(cron)["containers"][0]["args"]
+        # --help after the real arguments: click parses (and rejects) them, then stops.
+        result = CliRunner().invoke(main, [*args, "--help"])
+        assert result.exit_code == 0, result.output

@@ -11,7 +11,7 @@ import pytest
 from litestar.testing import TestClient
 
 from support import Account, assert_problem, create_tenant, register
-from support_leases import active_lease, charge, draft_lease, new_unit
+from support_leases import active_lease, charge, draft_lease, new_unit, pay
 from support_portfolio import app_client
 
 HUGE = "x" * 10_000
@@ -27,6 +27,8 @@ class LeaseWorld:
     draft: dict[str, Any]
     active: dict[str, Any]
     entry: dict[str, Any]
+    renewable: dict[str, Any]
+    moved_out: dict[str, Any]
 
     def get(self, path: str) -> Any:
         response = self.client.get(path, headers=self.owner.headers)
@@ -35,6 +37,22 @@ class LeaseWorld:
 
     def ledger(self) -> Any:
         return self.get(f"/api/v1/leases/{self.active['id']}/ledger")["entries"]
+
+    def moved_out_ledger(self) -> Any:
+        return self.get(f"/api/v1/leases/{self.moved_out['id']}/ledger")
+
+
+def _moved_out(client: TestClient[Any], owner: Account) -> dict[str, Any]:
+    """A terminated lease whose 240000 deposit was charged and paid."""
+    lease = active_lease(client, owner, chargeDeposit=True, deposit=240000)
+    assert pay(client, owner, lease["id"], 240000, on="2026-01-01").status_code == 201
+    done = client.post(
+        f"/api/v1/leases/{lease['id']}/terminate",
+        headers=owner.headers,
+        json={"date": "2026-06-30"},
+    )
+    assert done.status_code == 200, done.text
+    return dict(done.json())
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +68,8 @@ def world(database: Any, valkey: Any, secret_key: str) -> Iterator[LeaseWorld]:
             draft=draft_lease(client, owner),
             active=active,
             entry=charge(client, owner, active["id"], 1000, "2026-01-01"),
+            renewable=active_lease(client, owner, endDate="2026-12-31"),
+            moved_out=_moved_out(client, owner),
         )
 
 
@@ -140,6 +160,42 @@ TARGETS = [
         "description",
     ),
     Target(
+        "rent-change",
+        lambda w: f"/api/v1/leases/{w.active['id']}/rent-changes",
+        lambda w: w.get(f"/api/v1/leases/{w.active['id']}/rent-changes"),
+        lambda w: {"effectiveDate": "2026-07-01", "rent": 130000},
+        {"effectiveDate": "2026-07-01", "rent": 1300.5},
+        {"effectiveDate": "2026-07-01", "rent": -1},
+        "effectiveDate",
+    ),
+    Target(
+        "recurring-charge",
+        lambda w: f"/api/v1/leases/{w.active['id']}/recurring-charges",
+        lambda w: w.get(f"/api/v1/leases/{w.active['id']}/recurring-charges"),
+        lambda w: {"kind": "parking", "amount": 5000, "startDate": "2026-02-01"},
+        {"kind": "parking", "amount": "5000", "startDate": "2026-02-01"},
+        {"kind": "parking", "amount": 0, "startDate": "2026-02-01"},
+        "description",
+    ),
+    Target(
+        "renew",
+        lambda w: f"/api/v1/leases/{w.renewable['id']}/renew",
+        _leases,
+        lambda w: {"rent": 125000, "endDate": "2027-12-31"},
+        {"rent": 125000.5},
+        {"rent": -5},
+        "startDate",
+    ),
+    Target(
+        "deposit-disposition",
+        lambda w: f"/api/v1/leases/{w.moved_out['id']}/deposit-disposition",
+        lambda w: w.moved_out_ledger(),
+        lambda w: {"refundMethod": "check", "deductions": [{"reason": "Cleaning", "amount": 1000}]},
+        {"refundMethod": "check", "deductions": [{"reason": "Cleaning", "amount": 10.5}]},
+        {"refundMethod": "check", "deductions": [{"reason": "Cleaning", "amount": -1}]},
+        "refundMethod",
+    ),
+    Target(
         "terminate",
         lambda w: f"/api/v1/leases/{w.active['id']}/terminate",
         lambda w: w.get(f"/api/v1/leases/{w.active['id']}"),
@@ -221,6 +277,13 @@ ID_PATHS = [
     ("POST", "/api/v1/leases/{}/credits"),
     ("POST", "/api/v1/leases/{}/payments"),
     ("POST", "/api/v1/ledger-entries/{}/reverse"),
+    ("GET", "/api/v1/leases/{}/rent-changes"),
+    ("POST", "/api/v1/leases/{}/rent-changes"),
+    ("GET", "/api/v1/leases/{}/recurring-charges"),
+    ("POST", "/api/v1/leases/{}/recurring-charges"),
+    ("POST", "/api/v1/leases/{}/renew"),
+    ("POST", "/api/v1/leases/{}/deposit-disposition"),
+    ("GET", "/api/v1/leases/{}/deposit-statement"),
 ]
 
 

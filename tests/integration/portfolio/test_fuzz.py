@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
 from support import create_property, create_tenant, create_unit, register
+from support_leases import active_lease
 from support_portfolio import app_client
 
 EXAMPLES_PER_OPERATION = 25
@@ -45,6 +46,9 @@ def fuzz_world(database: Any, valkey: Any, secret_key: str) -> Iterator[dict[str
             "unit_id": create_unit(client, owner, prop["id"])["id"],
             "tenant_id": create_tenant(client, owner)["id"],
             "member_id": owner.user_id,
+            # A lease in force, so rent changes, recurring charges, renewals and the
+            # deposit endpoints see valid ids too.
+            "lease_id": active_lease(client, owner, chargeDeposit=True)["id"],
         }
         yield {
             "client": client,

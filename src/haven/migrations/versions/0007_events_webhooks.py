@@ -1,7 +1,7 @@
 """event outbox, feed counter, webhook subscriptions and deliveries
 
 Revision ID: 0007
-Revises: 0004
+Revises: 0006
 Create Date: 2026-11-27
 
 The transactional outbox (events), the per-organization position counter whose row
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,1 @@
+"""Scheduled work: the scheduler that runs the daily jobs once per cluster."""
