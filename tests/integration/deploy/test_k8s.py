@@ -414,7 +414,7 @@ def test_a_cronjob_per_scheduled_job_runs_the_scheduler_once_without_overlap() -
         assert container["image"] == haven_container(one("Deployment"))["image"]
         refs = container["envFrom"]
         assert {"configMapRef": {"name": one("ConfigMap")["metadata"]["name"]}} in refs
-        assert {"secretRef": {"name": one("Secret")["metadata"]["name"]}} in refs
+        assert {"secretRef": {"name": operator_secret()[0]}} in refs
         assert pod["serviceAccountName"] == one("ServiceAccount")["metadata"]["name"]
     assert sorted(jobs) == sorted(JOBS)
     # Billing every hour: an organization's local midnight is at most an hour behind.
