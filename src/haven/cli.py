@@ -233,6 +233,7 @@ def jobs_scheduler(
                 settings.instance_id,
                 selected(only),
                 reader=create_sessionmaker(engine),
+                event_retention_days=settings.event_retention_days,
             )
             if once:  # errors surface as a failed run, which cron or the CronJob reports
                 report = await scheduler.tick(datetime.now(UTC))
@@ -240,6 +241,8 @@ def jobs_scheduler(
                     f"haven: scheduler: {report.posted} charge(s) posted, "
                     f"{sum(len(d) for d in report.billed.values())} billing day(s) run, "
                     f"purged {report.purged if report.purged is not None else '-'}, "
+                    f"events purged "
+                    f"{report.purged_events if report.purged_events is not None else '-'}, "
                     f"{len(report.skipped)} held by another copy"
                 )
                 return 1

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.billing import schedule
 from haven.billing.schedule import Due, Recurring, RentChange, Terms
+from haven.events import outbox
 from haven.leases import service as leases
 from haven.ledger.aging import Line, summarize
 from haven.models import Lease, LedgerEntry, RecurringCharge
@@ -337,6 +338,37 @@ async def run(
         await leases.end_expired(session, organization_id, as_of)
         await leases.activate_renewals(session, organization_id, as_of)
     period, charges = await plan(session, organization_id, on)
+    result = BillingResult(on=on, period=period, dry_run=dry_run, charges=charges)
     if not dry_run:
         await post_planned(session, charges)
-    return BillingResult(on=on, period=period, dry_run=dry_run, charges=charges)
+        _announce(session, result)
+    return result
+
+
+def _announce(session: AsyncSession, result: BillingResult) -> None:
+    """A `billing_run.completed` event per organization that this run posted anything for.
+
+    The entries themselves are `ledger_entry.posted` events (the outbox sees the ORM
+    writes); this one tells a consumer that the run for the date is done, with its id
+    stable per organization and date, so a re-run that posts more says so under the same id.
+    """
+    posted: dict[uuid.UUID, list[PlannedCharge]] = {}
+    for charge in result.charges:
+        if charge.posted:
+            posted.setdefault(charge.organization_id, []).append(charge)
+    for org_id, charges in posted.items():
+        run_id = uuid.uuid5(org_id, f"billing-run:{result.on.isoformat()}")
+        outbox.emit(
+            session,
+            org_id,
+            "billing_run.completed",
+            "billing_run",
+            run_id,
+            {
+                "id": str(run_id),
+                "date": result.on.isoformat(),
+                "period": result.period,
+                "posted": len(charges),
+                "entryIds": [str(c.entry_id) for c in charges if c.entry_id is not None],
+            },
+        )

@@ -45,6 +45,11 @@ RESOURCES: dict[str, tuple[str, ...]] = {
         "cancelled",
     ),
     "maintenance_comment": _CRUD,
+    "rent_change": ("created", "deleted"),
+    "recurring_charge": _CRUD,
+    # One per organization and billing date on which a real run posted anything
+    # (emitted by haven.billing.service.run; its id is stable for that date).
+    "billing_run": ("completed",),
 }
 
 EVENT_TYPES: frozenset[str] = frozenset(
@@ -94,6 +99,21 @@ SAMPLE_DATA: dict[str, dict[str, Any]] = {
         "status": "in_progress",
     },
     "maintenance_comment": {"requestId": _ID, "body": "Plumber booked for Tuesday"},
+    "rent_change": {
+        "leaseId": _ID,
+        "effectiveDate": "2027-12-01",
+        "rent": 130000,
+        "source": "manual",
+    },
+    "recurring_charge": {
+        "leaseId": _ID,
+        "kind": "parking",
+        "description": "Parking space 7",
+        "amount": 7500,
+        "startDate": "2026-12-01",
+        "endDate": None,
+    },
+    "billing_run": {"date": "2026-12-01", "period": "2026-12", "posted": 12, "entryIds": [_ID]},
 }
 
 

@@ -6,7 +6,9 @@ Two jobs:
   the day after its last completed run through today: the period flips at local
   midnight, and days missed while no scheduler ran are caught up in order (at most
   MAX_CATCH_UP_DAYS); an organization never billed before starts today;
-* purge of expired idempotency records, once per UTC day.
+* purge of expired idempotency records, once per UTC day;
+* purge of events and webhook delivery log rows older than the retention
+  (EVENT_RETENTION_DAYS), once per UTC day.
 
 Each unit of work takes a Redis lock (haven.store.locks) without waiting: a copy that
 finds it taken skips it, another copy is doing it. What a job completed is recorded
@@ -22,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -33,12 +35,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from haven.billing import service as billing
 from haven.billing.job import as_system, local_date, organizations
+from haven.events import service as events
 from haven.models import JobRun
 from haven.store import locks, org_cache
 from haven.store.client import Keys
 from haven.store.idempotency import purge_expired
+from haven.webhooks import service as webhooks
 
-JOBS = ("billing", "purge-idempotency")
+JOBS = ("billing", "purge-idempotency", "purge-events")
 LOCK_TTL_MS = 60_000
 MAX_CATCH_UP_DAYS = 62
 log = structlog.get_logger("haven.scheduler")
@@ -51,6 +55,8 @@ class TickReport:
     billed: dict[uuid.UUID, list[date]] = field(default_factory=dict)
     posted: int = 0
     purged: int | None = None
+    purged_events: int | None = None
+    purged_deliveries: int | None = None
     skipped: list[str] = field(default_factory=list)
 
 
@@ -87,6 +93,7 @@ class Scheduler:
     reader: async_sessionmaker[AsyncSession] | None = None
     # Bill only these organizations (None: all), e.g. to shard organizations over copies.
     organization_ids: frozenset[uuid.UUID] | None = None
+    event_retention_days: int = 30
 
     async def tick(self, now: datetime) -> TickReport:
         """Run what is due at `now` (an aware datetime)."""
@@ -96,7 +103,9 @@ class Scheduler:
                 if self.organization_ids is None or org_id in self.organization_ids:
                     await self._bill(org_id, local_date(now, timezone), report)
         if "purge-idempotency" in self.jobs:
-            await self._purge(now, report)
+            await self._daily("purge-idempotency", now, report, self._purge_idempotency)
+        if "purge-events" in self.jobs:
+            await self._daily("purge-events", now, report, self._purge_events)
         return report
 
     async def _bill(self, org_id: uuid.UUID, today: date, report: TickReport) -> None:
@@ -118,8 +127,14 @@ class Scheduler:
                 changed = org_cache.changed_organizations(session)
             await org_cache.bump(self.redis, self.keys, changed)
 
-    async def _purge(self, now: datetime, report: TickReport) -> None:
-        name = "purge-idempotency"
+    async def _daily(
+        self,
+        name: str,
+        now: datetime,
+        report: TickReport,
+        work: Callable[[AsyncSession, datetime, TickReport], Awaitable[None]],
+    ) -> None:
+        """Run `work` once per UTC day, under the job's lock, recorded with the work."""
         async with locks.held(self.redis, self.keys.lock(f"scheduler:{name}"), LOCK_TTL_MS) as t:
             if t is None:
                 report.skipped.append(name)
@@ -129,8 +144,18 @@ class Scheduler:
                 today = now.astimezone(UTC).date()
                 if row is not None and row.last_date >= today:
                     return
-                report.purged = await purge_expired(session, now)
+                await work(session, now, report)
                 _record(session, row, name, today)
+
+    async def _purge_idempotency(
+        self, session: AsyncSession, now: datetime, report: TickReport
+    ) -> None:
+        report.purged = await purge_expired(session, now)
+
+    async def _purge_events(self, session: AsyncSession, now: datetime, report: TickReport) -> None:
+        days = self.event_retention_days
+        report.purged_events = await events.purge_expired(session, days, now=now)
+        report.purged_deliveries = await webhooks.purge_deliveries(session, days, now=now)
 
 
 async def serve(
@@ -156,6 +181,7 @@ async def serve(
                 posted=report.posted,
                 billed=sum(len(d) for d in report.billed.values()),
                 purged=report.purged,
+                purged_events=report.purged_events,
                 skipped=len(report.skipped),
             )
             if heartbeat is not None:

@@ -175,9 +175,11 @@ async def redeliver(
     return delivery
 
 
-async def purge_deliveries(session: AsyncSession, retention_days: int) -> int:
+async def purge_deliveries(
+    session: AsyncSession, retention_days: int, *, now: datetime | None = None
+) -> int:
     """Delete finished delivery log rows older than the event retention."""
-    cutoff = utcnow() - timedelta(days=retention_days)
+    cutoff = (now or utcnow()) - timedelta(days=retention_days)
     result = await session.execute(
         sa_delete(WebhookDelivery).where(
             WebhookDelivery.at < cutoff, WebhookDelivery.status.in_(("succeeded", "failed"))
