@@ -59,6 +59,7 @@ def world(database: Any, valkey: Any, secret_key: str) -> Iterator[dict[str, Any
         "RATE_LIMIT_AUTH": "100000",
         "RATE_LIMIT_AUTH_EMAIL": "100000",
         "RATE_LIMIT_REGISTER": "100000",
+        "RATE_LIMIT_PASSWORD": "100000",
         "REDIS_KEY_PREFIX": f"bytes-{database.backend}",
         "LOG_LEVEL": "warning",
         "DB_POOL_MIN": "1",

@@ -21,7 +21,7 @@ async def _twice(url: str, through_gate: bool) -> tuple[Decision, Decision, int]
     try:
         keys = Keys(f"t{secrets.token_hex(4)}")
         limiter = RateLimiter(redis, keys, Settings(instance_id="unit", rate_limit_window=60))
-        gate = Gate(redis, keys, limiter, session_ttl=600)
+        gate = Gate(redis, keys, limiter, session_ttl=600, session_max_age=3600)
         limits = [Limit("ip", "203.0.113.7", 1), Limit("user", "abc", 1)]
 
         async def hit() -> Decision:
