@@ -61,6 +61,8 @@ LB_PORT = 8080
 VALKEY_PORT = 6379
 SENTINEL_PORT = 26379
 SENTINEL_PASSWORD = "multihost-sentinel-secret"
+OPERATOR_TOKEN = secrets.token_urlsafe(32)  # the registry view is an operator endpoint
+OPERATOR = {"Authorization": f"Bearer {OPERATOR_TOKEN}"}
 RECOVERY_S = 10.0
 # A careful client's budget for one logical request: above the load balancer's upstream
 # read timeout, so a request stranded on a host that stopped answering is retried.
@@ -352,6 +354,7 @@ def bed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
     bed.env = clean_env(
         HAVEN_ENV="production",
         SECRET_KEY=secrets.token_urlsafe(48),
+        OPERATOR_TOKEN=OPERATOR_TOKEN,
         DATABASE_URL=f"postgresql+asyncpg://postgres@{net.ip('db')}:{db_port}/haven{query}",
         REDIS_SENTINELS=",".join(bed.sentinels),
         REDIS_SENTINEL_MASTER=SERVICE,
@@ -608,7 +611,7 @@ def test_2_valkey_primary_host_cut_off_sentinel_promotes_the_replica(bed: Bed) -
             deadline = time.monotonic() + 15
             count = 0
             while time.monotonic() < deadline and count != len(APPS):
-                r = await http.get("/api/v1/load-balancer/instances")
+                r = await http.get("/api/v1/load-balancer/instances", headers=OPERATOR)
                 count = r.json().get("count", 0) if r.status_code == 200 else 0
                 await asyncio.sleep(0.5)
             assert count == len(APPS), "every instance re-registers on the new primary"

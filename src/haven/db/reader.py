@@ -24,11 +24,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import asyncpg
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable, Select
 
 from haven.db.query import PlainRow, plain_rows, row_type
+from haven.errors import DependencyUnavailableError
 
 _PREPARED_LIMIT = 512  # statements are built once per shape; this only bounds misuse
 
@@ -58,6 +60,10 @@ class Prepared:
             processors[name](values[name]) if name in processors else values[name]
             for name in self._binds
         ]
+
+
+# Driver errors after which the connection is unusable, whatever the statement was.
+_BROKEN = (asyncpg.InternalClientError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
 
 
 class Reader:
@@ -96,7 +102,13 @@ class Reader:
         self._engine.sync_engine.dispatch.before_cursor_execute(
             connection.sync_connection, None, prepared.sql, arguments, None, False
         )
-        records = await raw.driver_connection.fetch(prepared.sql, *arguments)  # type: ignore[union-attr]
+        try:
+            records = await raw.driver_connection.fetch(prepared.sql, *arguments)  # type: ignore[union-attr]
+        except _BROKEN as exc:
+            # The connection broke mid-use (the server restarted or went away, leaving the
+            # driver mid-operation): it must not go back to the pool for the next request.
+            await connection.invalidate(exc)
+            raise DependencyUnavailableError("The database is unavailable; retry shortly") from exc
         make = prepared.make
         return [make(record) for record in records]
 
