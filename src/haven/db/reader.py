@@ -62,8 +62,12 @@ class Prepared:
         ]
 
 
-# Driver errors after which the connection is unusable, whatever the statement was.
-_BROKEN = (asyncpg.InternalClientError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+def _broken(exc: BaseException) -> bool:
+    """Whether the driver's connection is unusable, whatever the statement was."""
+    if isinstance(exc, asyncpg.InternalClientError | asyncpg.PostgresConnectionError | OSError):
+        return True
+    text = str(exc)
+    return "closed" in text or "in progress" in text
 
 
 class Reader:
@@ -104,7 +108,14 @@ class Reader:
         )
         try:
             records = await raw.driver_connection.fetch(prepared.sql, *arguments)  # type: ignore[union-attr]
-        except _BROKEN as exc:
+        except (
+            asyncpg.InternalClientError,
+            asyncpg.InterfaceError,
+            asyncpg.PostgresConnectionError,
+            OSError,
+        ) as exc:
+            if not _broken(exc):
+                raise  # a wrong statement or argument is a bug: a 500, logged
             # The connection broke mid-use (the server restarted or went away, leaving the
             # driver mid-operation): it must not go back to the pool for the next request.
             await connection.invalidate(exc)
