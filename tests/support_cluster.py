@@ -146,3 +146,31 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(drop)}
     env.update(extra)
     return env
+
+
+def e2e_database(tmp: Path, label: str = "e2e") -> tuple[str, Callable[[], None]]:
+    """(DATABASE_URL, drop) for a spawned cluster: a fresh database on the CI PostgreSQL
+    (HAVEN_TEST_DATABASE_URL) when configured, else a SQLite file under `tmp`."""
+    import asyncio
+    import secrets
+
+    import asyncpg
+
+    configured = os.environ.get("HAVEN_TEST_DATABASE_URL")
+    if not configured:
+        return f"sqlite+aiosqlite:///{tmp / 'haven.db'}", lambda: None
+    base, _, _ = configured.rpartition("/")
+    admin = configured.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"haven_{label}_{secrets.token_hex(4)}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    return f"{base}/{name}", lambda: asyncio.run(
+        run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    )

@@ -24,7 +24,7 @@ import pytest
 
 from haven.devcluster.cluster import Cluster, ClusterSpec
 from haven.devcluster.render import find_haproxy, find_nginx
-from support_cluster import clean_env, consecutive_free_ports
+from support_cluster import clean_env, consecutive_free_ports, e2e_database
 from support_traffic import Client, Org, Recorder, drive, one_operation, setup_org, verify_writes
 
 pytestmark = pytest.mark.slow
@@ -43,7 +43,7 @@ def cluster(
     if lb == "haproxy" and find_haproxy() is None:
         pytest.skip("haproxy not installed: apt-get install haproxy")
     tmp = tmp_path_factory.mktemp(f"faults-{lb}")
-    database_url, drop = _database(tmp)
+    database_url, drop = e2e_database(tmp)
     base = consecutive_free_ports(5)
     spec = ClusterSpec(
         instances=3,
@@ -77,31 +77,6 @@ def cluster(
         if c.valkey is not None:
             c.valkey.cleanup()
         drop()
-
-
-def _database(tmp: Path) -> tuple[str, Callable[[], None]]:
-    configured = os.environ.get("HAVEN_TEST_DATABASE_URL")
-    if not configured:
-        return f"sqlite+aiosqlite:///{tmp / 'haven.db'}", lambda: None
-    import secrets
-
-    import asyncpg
-
-    base, _, _ = configured.rpartition("/")
-    admin = configured.replace("postgresql+asyncpg://", "postgresql://")
-    name = f"haven_e2e_{secrets.token_hex(4)}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    return f"{base}/{name}", lambda: asyncio.run(
-        run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    )
 
 
 def _record(cluster: Cluster, scenario: str, recorder: Recorder, writes: dict[str, int]) -> None:

@@ -10,14 +10,11 @@ the same `webhook-id`.
 
 from __future__ import annotations
 
-import asyncio
-import os
-import secrets
 import signal
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +23,7 @@ import pytest
 
 from haven.devcluster.cluster import Cluster, ClusterSpec
 from haven.devcluster.render import find_nginx
-from support_cluster import clean_env, consecutive_free_ports
+from support_cluster import clean_env, consecutive_free_ports, e2e_database
 from support_webhooks import Receiver, poll, receiver
 
 pytestmark = pytest.mark.slow
@@ -34,35 +31,11 @@ pytestmark = pytest.mark.slow
 KILLS = 3
 
 
-def _database(tmp: Path) -> tuple[str, Callable[[], None]]:
-    """The CI PostgreSQL (a fresh database) when configured, else a SQLite file."""
-    configured = os.environ.get("HAVEN_TEST_DATABASE_URL")
-    if not configured:
-        return f"sqlite+aiosqlite:///{tmp / 'haven.db'}", lambda: None
-    import asyncpg
-
-    base, _, _ = configured.rpartition("/")
-    admin = configured.replace("postgresql+asyncpg://", "postgresql://")
-    name = f"haven_e2e_hooks_{secrets.token_hex(4)}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    return f"{base}/{name}", lambda: asyncio.run(
-        run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    )
-
-
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Cluster]:
     if find_nginx() is None:
         pytest.skip("nginx not found: apt-get install nginx")
-    database_url, drop = _database(tmp_path)
+    database_url, drop = e2e_database(tmp_path, "e2e_hooks")
     base = consecutive_free_ports(5)
     spec = ClusterSpec(
         instances=3,
