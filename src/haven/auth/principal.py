@@ -16,6 +16,7 @@ session cookie is refused.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import uuid
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from haven.auth.sessions import SessionData
 from haven.errors import CsrfError, ForbiddenError, NotSignedInError
 from haven.store.gate import prefetch_of
 
+_KEY_CHECK = "api_key_check"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 OWNER = ("owner",)
@@ -64,6 +66,11 @@ class Principal:
     # key's creator, sid is "" and session a stand-in naming only the user and organization.
     api_key_id: uuid.UUID | None = None
 
+    @property
+    def actor(self) -> str:
+        """Who acts, for scoping per caller (Idempotency-Key): the key, else the user."""
+        return f"key:{self.api_key_id}" if self.api_key_id is not None else str(self.user_id)
+
 
 def bearer_token(request: Request[Any, Any, Any]) -> str | None:
     header = request.headers.get("authorization")
@@ -84,6 +91,14 @@ def session_id_of(request: Request[Any, Any, Any], state: State) -> tuple[str | 
     if sid and len(sid) <= 128:
         return sid, True
     return None, True
+
+
+def has_credentials(request: Request[Any, Any, Any], state: State) -> bool:
+    """Whether the request presents a session (cookie or token) or an API key."""
+    token = bearer_token(request)
+    if token is not None and api_keys.looks_like_key(token):
+        return True
+    return session_id_of(request, state)[0] is not None
 
 
 def session_ids(data: SessionData) -> tuple[uuid.UUID, uuid.UUID] | None:
@@ -117,8 +132,15 @@ async def authorized(
 
 
 async def key_principal(request: Request[Any, Any, Any], state: State, key: str) -> Principal:
-    """The principal of a request authenticated by an API key."""
-    identity = await api_key_verify.resolve(state, key)
+    """The principal of a request authenticated by an API key (checked once per request:
+    each check counts against the key's rate limit)."""
+    # The Idempotency-Key scope resolves the principal too, concurrently with the
+    # dependency: both await one check.
+    check = getattr(request.state, _KEY_CHECK, None)
+    if not isinstance(check, asyncio.Future):
+        check = asyncio.ensure_future(api_key_verify.resolve(state, key))
+        setattr(request.state, _KEY_CHECK, check)
+    identity: api_key_verify.KeyIdentity = await check
     opt = request.route_handler.opt
     if opt.get("people_only"):
         raise ForbiddenError("API keys cannot do this; sign in as a person")

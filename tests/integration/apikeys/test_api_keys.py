@@ -214,8 +214,11 @@ def test_expired_malformed_and_cookie_keys_are_refused(client: TestClient[Any]) 
 def test_each_key_has_its_own_rate_limit(app_factory: Callable[..., TestClient[Any]]) -> None:
     client = app_factory(rate_limit_enabled=True, rate_limit_per_key=3)
     owner = register(client)
-    first, second = (_bearer(_key(client, owner)["key"]) for _ in range(2))
-    for _ in range(3):
+    first, second = (_bearer(_key(client, owner, "manager")["key"]) for _ in range(2))
+    # Each request counts once, a write with an Idempotency-Key included.
+    retried = {**first, "Idempotency-Key": "rate-1"}
+    assert client.post("/api/v1/properties", headers=retried, json=PROPERTY).status_code == 201
+    for _ in range(2):
         assert client.get("/api/v1/properties", headers=first).status_code == 200
     refused = client.get("/api/v1/properties", headers=first)
     assert_problem(refused, 429, "rate-limited")
@@ -227,8 +230,21 @@ def test_each_key_has_its_own_rate_limit(app_factory: Callable[..., TestClient[A
 def test_the_audit_trail_names_the_key_behind_a_write(client: TestClient[Any]) -> None:
     owner = register(client)
     key = _key(client, owner, "manager")
-    made = client.post("/api/v1/properties", headers=_bearer(key["key"]), json=PROPERTY)
+    retried = {**_bearer(key["key"]), "Idempotency-Key": "import-42"}
+    made = client.post("/api/v1/properties", headers=retried, json=PROPERTY)
     assert made.status_code == 201, made.text
+    # A retry through the same key is the same write (Idempotency-Key is scoped to the key).
+    again = client.post("/api/v1/properties", headers=retried, json=PROPERTY)
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json()["id"] == made.json()["id"]
+    # The creator's own session using the same Idempotency-Key is another caller.
+    own = client.post(
+        "/api/v1/properties",
+        headers={**owner.headers, "Idempotency-Key": "import-42"},
+        json=PROPERTY,
+    )
+    assert own.status_code == 201
+    assert own.json()["id"] != made.json()["id"]
     events = audit_events(client, owner, entityId=made.json()["id"])
     assert [(e["action"], e["apiKeyId"], e["actorId"]) for e in events] == [
         ("property.created", key["id"], owner.user_id)
