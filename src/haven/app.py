@@ -17,6 +17,7 @@ from litestar.static_files import create_static_files_router
 from haven.apikeys.routes import ApiKeysController
 from haven.apikeys.routes import document as document_api_keys
 from haven.apikeys.store import ApiKeyStore
+from haven.apikeys.verify import drain as drain_api_key_writes
 from haven.audit.listener import install as install_audit
 from haven.audit.routes import AuditController
 from haven.auth.principal import provide_principal
@@ -152,6 +153,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
             yield
         finally:
             await worker.stop()
+            await drain_api_key_writes()
             await redis.aclose()
             await engine.dispose()
 

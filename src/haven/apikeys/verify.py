@@ -88,6 +88,16 @@ async def _touch(state: State, key_id: uuid.UUID) -> None:
         log.warning("api_key_last_used_failed", api_key_id=str(key_id), error=repr(exc))
 
 
+DRAIN_SECONDS = 5.0
+
+
+async def drain() -> None:
+    """Let the last_used_at writes in flight finish (the app's shutdown, before the engine
+    closes), for at most DRAIN_SECONDS."""
+    if _PENDING:
+        await asyncio.wait(set(_PENDING), timeout=DRAIN_SECONDS)
+
+
 def _refused(detail: str) -> NotSignedInError:
     return NotSignedInError(detail)
 
