@@ -14,6 +14,10 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.static_files import create_static_files_router
 
+from haven.apikeys.routes import ApiKeysController
+from haven.apikeys.routes import document as document_api_keys
+from haven.apikeys.store import ApiKeyStore
+from haven.apikeys.verify import drain as drain_api_key_writes
 from haven.audit.listener import install as install_audit
 from haven.audit.routes import AuditController
 from haven.auth.principal import provide_principal
@@ -62,6 +66,7 @@ API_HANDLERS: list[Any] = [
     AuthController,
     OrganizationController,
     MembersController,
+    ApiKeysController,
     PropertiesController,
     PropertyUnitsController,
     UnitsController,
@@ -137,6 +142,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
         app.state.sessions = SessionStore(
             redis, keys, settings.session_ttl, settings.session_max_age
         )
+        app.state.api_keys = ApiKeyStore(redis, keys)
         if not settings.is_sqlite:
             await warm_pool(engine, settings.db_pool_min)
         # Every instance delivers webhooks: its own connections, never the request pool's.
@@ -147,6 +153,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
             yield
         finally:
             await worker.stop()
+            await drain_api_key_writes()
             await redis.aclose()
             await engine.dispose()
 
@@ -205,6 +212,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
     document_problems(app.openapi_schema)
     idempotency.document(app.openapi_schema)
     document_events(app.openapi_schema)
+    document_api_keys(app.openapi_schema)
     app.state.settings = settings
     install_cluster(app, cluster)  # the edge middleware wraps everything, 404s included
     return app

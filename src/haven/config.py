@@ -66,6 +66,7 @@ class Settings:
     rate_limit_register: int = 10  # sign-ups per client IP per hour
     rate_limit_operator: int = 10  # wrong operator tokens per client IP per minute
     rate_limit_password: int = 10  # password-change attempts per session per hour
+    rate_limit_per_key: int = 1200  # requests per window per API key
     cors_origins: tuple[str, ...] = ()
     log_level: str = "info"
     log_format: str = "console"
@@ -419,6 +420,7 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         "rate_limit_register": _int(env, "RATE_LIMIT_REGISTER", 10, 1, 1_000_000),
         "rate_limit_operator": _int(env, "RATE_LIMIT_OPERATOR", 10, 1, 1_000_000),
         "rate_limit_password": _int(env, "RATE_LIMIT_PASSWORD", 10, 1, 1_000_000),
+        "rate_limit_per_key": _int(env, "RATE_LIMIT_PER_KEY", 1200, 1, 10_000_000),
         "cors_origins": _cors_origins(env),
         "log_level": _choice(env, "LOG_LEVEL", "info", LOG_LEVELS),
         "log_format": _choice(env, "LOG_FORMAT", "json" if production else "console", LOG_FORMATS),

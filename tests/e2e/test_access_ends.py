@@ -1,6 +1,7 @@
 """Issue 12's acceptance: through nginx and three real `haven serve` instances, a member whose
 session has outlived SESSION_TTL (kept alive by use) is demoted or removed, and within one
-second of the change's response every instance refuses them (403 on writes, 401)."""
+second of the change's response every instance refuses them (403 on writes, 401). Issue 18
+adds an API key to the same cluster: revoked, it is refused by every instance within 1 s."""
 
 from __future__ import annotations
 
@@ -146,6 +147,19 @@ def test_demotion_and_removal_reach_every_instance_within_a_second(cluster: Clus
         for http in direct:
             assert http.get("/api/v1/tenants", headers=manager).status_code == 200
             assert http.post("/api/v1/tenants", headers=staff, json=TENANT).status_code == 401
+
+        # An API key (issue 18): works on every instance, and once revoked is refused (401)
+        # by every instance within a second of the revocation's answer.
+        created = lb.post(
+            "/api/v1/api-keys", headers=owner, json={"name": "Accounting", "role": "manager"}
+        )
+        assert created.status_code == 201, created.text
+        key = {"Authorization": f"Bearer {created.json()['key']}"}
+        for http in direct:
+            assert http.post("/api/v1/tenants", headers=key, json=TENANT).status_code == 201
+        revoked = lb.delete(f"/api/v1/api-keys/{created.json()['id']}", headers=owner)
+        assert revoked.status_code == 204, revoked.text
+        _refused_everywhere(direct, lb, key, "POST", "/api/v1/tenants", 401, time.monotonic())
     finally:
         lb.close()
         for http in direct:

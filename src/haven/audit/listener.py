@@ -11,7 +11,8 @@ Who, where and which request come from `session.info["audit"]`, which
 haven.db.transaction.provide_db fills for each write request:
 `{"instance_id", "request_id", "request_state"}`; a job sets `system_actor`
 (e.g. "system:billing") instead. The principal is read from
-`request_state["principal"]` at flush time, when it is certainly resolved.
+`request_state["principal"]` at flush time, when it is certainly resolved; a write
+through an API key names the key (`api_key_id`) beside its creator (`actor_id`).
 A model opts out with the class attribute `__audit__ = False`.
 """
 
@@ -239,6 +240,7 @@ def before_commit(session: Session) -> None:
                 "at": at,
                 "actor_id": actor_id,
                 "system_actor": context.get("system_actor"),
+                "api_key_id": getattr(principal, "api_key_id", None),
                 "action": note.action,
                 "entity_type": note.entity_type,
                 "entity_id": note.entity_id,

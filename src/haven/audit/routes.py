@@ -27,6 +27,7 @@ def event_out(e: AuditEvent, emails: dict[uuid.UUID, str]) -> AuditEventOut:
         actor_id=e.actor_id,
         actor_email=emails.get(e.actor_id) if e.actor_id else None,
         system_actor=e.system_actor,
+        api_key_id=e.api_key_id,
         action=e.action,
         entity_type=e.entity_type,
         entity_id=e.entity_id,

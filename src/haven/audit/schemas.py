@@ -14,6 +14,7 @@ class AuditEventOut(ResponseBody):
     actor_id: uuid.UUID | None
     actor_email: str | None
     system_actor: str | None  # a job that acted on its own, e.g. system:billing
+    api_key_id: uuid.UUID | None  # the API key the write came through (actor: its creator)
     action: str
     entity_type: str
     entity_id: uuid.UUID

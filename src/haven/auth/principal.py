@@ -6,10 +6,17 @@ checks it against its user's current membership, role and credential epoch
 (haven.auth.authz: the role is never taken from the session), checks CSRF for
 cookie-authenticated unsafe requests, and enforces the roles a handler lists
 in `opt={"roles": ...}`.
+
+A Bearer value starting with `hvn_` is an API key (haven.apikeys.verify), never a
+session: the principal then acts for the key's organization with the key's role (capped
+by its creator's), names the key in `api_key_id`, and may not call handlers marked
+`PEOPLE_ONLY` (sessions, passwords, members, API keys themselves). A key sent as the
+session cookie is refused.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import uuid
 from dataclasses import dataclass
@@ -18,11 +25,14 @@ from typing import Any
 from litestar import Request
 from litestar.datastructures import State
 
+from haven.apikeys import keys as api_keys
+from haven.apikeys import verify as api_key_verify
 from haven.auth import authz, tokens
 from haven.auth.sessions import SessionData
 from haven.errors import CsrfError, ForbiddenError, NotSignedInError
 from haven.store.gate import prefetch_of
 
+_KEY_CHECK = "api_key_check"
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 OWNER = ("owner",)
@@ -31,9 +41,17 @@ STAFF = ("owner", "manager", "staff")
 ANYONE = ("owner", "manager", "staff", "viewer")
 
 
-def roles(*allowed: str) -> dict[str, Any]:
-    """Handler `opt` that limits it to these roles: `@post("/", opt=roles(*MANAGERS))`."""
-    return {"roles": frozenset(allowed)}
+def roles(*allowed: str, people_only: bool = False) -> dict[str, Any]:
+    """Handler `opt` that limits it to these roles: `@post("/", opt=roles(*MANAGERS))`;
+    with `people_only`, API keys are refused (403) whatever their role."""
+    opt: dict[str, Any] = {"roles": frozenset(allowed)}
+    if people_only:
+        opt["people_only"] = True
+    return opt
+
+
+# Handler `opt` for routes open to every signed-in person but not to API keys.
+PEOPLE_ONLY: dict[str, Any] = {"people_only": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +62,14 @@ class Principal:
     sid: str
     session: SessionData
     via_cookie: bool
+    # Set when an API key, not a session, authenticated the request; user_id is then the
+    # key's creator, sid is "" and session a stand-in naming only the user and organization.
+    api_key_id: uuid.UUID | None = None
+
+    @property
+    def actor(self) -> str:
+        """Who acts, for scoping per caller (Idempotency-Key): the key, else the user."""
+        return f"key:{self.api_key_id}" if self.api_key_id is not None else str(self.user_id)
 
 
 def bearer_token(request: Request[Any, Any, Any]) -> str | None:
@@ -65,6 +91,14 @@ def session_id_of(request: Request[Any, Any, Any], state: State) -> tuple[str | 
     if sid and len(sid) <= 128:
         return sid, True
     return None, True
+
+
+def has_credentials(request: Request[Any, Any, Any], state: State) -> bool:
+    """Whether the request presents a session (cookie or token) or an API key."""
+    token = bearer_token(request)
+    if token is not None and api_keys.looks_like_key(token):
+        return True
+    return session_id_of(request, state)[0] is not None
 
 
 def session_ids(data: SessionData) -> tuple[uuid.UUID, uuid.UUID] | None:
@@ -97,8 +131,41 @@ async def authorized(
     return data, current.role
 
 
+async def key_principal(request: Request[Any, Any, Any], state: State, key: str) -> Principal:
+    """The principal of a request authenticated by an API key (checked once per request:
+    each check counts against the key's rate limit)."""
+    # The Idempotency-Key scope resolves the principal too, concurrently with the
+    # dependency: both await one check.
+    check = getattr(request.state, _KEY_CHECK, None)
+    if not isinstance(check, asyncio.Future):
+        check = asyncio.ensure_future(api_key_verify.resolve(state, key))
+        setattr(request.state, _KEY_CHECK, check)
+    identity: api_key_verify.KeyIdentity = await check
+    opt = request.route_handler.opt
+    if opt.get("people_only"):
+        raise ForbiddenError("API keys cannot do this; sign in as a person")
+    allowed = opt.get("roles")
+    if allowed is not None and identity.role not in allowed:
+        raise ForbiddenError(f"The {identity.role} role cannot do this")
+    user, org = str(identity.creator_id), str(identity.organization_id)
+    principal = Principal(
+        user_id=identity.creator_id,
+        organization_id=identity.organization_id,
+        role=identity.role,
+        sid="",
+        session=SessionData(uid=user, oid=org, csrf="", pid="", created=0.0, seen=0.0),
+        via_cookie=False,
+        api_key_id=identity.api_key_id,
+    )
+    request.state.principal = principal  # the audit listener names the key from it
+    return principal
+
+
 async def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
     sid: str | None
+    token = bearer_token(request)
+    if token is not None and api_keys.looks_like_key(token):
+        return await key_principal(request, state, token)
     prefetch = prefetch_of(request.scope)
     if prefetch is not None:
         # The edge already read the session in its one round trip (haven.store.gate).
@@ -108,6 +175,8 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
         sid, via_cookie = session_id_of(request, state)
         if sid is None:
             raise NotSignedInError("Sign in first: send the haven_session cookie or a Bearer token")
+        if via_cookie and api_keys.well_formed(sid):
+            raise NotSignedInError("API keys are accepted only as `Authorization: Bearer <key>`")
         session, mirror = await state.sessions.lookup(sid)
     found = await authorized(state, sid, session, mirror) if sid is not None else None
     if found is None or sid is None:

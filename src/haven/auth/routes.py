@@ -1,4 +1,7 @@
-"""/api/v1/auth: register, login, logout, me, and the caller's own sessions."""
+"""/api/v1/auth: register, login, logout, me, token renewal, and the caller's own sessions.
+
+Every route but register and login needs a person's session: API keys are refused (403).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth import authz, service, tokens
 from haven.auth.authz import Authz
-from haven.auth.principal import Principal, session_id_of
+from haven.auth.principal import PEOPLE_ONLY, Principal, session_id_of
 from haven.auth.schemas import (
     LoginIn,
     LoginOut,
@@ -21,6 +24,7 @@ from haven.auth.schemas import (
     OrganizationOut,
     PasswordChangeIn,
     RegisterIn,
+    TokenOut,
     UserOut,
 )
 from haven.auth.sessions import SessionInfo
@@ -132,7 +136,7 @@ class AuthController(Controller):
         account = await service.authenticate(db, data)
         return await _signed_in(request, state, account, HTTP_200_OK)
 
-    @post("/logout", status_code=HTTP_204_NO_CONTENT)
+    @post("/logout", status_code=HTTP_204_NO_CONTENT, opt=PEOPLE_ONLY)
     async def logout(self, state: State, principal: Principal) -> Response[None]:
         """End this session on every instance at once."""
         await state.sessions.revoke(principal.sid, principal.session)
@@ -142,7 +146,27 @@ class AuthController(Controller):
         response.delete_cookie(CSRF_COOKIE, path="/")
         return response
 
-    @post("/password", status_code=HTTP_204_NO_CONTENT)
+    @post("/token", status_code=HTTP_200_OK, opt=PEOPLE_ONLY)
+    async def token(self, state: State, principal: Principal) -> Response[TokenOut]:
+        """A fresh Bearer token for this session (sent as a Bearer token or the session
+        cookie with X-CSRF-Token). It lasts until the session's absolute end
+        (SESSION_MAX_AGE after sign-in); after that, sign in again. Machines use API keys."""
+        settings = state.settings
+        token, exp = tokens.issue(
+            settings.secret_key,
+            sid=principal.sid,
+            user_id=str(principal.user_id),
+            ttl=settings.session_max_age,
+            not_after=state.sessions.expires_at(principal.session),
+        )
+        body = TokenOut(
+            access_token=token,
+            token_type="Bearer",  # noqa: S106 - the OAuth token type, not a secret
+            expires_at=datetime.fromtimestamp(exp, UTC),
+        )
+        return Response(body, headers=NO_STORE)
+
+    @post("/password", status_code=HTTP_204_NO_CONTENT, opt=PEOPLE_ONLY)
     async def change_password(
         self, state: State, db: AsyncSession, principal: Principal, data: PasswordChangeIn
     ) -> None:
@@ -159,7 +183,7 @@ class AuthController(Controller):
             keep_sid=principal.sid,
         )
 
-    @get("/me")
+    @get("/me", opt=PEOPLE_ONLY)
     async def me(self, db: AsyncSession, principal: Principal) -> Response[MeOut]:
         """The signed-in user, their organization and role, and the session's CSRF token."""
         account = await service.account_of(db, principal.user_id)
@@ -173,7 +197,7 @@ class AuthController(Controller):
         )
         return Response(body, headers=NO_STORE)
 
-    @get("/sessions")
+    @get("/sessions", opt=PEOPLE_ONLY)
     async def sessions(self, state: State, principal: Principal) -> Response[dict[str, Any]]:
         """The caller's own live sessions, newest first."""
         items: list[SessionInfo] = await state.sessions.list_for_user(
@@ -181,7 +205,7 @@ class AuthController(Controller):
         )
         return Response({"items": items, "nextCursor": None}, headers=NO_STORE)
 
-    @delete("/sessions/{session_id:str}", status_code=HTTP_204_NO_CONTENT)
+    @delete("/sessions/{session_id:str}", status_code=HTTP_204_NO_CONTENT, opt=PEOPLE_ONLY)
     async def revoke_session(
         self,
         state: State,

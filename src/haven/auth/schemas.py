@@ -63,3 +63,9 @@ class LoginOut(ResponseBody):
     token_type: str
     expires_at: datetime
     csrf_token: str
+
+
+class TokenOut(ResponseBody):
+    access_token: str
+    token_type: str
+    expires_at: datetime  # when the session ends at the latest (SESSION_MAX_AGE after sign-in)

@@ -220,7 +220,11 @@ class RateLimitMiddleware:
 
         async def send_wrapper(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = list(message.get("headers", []))
+                # A limit the app applied itself (an API key's, haven.apikeys) names its own.
+                if not any(name.lower() == b"ratelimit-limit" for name, _ in headers):
+                    headers.extend(extra)
+                message["headers"] = headers
             await send(message)
 
         await self.app(scope, receive, send_wrapper)

@@ -1,6 +1,7 @@
 """ORM models, one module per aggregate, all on one metadata for Alembic."""
 
 from haven.db.base import Base
+from haven.models.apikey import ApiKey
 from haven.models.audit import AuditEvent
 from haven.models.events import Event, EventCounter, WebhookDelivery, WebhookSubscription
 from haven.models.lease import (
@@ -18,6 +19,7 @@ from haven.models.property import Property, Unit
 from haven.models.tenant import Tenant
 
 __all__ = [
+    "ApiKey",
     "AuditEvent",
     "Base",
     "Event",

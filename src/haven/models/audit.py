@@ -30,6 +30,8 @@ class AuditEvent(IdMixin, Base):
     actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     # A job acting on its own (e.g. "system:billing"); actor_id is then null.
     system_actor: Mapped[str | None] = mapped_column(String(64))
+    # The API key a write came through (actor_id is then the key's creator); no foreign key.
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     action: Mapped[str] = mapped_column(String(64))
     entity_type: Mapped[str] = mapped_column(String(64))
     entity_id: Mapped[uuid.UUID] = mapped_column(Uuid)

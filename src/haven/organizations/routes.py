@@ -71,7 +71,7 @@ class OrganizationController(Controller):
 class MembersController(Controller):
     path = "/members"
     tags = ["members"]
-    opt = roles(*OWNER)
+    opt = roles(*OWNER, people_only=True)  # API keys never manage members
 
     @get("/")
     async def list_members(

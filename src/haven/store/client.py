@@ -158,6 +158,12 @@ class Keys:
     def user_authz(self, user_id: str) -> str:
         return f"{self.prefix}:user:{user_id}:authz"
 
+    def api_key(self, digest: str) -> str:
+        return f"{self.prefix}:apikey:{digest}"
+
+    def api_key_used(self, digest: str) -> str:
+        return f"{self.prefix}:apikey:{digest}:used"
+
     def org_version(self, organization_id: str) -> str:
         return f"{self.prefix}:org-version:{organization_id}"
 

@@ -159,15 +159,14 @@ async def begin(
         raise ValidationError(
             errors=[FieldError("Idempotency-Key", "must be 1-255 visible ASCII characters")]
         )
-    from haven.auth.principal import provide_principal, session_id_of
+    from haven.auth.principal import has_credentials, provide_principal
 
-    sid, _ = session_id_of(request, state)
-    if sid is None:
+    if not has_credentials(request, state):
         return None  # sign-in endpoints: nothing to scope the key to
     principal = await provide_principal(request, state)
     fingerprint = _fingerprint(await request.body())
     scope = _scope(
-        principal.organization_id, principal.user_id, request.method, request.url.path, key
+        principal.organization_id, principal.actor, request.method, request.url.path, key
     )
     redis, keys = state.redis, state.redis_keys
     cache_key = keys.idempotency(scope)

@@ -105,3 +105,32 @@ def test_revocation_and_freshness_hold_on_the_one_round_trip(
     assert b.post("/api/v1/auth/logout", headers=owner.headers).status_code in (200, 204)
     gone = a.get("/api/v1/dashboard", headers=owner.cookie_headers)
     assert gone.status_code == 401
+
+
+def test_an_api_key_request_is_one_round_trip_for_the_key(
+    app_factory: Callable[..., TestClient[Any]], valkey: EmbeddedValkey
+) -> None:
+    """The key's limit, record, creator's mirror and last-used claim: one EVALSHA (issue 18)."""
+    import hashlib
+
+    client = app_factory(rate_limit_enabled=True, redis_key_prefix=f"rt{uuid.uuid4().hex[:6]}")
+    owner = register(client)
+    created = client.post(
+        "/api/v1/api-keys", headers=owner.headers, json={"name": "sync", "role": "viewer"}
+    )
+    assert created.status_code == 201, created.text
+    key = created.json()["key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    assert client.get("/api/v1/properties", headers=headers).status_code == 200  # loads the record
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    with monitored(valkey) as commands:
+        response = client.get("/api/v1/properties", headers=headers)
+    assert response.status_code == 200
+    sent = [
+        c["command"]
+        for c in commands
+        if c.get("client_type") != "lua" and digest[:32] in c["command"]
+    ]
+    assert len(sent) == 1, sent
+    assert sent[0].upper().startswith("EVALSHA")
+    assert all(key not in c["command"] for c in commands)  # the key itself never goes to Redis

@@ -1,0 +1,117 @@
+"""API key rules: who may create and revoke, which role, the one-time secret."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from litestar.datastructures import State
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haven.apikeys import keys
+from haven.apikeys.schemas import ApiKeyIn
+from haven.db.base import utcnow
+from haven.db.pagination import Page, paginate, resolve_sort, sort_keys
+from haven.db.query import get_owned, scoped
+from haven.db.transaction import after_commit
+from haven.errors import FieldError, ForbiddenError, ValidationError
+from haven.models import ApiKey
+from haven.models.organization import ROLES
+
+SORTS = sort_keys({"createdAt": (ApiKey.created_at, datetime)})
+
+
+def outranks(role: str, other: str) -> bool:
+    """Whether `role` is more powerful than `other`."""
+    return ROLES.index(role) < ROLES.index(other)
+
+
+async def create(
+    db: AsyncSession,
+    *,
+    organization_id: uuid.UUID,
+    creator_id: uuid.UUID,
+    creator_role: str,
+    data: ApiKeyIn,
+    production: bool,
+) -> tuple[ApiKey, str]:
+    """A new key (row, whole key string); the string exists only in this response."""
+    if outranks(data.role, creator_role):
+        raise ForbiddenError(
+            f"A {creator_role} cannot create a key with the {data.role} role "
+            "(a key's role is at most its creator's)"
+        )
+    if data.expires_at is not None and data.expires_at <= utcnow():
+        raise ValidationError(
+            "expiresAt must be in the future",
+            errors=[FieldError("expiresAt", "must be in the future")],
+        )
+    if not data.name.strip():
+        raise ValidationError(
+            "name must not be blank", errors=[FieldError("name", "must not be blank")]
+        )
+    key = keys.generate(production)
+    row = ApiKey(
+        organization_id=organization_id,
+        name=data.name.strip(),
+        role=data.role,
+        prefix=keys.display_prefix(key),
+        key_hash=keys.digest(key),
+        created_by=creator_id,
+        created_at=utcnow(),
+        expires_at=data.expires_at,
+    )
+    db.add(row)
+    await db.flush()
+    return row, key
+
+
+async def list_keys(
+    db: AsyncSession, organization_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> Page[ApiKey]:
+    sort_name, key = resolve_sort(SORTS, "-createdAt", "-createdAt")
+    return await paginate(
+        db,
+        scoped(ApiKey, organization_id),
+        id_column=ApiKey.id,
+        sort_name=sort_name,
+        key=key,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+async def get(db: AsyncSession, organization_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
+    return await get_owned(db, ApiKey, organization_id, key_id)
+
+
+async def revoke(
+    db: AsyncSession,
+    state: State,
+    *,
+    organization_id: uuid.UUID,
+    key_id: uuid.UUID,
+    caller_id: uuid.UUID,
+    caller_role: str,
+) -> ApiKey:
+    """Revoke a key on every instance: owners revoke any key, managers their own.
+
+    The key's Redis record is dropped inside this transaction (so the revocation commits
+    only once Redis has let go of it) and marked revoked after the commit; revoking a
+    revoked key changes nothing."""
+    row = await get_owned(db, ApiKey, organization_id, key_id, for_update=True)
+    if caller_role != "owner" and row.created_by != caller_id:
+        raise ForbiddenError("Managers can revoke only the keys they created")
+    if row.revoked_at is not None:
+        return row
+    row.revoked_at = utcnow()
+    await db.flush()
+    store = state.api_keys
+    await store.forget(row.key_hash)
+    digest = row.key_hash
+
+    async def mark() -> None:
+        await store.publish(digest, None, 0)
+
+    after_commit(db, mark)
+    return row
