@@ -16,7 +16,7 @@ there, run one script per key (not needed for a single node or Valkey).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from redis.asyncio import Redis
 
@@ -74,8 +74,7 @@ _HIT = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Limit:
+class Limit(NamedTuple):
     """One limit a request falls under: `scope` (ip, user, auth...), who, and how many per window.
 
     `window` is in seconds; 0 means RATE_LIMIT_WINDOW. Only the plain limiter honours another
@@ -89,8 +88,7 @@ class Limit:
     window: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     allowed: bool
     limit: int  # of the binding limit (the one with the fewest requests left)
     remaining: int
@@ -115,6 +113,19 @@ def hashed(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
+_hashed_sids: dict[str, str] = {}
+
+
+def hashed_sid(sid: str) -> str:
+    """`hashed(sid)`, remembered: a session's every request names it in its rate-limit key."""
+    found = _hashed_sids.get(sid)
+    if found is None:
+        if len(_hashed_sids) >= 4096:
+            _hashed_sids.clear()
+        found = _hashed_sids[sid] = hashed(sid)
+    return found
+
+
 class RateLimiter:
     def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
         self.keys = keys
@@ -135,11 +146,11 @@ def decide(limits: list[Limit], raw: list[int]) -> Decision:
         _, index, _count, ttl = raw[:4]
         binding = limits[index - 1]
         return Decision(False, binding.limit, 0, ttl, binding.scope, binding.window)
-    best: Decision | None = None
-    for i, limit in enumerate(limits):
-        count, ttl = raw[1 + 2 * i], raw[2 + 2 * i]
-        candidate = Decision(True, limit.limit, limit.limit - count, ttl, limit.scope, limit.window)
-        if best is None or candidate.remaining < best.remaining:
-            best = candidate
-    assert best is not None
-    return best
+    assert limits
+    best, least = 0, limits[0].limit - raw[1]
+    for i in range(1, len(limits)):
+        remaining = limits[i].limit - raw[1 + 2 * i]
+        if remaining < least:
+            best, least = i, remaining
+    binding = limits[best]
+    return Decision(True, binding.limit, least, raw[2 + 2 * best], binding.scope, binding.window)

@@ -79,7 +79,7 @@ def test_dashboard_needs_a_session(client: TestClient[Any]) -> None:
 
 def test_cached_answer_is_the_computed_answer(client: TestClient[Any], owner: Account) -> None:
     """The first read computes the dashboard in the route; the next is answered from the
-    bytes the gate's round trip read (haven.cluster.middleware.CachedViewMiddleware). A
+    bytes the gate's round trip read (haven.cluster.gate.GateMiddleware). A
     client cannot tell them apart: same status, body and headers (but request id and timing)."""
     computed = client.get("/api/v1/dashboard", headers=owner.headers)
     cached = client.get("/api/v1/dashboard", headers=owner.headers)
