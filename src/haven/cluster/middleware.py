@@ -110,15 +110,18 @@ class RequestContextMiddleware:
 
         instance.request_started()
         try:
-            with structlog.contextvars.bound_contextvars(request_id=request_id):
-                try:
-                    await self.app(scope, receive, send_wrapper)
-                except Exception as exc:
-                    # Litestar's handler catches everything a route raises; this is the last
-                    # net for a fault in the middleware itself: a problem, never a trace.
-                    access_log.error("unhandled_error", error=repr(exc), path=scope.get("path"))
-                    if not response_started:
-                        await send_problem(send_wrapper, scope, InternalError())
+            # bind/reset rather than bound_contextvars(): no generator context manager per request.
+            bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+            try:
+                await self.app(scope, receive, send_wrapper)
+            except Exception as exc:
+                # Litestar's handler catches everything a route raises; this is the last
+                # net for a fault in the middleware itself: a problem, never a trace.
+                access_log.error("unhandled_error", error=repr(exc), path=scope.get("path"))
+                if not response_started:
+                    await send_problem(send_wrapper, scope, InternalError())
+            finally:
+                structlog.contextvars.reset_contextvars(**bound)
         finally:
             duration = time.perf_counter() - started
             instance.request_finished(status, duration * 1000)

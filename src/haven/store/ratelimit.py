@@ -30,8 +30,9 @@ from haven.store.client import Keys
 # pass), or counts every key and leaves `out` = {1, count1, pttl1, count2, pttl2, ...}.
 _RATE_STEP = """
 local denied = nil
+local counts = n > 0 and redis.call('MGET', unpack(KEYS, 1, n)) or {}
 for i = 1, n do
-  local count = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local count = tonumber(counts[i] or '0')
   if count >= tonumber(ARGV[i + 1]) then
     local ttl = redis.call('PTTL', KEYS[i])
     if ttl < 0 then
