@@ -35,7 +35,7 @@ from litestar.types import Receive, ReceiveMessage, Scope, Send
 from haven.cluster.asgi import send_problem
 from haven.config import Settings
 from haven.errors import RateLimitedError
-from haven.store.ratelimit import Decision, Limit, hashed, hashed_sid
+from haven.store.ratelimit import Decision, Limit, hashed
 from haven.web import client_ip_from_scope
 
 LOGIN_PATH = "/api/v1/auth/login"
@@ -108,7 +108,7 @@ async def limits_for(
     ip = client_ip_from_scope(scope, settings) or "unknown"
     limits = [Limit("ip", ip, settings.rate_limit_global)]
     if sid:
-        limits.append(Limit("user", hashed_sid(sid), settings.rate_limit_per_user))
+        limits.append(Limit("user", hashed(sid), settings.rate_limit_per_user))
     if scope.get("method") != "POST":
         return limits, "", receive
     path = scope.get("path", "")

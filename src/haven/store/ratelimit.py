@@ -114,18 +114,6 @@ def hashed(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
-_hashed_sids: dict[str, str] = {}
-
-
-def hashed_sid(sid: str) -> str:
-    """`hashed(sid)`, remembered: a session's every request names it in its rate-limit key."""
-    found = _hashed_sids.get(sid)
-    if found is None:
-        if len(_hashed_sids) >= 4096:
-            _hashed_sids.clear()
-        found = _hashed_sids[sid] = hashed(sid)
-    return found
-
 
 class RateLimiter:
     def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
