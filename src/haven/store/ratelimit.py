@@ -114,7 +114,6 @@ def hashed(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
-
 class RateLimiter:
     def __init__(self, redis: Redis, keys: Keys, settings: Settings) -> None:
         self.keys = keys
