@@ -406,7 +406,7 @@ class Bench:
 
 
 # Commands a script runs from inside (they appear in commandstats but cost no round trip).
-SCRIPT_INNER = {"get", "expire", "incr", "pttl", "pexpire", "set"}
+SCRIPT_INNER = {"get", "mget", "expire", "incr", "pttl", "pexpire", "set"}
 
 
 def _round_trips(after: dict[str, int], before: dict[str, int]) -> float:

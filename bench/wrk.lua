@@ -4,6 +4,7 @@ local method = os.getenv("BENCH_METHOD") or "GET"
 local cookie = os.getenv("BENCH_COOKIE")
 local bearer = os.getenv("BENCH_BEARER")
 local body = os.getenv("BENCH_BODY")
+local forwarded = os.getenv("BENCH_FORWARDED_FOR")
 local run_prefix = os.getenv("BENCH_KEY_PREFIX") or tostring(os.time())
 local threads = 0
 local counter = 0
@@ -22,6 +23,7 @@ function request()
   local headers = {}
   if cookie then headers["Cookie"] = cookie end
   if bearer then headers["Authorization"] = "Bearer " .. bearer end
+  if forwarded then headers["X-Forwarded-For"] = forwarded end
   if method == "POST" then
     counter = counter + 1
     headers["Content-Type"] = "application/json"

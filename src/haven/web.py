@@ -73,8 +73,8 @@ def _address(text: str) -> Address | None:
     return ip
 
 
-def _trusted(ip: Address, settings: Settings) -> bool:
-    return any(ip in network for network in _networks(settings.trusted_proxies))
+def _trusted(ip: Address, trusted: tuple[str, ...]) -> bool:
+    return any(ip in network for network in _networks(trusted))
 
 
 def client_ip_from_scope(scope: Any, settings: Settings) -> str:
@@ -89,14 +89,27 @@ def client_ip_from_scope(scope: Any, settings: Settings) -> str:
     """
     client = scope.get("client")
     peer = str(client[0]) if client else ""
-    peer_ip = _address(peer) if settings.trust_proxy else None
-    if peer_ip is None or not _trusted(peer_ip, settings):
+    if not settings.trust_proxy:
         return peer
     forwarded = ",".join(
         value.decode("latin-1")
         for name, value in scope.get("headers", ())
         if name == b"x-forwarded-for"
     )
+    if len(forwarded) > _MEMO_FORWARDED:
+        return _walk(peer, forwarded, settings.trusted_proxies)
+    # Every request of a client through the same proxies asks the same question: parsing
+    # and matching addresses is tens of microseconds, a memo hit well under one.
+    return _walk_memo(peer, forwarded, settings.trusted_proxies)
+
+
+_MEMO_FORWARDED = 256  # longer X-Forwarded-For values are walked every time, never kept
+
+
+def _walk(peer: str, forwarded: str, trusted: tuple[str, ...]) -> str:
+    peer_ip = _address(peer)
+    if peer_ip is None or not _trusted(peer_ip, trusted):
+        return peer
     believed = str(peer_ip)
     for hop in reversed(forwarded.split(",")):
         if not hop.strip():
@@ -104,10 +117,13 @@ def client_ip_from_scope(scope: Any, settings: Settings) -> str:
         ip = _address(hop)
         if ip is None:
             return believed
-        if not _trusted(ip, settings):
+        if not _trusted(ip, trusted):
             return str(ip)
         believed = str(ip)
     return believed
+
+
+_walk_memo = lru_cache(maxsize=4096)(_walk)
 
 
 def request_is_https(request: Request[Any, Any, Any], settings: Settings) -> bool:
@@ -117,7 +133,7 @@ def request_is_https(request: Request[Any, Any, Any], settings: Settings) -> boo
         return True
     client = scope.get("client")
     peer_ip = _address(str(client[0])) if client and settings.trust_proxy else None
-    if peer_ip is None or not _trusted(peer_ip, settings):
+    if peer_ip is None or not _trusted(peer_ip, settings.trusted_proxies):
         return False
     # The proxy nearest to us set it last; an earlier value is whatever the client sent.
     proto = request.headers.getall("x-forwarded-proto", [])

@@ -43,10 +43,24 @@ class Authz:
         return f"{self.epoch}:{self.version}:{self.role}"
 
 
+_parsed: dict[bytes | str, Authz | str | None] = {}
+
+
 def parse(raw: bytes | str | None) -> Authz | str | None:
-    """The mirror's value: an Authz, REMOVED, or None when missing or unreadable."""
+    """The mirror's value: an Authz, REMOVED, or None when missing or unreadable.
+
+    Every request of a user reads the same few values: each is parsed once (a bounded memo)."""
     if raw is None:
         return None
+    if raw in _parsed:
+        return _parsed[raw]
+    if len(_parsed) >= 4096:
+        _parsed.clear()
+    found = _parsed[raw] = _parse(raw)
+    return found
+
+
+def _parse(raw: bytes | str) -> Authz | str | None:
     text = raw.decode() if isinstance(raw, bytes) else raw
     if text == REMOVED:
         return REMOVED

@@ -27,8 +27,8 @@ from litestar.datastructures import State
 
 from haven.apikeys import keys as api_keys
 from haven.apikeys import verify as api_key_verify
-from haven.auth import authz, tokens
-from haven.auth.sessions import SessionData
+from haven.auth import authz
+from haven.auth.sessions import SessionData, session_id_from_scope
 from haven.errors import CsrfError, ForbiddenError, NotSignedInError
 from haven.store.gate import prefetch_of
 
@@ -83,14 +83,8 @@ def bearer_token(request: Request[Any, Any, Any]) -> str | None:
 
 
 def session_id_of(request: Request[Any, Any, Any], state: State) -> tuple[str | None, bool]:
-    """(sid, via_cookie). A Bearer header wins over a cookie when both are sent."""
-    token = bearer_token(request)
-    if token is not None:
-        return tokens.session_id(state.settings.secret_key, token), False
-    sid = request.cookies.get(state.settings.session_cookie_name)
-    if sid and len(sid) <= 128:
-        return sid, True
-    return None, True
+    """(sid, via_cookie), read as the edge reads it (haven.auth.sessions.session_id_from_scope)."""
+    return session_id_from_scope(request.scope, state.settings)
 
 
 def has_credentials(request: Request[Any, Any, Any], state: State) -> bool:

@@ -15,25 +15,62 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 from redis.asyncio import Redis
 
-from haven.store.client import Keys
-from haven.store.gate import SESSION_TOUCH_LUA
+from haven.auth import tokens
+from haven.config import Settings
+from haven.store.client import KEYS_LUA, Keys
 
-# GET the session (refused past its max age), slide its TTL and read the user's
-# authorization mirror, in one round trip. Returns {session, authz}.
-_TOUCH = (
-    """
-local skey = KEYS[1]
-local ttl = tonumber(ARGV[1])
-local max_age = tonumber(ARGV[2])
-local now = tonumber(ARGV[3])
-local authz_prefix = ARGV[4]
+# The session read every request makes, as a Lua fragment (this module owns the record's
+# format): GET the session, refuse it past its absolute lifetime (`created` + max age, in
+# the JSON this module writes), slide its TTL (never beyond that lifetime) and read its
+# user's authorization mirror (haven.auth.authz). Expects `skey`, `ttl`, `max_age`, `now`
+# and KEYS_LUA's functions in scope; leaves `session` (false when gone), `decoded` (the
+# record as a table, nil when gone or unreadable) and `authz` (false when missing).
+# SessionStore.lookup runs it alone; the edge gate (haven.store.gate) runs it between the
+# rate-limit step and the cached-view read, in one round trip.
+SESSION_TOUCH_LUA = """
+local session = redis.call('GET', skey)
+local decoded = nil
+local authz = false
+if session then
+  local ok, d = pcall(cjson.decode, session)
+  if ok and type(d) == 'table' then decoded = d end
+  local created = decoded and tonumber(decoded['created'])
+  if created then
+    local left = math.floor(created + max_age - now)
+    if left <= 0 then
+      redis.call('DEL', skey)
+      session = false
+      decoded = nil
+    elseif left < ttl then
+      ttl = left
+    end
+  end
+  if session then
+    redis.call('EXPIRE', skey, ttl)
+    if decoded and type(decoded['uid']) == 'string' then
+      authz = redis.call('GET', user_authz_key(decoded['uid']))
+    end
+  end
+end
 """
-    + SESSION_TOUCH_LUA
-    + "return {session, authz}\n"
+
+# KEYS[1]: the session. ARGV: TTL, max age, now, key prefix. Returns {session, authz}.
+_TOUCH = "\n".join(
+    (
+        "local prefix = ARGV[4]",
+        KEYS_LUA,
+        "local skey = KEYS[1]",
+        "local ttl = tonumber(ARGV[1])",
+        "local max_age = tonumber(ARGV[2])",
+        "local now = tonumber(ARGV[3])",
+        SESSION_TOUCH_LUA,
+        "return {session, authz}",
+    )
 )
 
 # Set numeric fields of a live session record in place (keeping its TTL): a request that
@@ -97,6 +134,34 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(SessionData)
 
 
+def session_id_from_scope(scope: Any, settings: Settings) -> tuple[str | None, bool]:
+    """(sid, via_cookie) of a request, from its raw ASGI headers: the one reading of it
+    (the edge gate and the `principal` dependency both use this).
+
+    A Bearer token wins over the cookie when both are sent; a forged, expired or
+    malformed token names no session (and the cookie is then not consulted).
+    """
+    authorization = cookie = None
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            if authorization is None:
+                authorization = value
+        elif name == b"cookie":
+            cookie = value if cookie is None else cookie + b"; " + value
+    if authorization:
+        scheme, _, token = authorization.decode("latin-1").partition(" ")
+        if scheme.lower() == "bearer" and (token := token.strip()):
+            return tokens.session_id(settings.secret_key, token), False
+    if cookie:
+        wanted = settings.session_cookie_name
+        for part in cookie.decode("latin-1").split(";"):
+            key, sep, value = part.strip().partition("=")
+            if sep and key == wanted:
+                sid = value.strip().strip('"')
+                return (sid if 0 < len(sid) <= 128 else None), True
+    return None, True
+
+
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
@@ -111,7 +176,6 @@ class SessionStore:
         self.keys = keys
         self.ttl = ttl
         self.max_age = max_age
-        self.authz_prefix = keys.user_authz("").removesuffix(":authz")
         self._touch = redis.register_script(_TOUCH)
         self._stamp = redis.register_script(_STAMP)
         self._publish = redis.register_script(_PUBLISH)
@@ -149,7 +213,7 @@ class SessionStore:
         """(session record, authorization mirror) for `sid`, sliding the session's TTL."""
         raw = await self._touch(
             keys=[self.keys.session(sid)],
-            args=[self.ttl, self.max_age, time.time(), self.authz_prefix],
+            args=[self.ttl, self.max_age, time.time(), self.keys.prefix],
         )
         session, authz = raw
         return session, authz

@@ -96,9 +96,16 @@ class Metrics:
         )
         info.labels(labels["instance_id"], instance.version).set(1)
         self._resources = resources
+        self._request_children: dict[tuple[str, int], Any] = {}
 
     def observe(self, method: str, status: int, duration_s: float) -> None:
-        self.requests.labels(method, status_class(status)).inc()
+        # labels() takes a lock and builds its key on every call: keep the few children.
+        child = self._request_children.get((method, status))
+        if child is None:
+            child = self.requests.labels(method, status_class(status))
+            if len(self._request_children) < 256:
+                self._request_children[(method, status)] = child
+        child.inc()
         self.duration.observe(duration_s)
 
 

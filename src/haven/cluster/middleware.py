@@ -4,11 +4,12 @@
 route middleware, so every response gets the instance headers, including
 404/405 answers that never reach a route:
 
-    RequestContext -> SecurityHeaders -> CORS -> Probes -> RateLimit -> CachedViews -> Litestar
+    RequestContext -> SecurityHeaders -> CORS -> Probes -> Gate -> Litestar
 
-(Probes answers GET /health and /alive, which no limit applies to; CachedViews answers a
-cached view whose bytes the rate-limit gate already read; everything else reaches
-Litestar's errors and router.)
+(Probes answers GET /health and /alive, which no limit applies to; the Gate runs the rate
+limits and prefetches the session in one Redis round trip, and answers a cached view from
+the bytes that round trip read (haven.cluster.gate); everything else reaches Litestar's
+errors and router.)
 
 The path is made canonical first (haven.cluster.asgi.canonical_path): every spelling of a
 route (`//`, a trailing slash, `/./`, `/../`) is that route for the router and the limits.
@@ -28,18 +29,14 @@ import msgspec
 import structlog
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import State
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from haven.auth import authz
-from haven.auth.principal import session_ids
 from haven.cluster.asgi import canonical_path, is_open_endpoint, send_problem
-from haven.cluster.ratelimit import RateLimitMiddleware
+from haven.cluster.gate import GateMiddleware, cached_views
 from haven.cluster.runtime import Cluster
 from haven.cluster.security import SecurityHeadersMiddleware
 from haven.config import Settings
 from haven.errors import InternalError
-from haven.store.gate import Prefetch, prefetch_of
 
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 EXPOSED_HEADERS = [
@@ -113,15 +110,18 @@ class RequestContextMiddleware:
 
         instance.request_started()
         try:
-            with structlog.contextvars.bound_contextvars(request_id=request_id):
-                try:
-                    await self.app(scope, receive, send_wrapper)
-                except Exception as exc:
-                    # Litestar's handler catches everything a route raises; this is the last
-                    # net for a fault in the middleware itself: a problem, never a trace.
-                    access_log.error("unhandled_error", error=repr(exc), path=scope.get("path"))
-                    if not response_started:
-                        await send_problem(send_wrapper, scope, InternalError())
+            # bind/reset rather than bound_contextvars(): no generator context manager per request.
+            bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+            try:
+                await self.app(scope, receive, send_wrapper)
+            except Exception as exc:
+                # Litestar's handler catches everything a route raises; this is the last
+                # net for a fault in the middleware itself: a problem, never a trace.
+                access_log.error("unhandled_error", error=repr(exc), path=scope.get("path"))
+                if not response_started:
+                    await send_problem(send_wrapper, scope, InternalError())
+            finally:
+                structlog.contextvars.reset_contextvars(**bound)
         finally:
             duration = time.perf_counter() - started
             instance.request_finished(status, duration * 1000)
@@ -136,66 +136,6 @@ class RequestContextMiddleware:
                 status=status,
                 duration_ms=round(duration * 1000, 2),
             )
-
-
-class CachedViewMiddleware:
-    """A cached view answered from the bytes the gate's round trip already read.
-
-    For a GET of a route registered with `haven.store.gate.cached_route` (the dashboard),
-    the rate-limit gate reads the session, its user's authorization mirror and, under the
-    organization's current cache version, the cached JSON. When all are there this
-    middleware does what the route and its `principal` dependency would (accept the
-    session, which refreshes its lastSeen at most once a minute; refuse a malformed one or
-    one the mirror does not vouch for) and sends the cached bytes with the route's
-    headers, skipping routing, dependency injection and response building. Anything else
-    (no session, a cache miss, a query string, an error) goes on to the route, which
-    computes or refuses exactly as before. tests/integration/dashboard checks that both
-    paths answer alike.
-    """
-
-    HEADERS = ((b"content-type", b"application/json"), (b"cache-control", b"private, no-store"))
-
-    def __init__(self, app: ASGIApp, state: State) -> None:
-        self.app = app
-        self.state = state
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        prefetch = prefetch_of(scope) if scope["type"] == "http" else None
-        body = None
-        if (
-            prefetch is not None
-            and prefetch.cached is not None
-            and prefetch.session is not None
-            and not scope.get("query_string")
-        ):
-            body = await self._cached(prefetch)
-        if body is None:
-            await self.app(scope, receive, send)
-            return
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [*self.HEADERS, (b"content-length", str(len(body)).encode())],
-            }
-        )
-        await send({"type": "http.response.body", "body": body, "more_body": False})
-
-    async def _cached(self, prefetch: Prefetch) -> bytes | None:
-        try:
-            data = await self.state.sessions.accept(prefetch.sid, prefetch.session)
-        except Exception:  # let the route meet (and report) the same failure
-            return None
-        if data is None or (ids := session_ids(data)) is None:
-            return None  # the route answers 401 for it
-        # Only a member in good standing per the authorization mirror read in the same round
-        # trip; anything else (mirror missing or behind, removed, older credential epoch) goes
-        # to the route, whose principal consults the database and refuses or re-publishes.
-        if authz.verdict(data, authz.parse(prefetch.authz)) != authz.OK:
-            return None
-        # The gate derived its cache keys from the raw oid: only a canonical one is trusted
-        # (the dashboard route applies the same rule).
-        return prefetch.cached if str(ids[1]) == data.oid else None
 
 
 class ProbeMiddleware:
@@ -276,12 +216,13 @@ def install(app: Litestar, cluster: Cluster) -> None:
     from litestar.middleware._internal.cors import CORSMiddleware
 
     settings = cluster.settings
-    handler: ASGIApp = ProbeMiddleware(
-        RateLimitMiddleware(CachedViewMiddleware(app.asgi_handler, app.state), cluster), cluster
-    )
+    # Cached views are read from the routes now: start-up fails here on one the gate
+    # could not answer as its route would (haven.cluster.gate.cached_views).
+    gate = GateMiddleware(app.asgi_handler, cluster, app.state, cached_views(app))
+    handler: ASGIApp = ProbeMiddleware(gate, cluster)
     cors = cors_config(settings)
     if cors is not None:
-        # CORS outside the rate limiter, so a browser can read a 429 (and preflights are free).
+        # CORS outside the gate, so a browser can read a 429 (and preflights are free).
         handler = CORSMiddleware(handler, cors)
     handler = SecurityHeadersMiddleware(handler, settings)
     app.asgi_handler = RequestContextMiddleware(handler, cluster)

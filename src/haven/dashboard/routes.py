@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haven.auth.principal import Principal
 from haven.dashboard import service
 from haven.dashboard.schemas import DashboardOut
-from haven.store.gate import prefetch_of
+from haven.store.gate import cached_view, prefetch_of
 from haven.web import NO_STORE
 
 
@@ -20,7 +20,12 @@ class DashboardController(Controller):
     path = "/dashboard"
     tags = ["insight"]
 
-    @get("/", responses={200: ResponseSpec(DashboardOut, description="The dashboard")})
+    @get(
+        "/",
+        responses={200: ResponseSpec(DashboardOut, description="The dashboard")},
+        # The edge answers a cached read itself (haven.cluster.gate); no role guards here.
+        opt=cached_view(service.cache_name),
+    )
     async def dashboard(
         self, request: Request[Any, Any, Any], principal: Principal, state: State
     ) -> Response[bytes]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -22,6 +23,7 @@ from haven.store import gate, org_cache
 from haven.store.client import Keys
 
 CACHE_TTL = 300
+DAY = 86400
 OPEN_STATUSES = ("open", "in_progress", "on_hold")
 
 _encoder = msgspec.json.Encoder()
@@ -108,12 +110,21 @@ async def compute(session: AsyncSession, organization_id: uuid.UUID) -> Dashboar
     )
 
 
+_name: tuple[float, str] = (0.0, "")  # (valid until, name): one name per UTC day
+
+
 def cache_name() -> str:
-    # The date is part of the name: "this month" and "overdue" move at midnight.
-    return f"dashboard:{datetime.now(UTC).date().isoformat()}"
-
-
-gate.cached_route("/api/v1/dashboard", cache_name)
+    """The cache entry's name now; the date is part of it: "this month" and "overdue" move
+    at midnight. Asked on every dashboard read, so a day's name is built once."""
+    global _name  # a per-process memo of a pure function of the day
+    until, name = _name
+    now = time.time()
+    if now >= until or now < until - DAY:
+        today = datetime.fromtimestamp(now, UTC).date()
+        name = f"dashboard:{today.isoformat()}"
+        midnight = datetime(today.year, today.month, today.day, tzinfo=UTC) + timedelta(days=1)
+        _name = (midnight.timestamp(), name)
+    return name
 
 
 async def dashboard_json(

@@ -144,7 +144,10 @@ def _sentinel_client(settings: Settings, url: str) -> Redis:
 
 
 class Keys:
-    """Every Redis key Haven writes, under one prefix so deployments can share a server."""
+    """Every Redis key Haven writes, under one prefix so deployments can share a server.
+
+    KEYS_LUA spells the keys a script derives from what it read (not declared in KEYS).
+    """
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
@@ -184,3 +187,15 @@ class Keys:
 
     def lock(self, name: str) -> str:
         return f"{self.prefix}:lock:{name}"
+
+
+# Keys.user_authz, Keys.org_version and Keys.cache as Lua functions, for scripts that derive
+# keys from a record they read (haven.store.gate); expects `prefix` (Keys.prefix) in scope.
+# tests/integration/store/test_gate_script.py checks both spellings name the same keys.
+KEYS_LUA = """
+local function user_authz_key(uid) return prefix .. ':user:' .. uid .. ':authz' end
+local function org_version_key(oid) return prefix .. ':org-version:' .. oid end
+local function cache_key(oid, name, version)
+  return prefix .. ':cache:' .. oid .. ':' .. name .. ':' .. version
+end
+"""

@@ -23,6 +23,21 @@ from haven.store.client import Keys
 
 CHANGED_ORGS = "haven_changed_orgs"
 
+# `cached` below as a Lua fragment, for a script that learns the organization from a record it
+# read (the edge gate, haven.store.gate): the version is read before the value, a missing
+# version is 0. Expects `oid` (nil: none), `name` ('' for no cached view) and
+# haven.store.client.KEYS_LUA's functions; leaves `version` (false without `oid`) and `cached`.
+CACHED_READ_LUA = """
+local version = false
+local cached = false
+if oid then
+  version = redis.call('GET', org_version_key(oid)) or '0'
+  if name ~= '' then
+    cached = redis.call('GET', cache_key(oid, name, version))
+  end
+end
+"""
+
 log = structlog.get_logger("haven.cache")
 
 

@@ -16,7 +16,7 @@ there, run one script per key (not needed for a single node or Valkey).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from redis.asyncio import Redis
 
@@ -30,8 +30,9 @@ from haven.store.client import Keys
 # pass), or counts every key and leaves `out` = {1, count1, pttl1, count2, pttl2, ...}.
 _RATE_STEP = """
 local denied = nil
+local counts = n > 0 and redis.call('MGET', unpack(KEYS, 1, n)) or {}
 for i = 1, n do
-  local count = tonumber(redis.call('GET', KEYS[i]) or '0')
+  local count = tonumber(counts[i] or '0')
   if count >= tonumber(ARGV[i + 1]) then
     local ttl = redis.call('PTTL', KEYS[i])
     if ttl < 0 then
@@ -74,8 +75,7 @@ _HIT = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Limit:
+class Limit(NamedTuple):
     """One limit a request falls under: `scope` (ip, user, auth...), who, and how many per window.
 
     `window` is in seconds; 0 means RATE_LIMIT_WINDOW. Only the plain limiter honours another
@@ -89,8 +89,7 @@ class Limit:
     window: int = 0
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     allowed: bool
     limit: int  # of the binding limit (the one with the fewest requests left)
     remaining: int
@@ -135,11 +134,11 @@ def decide(limits: list[Limit], raw: list[int]) -> Decision:
         _, index, _count, ttl = raw[:4]
         binding = limits[index - 1]
         return Decision(False, binding.limit, 0, ttl, binding.scope, binding.window)
-    best: Decision | None = None
-    for i, limit in enumerate(limits):
-        count, ttl = raw[1 + 2 * i], raw[2 + 2 * i]
-        candidate = Decision(True, limit.limit, limit.limit - count, ttl, limit.scope, limit.window)
-        if best is None or candidate.remaining < best.remaining:
-            best = candidate
-    assert best is not None
-    return best
+    assert limits
+    best, least = 0, limits[0].limit - raw[1]
+    for i in range(1, len(limits)):
+        remaining = limits[i].limit - raw[1 + 2 * i]
+        if remaining < least:
+            best, least = i, remaining
+    binding = limits[best]
+    return Decision(True, binding.limit, least, raw[2 + 2 * best], binding.scope, binding.window)

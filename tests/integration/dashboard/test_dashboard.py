@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar.testing import TestClient
 
+from haven.cluster.gate import GateMiddleware
 from support import Account, assert_problem
 from support_leases import active_lease, charge, new_unit, pay
 
@@ -79,7 +80,7 @@ def test_dashboard_needs_a_session(client: TestClient[Any]) -> None:
 
 def test_cached_answer_is_the_computed_answer(client: TestClient[Any], owner: Account) -> None:
     """The first read computes the dashboard in the route; the next is answered from the
-    bytes the gate's round trip read (haven.cluster.middleware.CachedViewMiddleware). A
+    bytes the gate's round trip read (haven.cluster.gate.GateMiddleware). A
     client cannot tell them apart: same status, body and headers (but request id and timing)."""
     computed = client.get("/api/v1/dashboard", headers=owner.headers)
     cached = client.get("/api/v1/dashboard", headers=owner.headers)
@@ -96,6 +97,17 @@ def test_cached_answer_is_the_computed_answer(client: TestClient[Any], owner: Ac
     assert stable(cached) == stable(computed)
     # With a query string (which the route ignores) the route itself answers: same bytes.
     assert client.get("/api/v1/dashboard?x=1", headers=owner.headers).content == cached.content
+
+
+def test_the_running_app_serves_the_dashboard_from_the_edge(client: TestClient[Any]) -> None:
+    """The edge of the running app collected the dashboard's declaration from its route."""
+    handler: Any = client.app.asgi_handler
+    for _ in range(10):  # RequestContext -> SecurityHeaders -> (CORS) -> Probes -> Gate
+        if isinstance(handler, GateMiddleware):
+            break
+        handler = handler.app
+    assert isinstance(handler, GateMiddleware)
+    assert set(handler.views) == {"/api/v1/dashboard"}
 
 
 def test_cached_dashboard_still_checks_the_session(client: TestClient[Any], owner: Account) -> None:

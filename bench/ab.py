@@ -1,0 +1,159 @@
+"""Server CPU per request of two builds side by side: `python -m bench.ab OTHER_SRC [PATH]`.
+
+Starts two single-instance clusters (haven.devcluster, SQLite, each with its own Valkey):
+"other" imports OTHER_SRC first on PYTHONPATH (e.g. an older checkout's src/), "this" runs
+this checkout. Registers one user on each, fills the cache with one GET, then drives PATH
+(default the cached dashboard, cookie) with wrk in alternating runs (order shuffled per
+repeat) and reads each instance's CPU time (user + system, /proc via psutil) around every
+run. Prints CPU ms per request and req/s per run, the medians, and the ratio this/other:
+on a shared machine the ratio of interleaved runs is the figure to read, not the absolutes.
+
+Environment: AB_REPEATS (default 7), AB_SECONDS (default 4), AB_CONNS (default 8),
+AB_FORWARDED_FOR (an X-Forwarded-For value to send, as nginx would).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import httpx
+import psutil
+
+from bench.run import HERE, log
+from haven.devcluster.cluster import Cluster, ClusterSpec
+from haven.store.embedded import free_port
+
+REPEATS = int(os.environ.get("AB_REPEATS", "7"))
+SECONDS = int(os.environ.get("AB_SECONDS", "4"))
+CONNS = int(os.environ.get("AB_CONNS", "8"))
+
+
+def start(name: str, tmp: Path, pythonpath: str | None) -> tuple[Cluster, str, int, int]:
+    port = free_port()
+    env = {
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp / (name + '.db')}",
+        "LOG_LEVEL": "warning",
+        "RATE_LIMIT_GLOBAL": "10000000",
+        "RATE_LIMIT_PER_USER": "10000000",
+        "RATE_LIMIT_AUTH": "10000",
+        "RATE_LIMIT_AUTH_EMAIL": "10000",
+        "RATE_LIMIT_REGISTER": "10000",
+    }
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
+    cluster = Cluster(
+        ClusterSpec(
+            instances=1,
+            base_port=port,
+            lb="none",
+            runtime_dir=tmp / name,
+            demo_data=False,
+            drain_delay_ms=200,
+            extra_env=env,
+        ),
+        log=log,
+    )
+    cluster.start()
+    url = f"http://127.0.0.1:{port}"
+    r = httpx.post(
+        f"{url}/api/v1/auth/register",
+        json={
+            "organizationName": "AB Homes",
+            "name": "AB Owner",
+            "email": f"ab-{uuid.uuid4().hex[:10]}@example.com",
+            "password": "bench password 1",
+        },
+        timeout=30,
+    )
+    r.raise_for_status()
+    cookie = r.cookies["haven_session"]
+    pid = cluster.instances[0].pid
+    assert pid is not None
+    assert cluster.valkey is not None
+    valkey_pid = cluster.valkey.pid
+    assert valkey_pid is not None
+    return cluster, f"{url}|{cookie}", pid, valkey_pid
+
+
+def wrk_command(target: str, path: str) -> tuple[dict[str, str], list[str]]:
+    """Warm the cache with one GET; wrk's environment and arguments for `path`."""
+    url, cookie = target.split("|")
+    httpx.get(url + path, headers={"Cookie": f"haven_session={cookie}"}).raise_for_status()
+    env = {**os.environ, "BENCH_METHOD": "GET", "BENCH_COOKIE": f"haven_session={cookie}"}
+    if os.environ.get("AB_FORWARDED_FOR"):
+        env["BENCH_FORWARDED_FOR"] = os.environ["AB_FORWARDED_FOR"]
+    args = ["wrk", "-t1", f"-c{CONNS}", f"-d{SECONDS}s", "-s", str(HERE / "wrk.lua"), url + path]
+    return env, args
+
+
+def main() -> int:
+    if len(sys.argv) < 2:
+        print(__doc__)
+        return 2
+    other_src = str(Path(sys.argv[1]).resolve())
+    path = sys.argv[2] if len(sys.argv) > 2 else "/api/v1/dashboard"
+    tmp = Path(tempfile.mkdtemp(prefix="haven-ab-"))
+    clusters: list[Cluster] = []
+    try:
+        targets: dict[str, tuple[str, int, int]] = {}
+        for name, pp in (("other", other_src), ("this", None)):
+            cluster, target, pid, valkey_pid = start(name, tmp, pp)
+            clusters.append(cluster)
+            targets[name] = (target, pid, valkey_pid)
+        results: dict[str, list[tuple[float, float, float]]] = {"other": [], "this": []}
+        ratios: list[float] = []
+        for rep in range(REPEATS):
+            order = ["other", "this"]
+            random.shuffle(order)
+            cpu_of: dict[str, float] = {}
+            for name in order:
+                target, pid, valkey_pid = targets[name]
+                env, args = wrk_command(target, path)
+                proc, valkey = psutil.Process(pid), psutil.Process(valkey_pid)
+                t0, v0 = proc.cpu_times(), valkey.cpu_times()
+                out = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
+                t1, v1 = proc.cpu_times(), valkey.cpu_times()
+                line = next(x for x in out.stdout.splitlines() if x.startswith("BENCH_JSON "))
+                res = json.loads(line.removeprefix("BENCH_JSON "))
+                n = max(res["requests"], 1)
+                cpu_ms = ((t1.user + t1.system) - (t0.user + t0.system)) * 1000 / n
+                valkey_us = ((v1.user + v1.system) - (v0.user + v0.system)) * 1e6 / n
+                rps = res["requests"] / (res["duration_us"] / 1e6)
+                errors = res["status_errors"] + res["socket_errors"]
+                results[name].append((cpu_ms, rps, valkey_us))
+                cpu_of[name] = cpu_ms
+                log(
+                    f"rep {rep} {name:<5} {cpu_ms:.3f} ms CPU/req {rps:7.0f} req/s "
+                    f"valkey {valkey_us:.0f} us/req err {errors}"
+                )
+            ratios.append(cpu_of["this"] / cpu_of["other"])
+        for name in ("other", "this"):
+            cpu = statistics.median(c for c, _, _ in results[name])
+            rps = statistics.median(r for _, r, _ in results[name])
+            valkey_us = statistics.median(v for _, _, v in results[name])
+            print(
+                f"{name:<5} median {cpu:.3f} ms CPU/req, {rps:.0f} req/s, "
+                f"valkey {valkey_us:.0f} us CPU/req"
+            )
+        print(
+            f"this/other CPU per request: median {statistics.median(ratios):.3f} "
+            f"(per repeat: {', '.join(f'{r:.2f}' for r in ratios)})"
+        )
+    finally:
+        for cluster in clusters:
+            cluster.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
