@@ -126,7 +126,7 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
     ids = session_ids(data)
     if ids is None:
         raise NotSignedInError("Your session has ended; sign in again")
-    principal = Principal(
+    return Principal(
         user_id=ids[0],
         organization_id=ids[1],
         role=role,
@@ -134,5 +134,3 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
         session=data,
         via_cookie=via_cookie,
     )
-    request.state.principal = principal  # the audit listener names the actor from it
-    return principal

@@ -1,4 +1,4 @@
-"""The audit listener on a bare session (as CLI jobs use it): savepoints, rollbacks, context."""
+"""The write recorder on a bare session (as CLI jobs use it): savepoints, rollbacks, context."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import select
 
 from haven.config import load_settings
-from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
+from haven.db.engine import WRITE_OPTION, create_engine
 from haven.models import AuditEvent, Organization, Property, Tenant
+from haven.uow import Actor, as_actor, create_sessionmaker
 
 
 def _property(org: Organization) -> Property:
@@ -31,7 +32,7 @@ async def _scenario(url: str) -> tuple[list[tuple[str, str | None, str | None]],
     actor = uuid.uuid4()
     try:
         async with maker() as session:
-            session.info["audit"] = {"actor_id": actor, "instance_id": "job-1", "request_id": "r-1"}
+            as_actor(session, Actor("user", user_id=actor), "job-1", "r-1")
             org = Organization(name="Listener Org", currency="USD", timezone="UTC")
             session.add(org)
             await session.flush()
