@@ -76,3 +76,34 @@ def test_savepoint_and_full_rollbacks_leave_no_events_and_context_is_recorded(
     ]
     assert all(is_actor for is_actor, _ in details)
     assert details[2][1] == ["name"]
+
+
+async def _api_key_scenario(url: str, key_id: uuid.UUID) -> list[tuple[Any, ...]]:
+    engine = create_engine(load_settings({"DATABASE_URL": url}))
+    maker = create_sessionmaker(engine.execution_options(**{WRITE_OPTION: True}))
+    try:
+        async with maker() as session:
+            org = Organization(name="Key Org", currency="USD", timezone="UTC")
+            session.add(org)
+            await session.flush()
+            as_actor(session, Actor.api_key(key_id, org.id), "api-1")
+            session.add(_property(org))
+            await session.commit()
+        async with maker() as session:
+            rows = await session.execute(
+                select(AuditEvent.action, AuditEvent.actor_id, AuditEvent.system_actor)
+                .where(AuditEvent.organization_id == org.id)
+                .order_by(AuditEvent.action)
+            )
+            return [tuple(row) for row in rows]
+    finally:
+        await engine.dispose()
+
+
+def test_a_write_by_an_api_key_names_the_key(database: Any) -> None:
+    key_id = uuid.uuid4()
+    rows = asyncio.run(_api_key_scenario(database.url, key_id))
+    assert rows == [
+        ("organization.created", None, f"api_key:{key_id}"),
+        ("property.created", None, f"api_key:{key_id}"),
+    ]
