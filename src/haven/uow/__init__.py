@@ -2,9 +2,10 @@
 
 * `actor`     who a write is done by (a user, an API key, a job)
 * `recorder`  the write buffer every Haven session carries: audit notes, outbox
-              events, changed organizations, after-commit callbacks, one
-              savepoint bookkeeping for all of them
-* `audit`, `outbox`  what the audit trail and the event feed record of a flush
+              events, changed organizations, after-commit and at-end callbacks,
+              one savepoint bookkeeping for all of them
+* `audit`, `outbox`  what the audit trail and the event feed record of a flush;
+              `catalog` names the event types
 * `idempotency`  the Idempotency-Key record, written in the write's transaction
 * `tx`        RequestTx: a write request's unit of work, read top to bottom
 * `http`      the `db` dependency and the write boundary (Litestar wiring)
