@@ -16,10 +16,9 @@ from litestar.static_files import create_static_files_router
 
 from haven.apikeys.routes import ApiKeysController
 from haven.apikeys.routes import document as document_api_keys
-from haven.apikeys.store import ApiKeyStore
-from haven.apikeys.verify import drain as drain_api_key_writes
-from haven.audit.listener import install as install_audit
 from haven.audit.routes import AuditController
+from haven.auth.apikeys.store import ApiKeyStore
+from haven.auth.apikeys.verify import drain as drain_api_key_writes
 from haven.auth.principal import provide_principal
 from haven.auth.routes import AuthController
 from haven.auth.sessions import SessionStore
@@ -30,15 +29,8 @@ from haven.cluster.middleware import install as install_cluster
 from haven.cluster.runtime import Cluster
 from haven.config import Settings
 from haven.dashboard.routes import DashboardController
-from haven.db.engine import (
-    WRITE_OPTION,
-    create_engine,
-    create_sessionmaker,
-    read_only_engine,
-    warm_pool,
-)
+from haven.db.engine import WRITE_OPTION, create_engine, read_only_engine, warm_pool
 from haven.db.reader import Reader, provide_reader
-from haven.db.transaction import provide_db
 from haven.errors import UnsupportedMediaTypeError, exception_handler
 from haven.events.routes import EventsController
 from haven.events.routes import document as document_events
@@ -55,6 +47,8 @@ from haven.store import idempotency
 from haven.store.client import Keys, create_redis
 from haven.tenants.routes import TenantsController
 from haven.units.routes import PropertyUnitsController, UnitsController
+from haven.uow import create_sessionmaker
+from haven.uow.http import provide_db, write_boundary
 from haven.web import check_json_body, provide_list_params
 from haven.webhooks.routes import WebhooksController
 from haven.webhooks.worker import DeliveryWorker, WebhookMetrics
@@ -92,7 +86,6 @@ def _swagger_assets() -> Path:
 
 async def require_json_body(request: Request[Any, Any, Any]) -> None:
     """415 for a body that is not JSON, before anything tries to parse it."""
-    await idempotency.prepare(request)  # opens the per-request Idempotency-Key holder
     if request.method not in BODY_METHODS:
         return
     length = request.headers.get("content-length")
@@ -118,7 +111,6 @@ def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
 def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
     """Build the Haven ASGI app. `redis_url` overrides settings (the embedded Valkey's URL)."""
     configure_logging(settings)
-    install_audit()
     url = redis_url or settings.redis_url
     if url is None:
         raise RuntimeError("create_app needs a Redis URL: set REDIS_URL or use `haven serve`")
@@ -162,8 +154,11 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
         route_handlers=API_HANDLERS,
         dependencies={
             "principal": Provide(provide_principal),
+            "db": Provide(provide_db),  # a write's unit of work (haven.uow)
             "page": Provide(provide_list_params),
         },
+        # Commits a write's unit of work before its answer leaves (haven.uow.http).
+        middleware=[write_boundary],
         # Every API answer is per-user: no shared cache may keep it (handlers may override).
         cache_control=CacheControlHeader(private=True, no_store=True),
     )
@@ -188,13 +183,10 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
             status_assets,
         ],
         dependencies={
-            "db": Provide(provide_db),
             "reader": Provide(provide_reader, sync_to_thread=False),
         },
         lifespan=[lifespan, cluster.lifespan],
         before_request=require_json_body,
-        # Stores a successful POST's response in its own transaction (Idempotency-Key).
-        after_request=idempotency.capture,
         exception_handlers={
             Exception: exception_handler,
             idempotency.IdempotentReplay: idempotency.replay_handler,

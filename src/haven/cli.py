@@ -215,9 +215,10 @@ def jobs_scheduler(
     import signal
     from datetime import UTC, datetime
 
-    from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
+    from haven.db.engine import WRITE_OPTION, create_engine
     from haven.jobs.scheduler import Scheduler, selected, serve
     from haven.store.client import Keys, create_redis
+    from haven.uow import create_sessionmaker
 
     settings = _settings()
     url, embedded = _job_redis_url(settings)
@@ -274,8 +275,9 @@ def jobs_purge_idempotency() -> None:
     """Delete stored Idempotency-Key responses older than 24 h (safe to run anywhere, any time)."""
     import asyncio
 
-    from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
-    from haven.store.idempotency import purge_expired
+    from haven.db.engine import WRITE_OPTION, create_engine
+    from haven.uow import create_sessionmaker
+    from haven.uow.idempotency import purge_expired
 
     settings = _settings()
 
@@ -296,8 +298,9 @@ def jobs_purge_events() -> None:
     """Delete events and webhook delivery log rows older than EVENT_RETENTION_DAYS."""
     import asyncio
 
-    from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
+    from haven.db.engine import WRITE_OPTION, create_engine
     from haven.events.service import purge_expired
+    from haven.uow import create_sessionmaker
     from haven.webhooks.service import purge_deliveries
 
     settings = _settings()

@@ -7,13 +7,14 @@ from typing import Any
 from haven.auth import service as auth
 from haven.auth.schemas import RegisterIn
 from haven.config import Settings
-from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
+from haven.db.engine import WRITE_OPTION, create_engine
 from haven.properties import service as properties
 from haven.properties.schemas import Address, PropertyIn, PropertyType
 from haven.tenants import service as tenants
 from haven.tenants.schemas import TenantIn
 from haven.units import service as units
 from haven.units.schemas import UnitIn
+from haven.uow import create_sessionmaker
 
 DEMO_EMAIL = "test@example.com"
 DEMO_PASSWORD = "password"  # noqa: S105 - the documented development login

@@ -228,7 +228,7 @@ def map_exception(exc: Exception) -> HavenError:
         return exc
     if isinstance(exc, StaleDataError):
         # A flush inside the handler lost a version race (the commit-time case is mapped in
-        # haven.db.transaction); either way the client re-reads and retries.
+        # haven.uow.tx); either way the client re-reads and retries.
         return VersionMismatchError(
             "Another request changed this resource at the same moment; read it and retry"
         )

@@ -8,15 +8,15 @@ from datetime import datetime
 from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haven.apikeys import keys
 from haven.apikeys.schemas import ApiKeyIn
+from haven.auth.apikeys import keys
 from haven.db.base import utcnow
 from haven.db.pagination import Page, paginate, resolve_sort, sort_keys
 from haven.db.query import get_owned, scoped
-from haven.db.transaction import after_commit
 from haven.errors import FieldError, ForbiddenError, ValidationError
 from haven.models import ApiKey
 from haven.models.organization import ROLES
+from haven.uow import after_commit
 
 SORTS = sort_keys({"createdAt": (ApiKey.created_at, datetime)})
 

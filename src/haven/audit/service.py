@@ -1,4 +1,4 @@
-"""Reading the audit trail (writing it is haven.audit.listener's job)."""
+"""Reading the audit trail (writing it is haven.uow.recorder's job)."""
 
 from __future__ import annotations
 

@@ -18,14 +18,13 @@ state cannot overwrite a newer one, and nothing ever writes a role into a sessio
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from litestar.datastructures import State
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.service import credentials_of
 from haven.auth.sessions import SessionData
-from haven.db.transaction import after_commit
 from haven.models.organization import ROLES
 
 REMOVED = "x"
@@ -99,18 +98,18 @@ async def load(state: State, user_id: uuid.UUID, organization_id: uuid.UUID) -> 
 
 
 async def propagate(
-    db: AsyncSession,
     state: State,
     user_id: str,
     value: Authz | str,
     *,
     end_sessions: bool,
     keep_sid: str | None = None,
-) -> None:
-    """Make a change to the user's membership, role or credentials (in `db`'s transaction)
-    apply on every instance: the mirror is dropped now, so the change commits only once
-    Redis has let go of the old state, and published after the commit; with `end_sessions`
-    their sessions are deleted then too, all but `keep_sid`, which is re-stamped first."""
+) -> Callable[[], Awaitable[None]]:
+    """Make a change to the user's membership, role or credentials apply on every instance:
+    the mirror is dropped now, so the change commits only once Redis has let go of the old
+    state; the returned callback publishes it and must run after the commit
+    (`haven.uow.after_commit`); with `end_sessions` their sessions are deleted then too,
+    all but `keep_sid`, which is re-stamped first."""
     sessions = state.sessions
     await sessions.forget_authz(user_id)
     encoded = value.encode() if isinstance(value, Authz) else value
@@ -123,4 +122,4 @@ async def propagate(
         if end_sessions:
             await sessions.revoke_all(user_id, keep_sid=keep_sid)
 
-    after_commit(db, apply)
+    return apply

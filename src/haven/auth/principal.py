@@ -7,7 +7,7 @@ checks it against its user's current membership, role and credential epoch
 cookie-authenticated unsafe requests, and enforces the roles a handler lists
 in `opt={"roles": ...}`.
 
-A Bearer value starting with `hvn_` is an API key (haven.apikeys.verify), never a
+A Bearer value starting with `hvn_` is an API key (haven.auth.apikeys.verify), never a
 session: the principal then acts for the key's organization with the key's role (capped
 by its creator's), names the key in `api_key_id`, and may not call handlers marked
 `PEOPLE_ONLY` (sessions, passwords, members, API keys themselves). A key sent as the
@@ -25,9 +25,9 @@ from typing import Any
 from litestar import Request
 from litestar.datastructures import State
 
-from haven.apikeys import keys as api_keys
-from haven.apikeys import verify as api_key_verify
 from haven.auth import authz
+from haven.auth.apikeys import keys as api_keys
+from haven.auth.apikeys import verify as api_key_verify
 from haven.auth.sessions import SessionData, session_id_from_scope
 from haven.errors import CsrfError, ForbiddenError, NotSignedInError
 from haven.store.gate import prefetch_of
@@ -189,7 +189,7 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
     ids = session_ids(data)
     if ids is None:
         raise NotSignedInError("Your session has ended; sign in again")
-    principal = Principal(
+    return Principal(
         user_id=ids[0],
         organization_id=ids[1],
         role=role,
@@ -197,5 +197,3 @@ async def provide_principal(request: Request[Any, Any, Any], state: State) -> Pr
         session=data,
         via_cookie=via_cookie,
     )
-    request.state.principal = principal  # the audit listener names the actor from it
-    return principal

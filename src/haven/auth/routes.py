@@ -10,6 +10,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.datastructures import Cookie, State
+from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,6 +31,8 @@ from haven.auth.schemas import (
 from haven.auth.sessions import SessionInfo
 from haven.errors import NotFoundError, NotSignedInError
 from haven.models import Organization, User
+from haven.uow import after_commit
+from haven.uow.http import provide_anonymous_db
 from haven.web import NO_STORE, client_ip, request_is_https
 
 CSRF_COOKIE = "haven_csrf"
@@ -120,7 +123,11 @@ class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
 
-    @post("/register", status_code=HTTP_201_CREATED)
+    @post(
+        "/register",
+        status_code=HTTP_201_CREATED,
+        dependencies={"db": Provide(provide_anonymous_db)},
+    )
     async def register(
         self, request: Request[Any, Any, Any], state: State, db: AsyncSession, data: RegisterIn
     ) -> Response[LoginOut]:
@@ -128,7 +135,7 @@ class AuthController(Controller):
         account = await service.register(db, data)
         return await _signed_in(request, state, account, HTTP_201_CREATED)
 
-    @post("/login", status_code=HTTP_200_OK)
+    @post("/login", status_code=HTTP_200_OK, dependencies={"db": Provide(provide_anonymous_db)})
     async def login(
         self, request: Request[Any, Any, Any], state: State, db: AsyncSession, data: LoginIn
     ) -> Response[LoginOut]:
@@ -174,14 +181,14 @@ class AuthController(Controller):
         account = await service.change_password(
             db, principal.user_id, data.current_password, data.new_password
         )
-        await authz.propagate(
-            db,
+        publish_after = await authz.propagate(
             state,
             str(principal.user_id),
             authz_of(account),
             end_sessions=True,
             keep_sid=principal.sid,
         )
+        after_commit(db, publish_after)
 
     @get("/me", opt=PEOPLE_ONLY)
     async def me(self, db: AsyncSession, principal: Principal) -> Response[MeOut]:

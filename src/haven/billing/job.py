@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from haven.billing import service
+from haven.clock import local_date
 from haven.config import Settings
-from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
+from haven.db.engine import WRITE_OPTION, create_engine
 from haven.models import Organization
 from haven.store import locks, org_cache
 from haven.store.client import Keys, create_redis
+from haven.uow import Actor, as_actor, create_sessionmaker, take_changed
 
 LOCK_TTL_MS = 60_000
 
@@ -28,19 +29,9 @@ class BillingBusyError(RuntimeError):
     """Another instance holds the cluster-wide billing lock."""
 
 
-def local_date(now: datetime, timezone: str) -> date:
-    """The calendar date at `now` in the time zone (UTC for an unknown zone)."""
-    try:
-        zone = ZoneInfo(timezone)
-    except (KeyError, ValueError):
-        zone = ZoneInfo("UTC")
-    return now.astimezone(zone).date()
-
-
 def as_system(session: AsyncSession, instance_id: str | None) -> None:
     """Audit what this session writes as the billing job, not as a user."""
-    session.info["audit"] = {"instance_id": instance_id, "system_actor": service.SYSTEM_ACTOR}
-    org_cache.track_changes(session)
+    as_actor(session, Actor.system(service.SYSTEM_ACTOR), instance_id)
 
 
 async def organizations(maker: async_sessionmaker[AsyncSession]) -> list[tuple[uuid.UUID, str]]:
@@ -73,7 +64,7 @@ async def run_billing(
                     result = await service.run(
                         session, org_id, on or today, dry_run=False, today=today
                     )
-                    changed = org_cache.changed_organizations(session)
+                    changed = take_changed(session)
                 await org_cache.bump(redis, keys, changed)
                 results.append(result)
             return results

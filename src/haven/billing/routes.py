@@ -11,8 +11,9 @@ from haven.auth.principal import MANAGERS, Principal, roles
 from haven.billing import service
 from haven.billing.schemas import BillingRunIn, BillingRunOut, PlannedChargeOut
 from haven.errors import BillingInProgressError
-from haven.ledger.service import organization_of, today_in
+from haven.organizations.service import get_organization, today_in
 from haven.store import locks
+from haven.uow import at_end
 from haven.web import NO_STORE
 
 LOCK_TTL_MS = 30_000
@@ -59,14 +60,18 @@ class BillingController(Controller):
         `already_posted` (with the existing entry's `entryId`). Proration, due dates and
         adjustments follow docs/billing.md.
         """
-        org = await organization_of(db, principal.organization_id)
+        org = await get_organization(db, principal.organization_id)
         today = today_in(org)
         on = data.date or today
         key = state.redis_keys.lock(f"billing:{principal.organization_id}:{on.isoformat()}")
-        async with locks.held(state.redis, key, LOCK_TTL_MS, wait=LOCK_WAIT_S) as token:
-            if token is None:
-                raise BillingInProgressError("Another billing run is in progress; retry shortly")
-            result = await service.run(
-                db, principal.organization_id, on, dry_run=data.dry_run, today=today
-            )
+        token = await locks.acquire_waiting(state.redis, key, LOCK_TTL_MS, LOCK_WAIT_S)
+        if token is None:
+            raise BillingInProgressError("Another billing run is in progress; retry shortly")
+        refresher = locks.keep_alive(state.redis, key, token, LOCK_TTL_MS)
+        # Held until the run's transaction has committed or rolled back, so the next run
+        # (on any instance) sees every charge this one posted.
+        at_end(db, lambda: locks.let_go(state.redis, key, token, refresher))
+        result = await service.run(
+            db, principal.organization_id, on, dry_run=data.dry_run, today=today
+        )
         return Response(result_out(result), headers=NO_STORE)

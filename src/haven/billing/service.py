@@ -11,7 +11,7 @@ Each charge carries a billing key (`rent:<lease>:YYYY-MM`,
 `recurring:<charge>:YYYY-MM`, `late_fee:<lease>:YYYY-MM`) with a unique index, so
 a second run, or three instances running at once, post each charge exactly once:
 a loser's INSERT fails inside a savepoint and the charge is reported as already
-posted. Entries are written through the ORM, so the audit listener records each.
+posted. Entries are written through the ORM, so the write recorder (haven.uow) audits each.
 
 When a posted charge no longer matches its schedule (a termination or a rent
 change after it was posted), `reconcile` posts the difference as an adjustment
@@ -31,12 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.billing import schedule
 from haven.billing.schedule import Due, Recurring, RentChange, Terms
-from haven.events import outbox
 from haven.leases import service as leases
 from haven.ledger.aging import Line, summarize
 from haven.models import Lease, LedgerEntry, RecurringCharge
 from haven.models import RentChange as RentChangeRow
-from haven.store import org_cache
+from haven.uow import emit, mark_changed
 
 BASIS_POINTS = 10_000
 SYSTEM_ACTOR = "system:billing"
@@ -302,7 +301,7 @@ async def _post(session: AsyncSession, charge: PlannedCharge) -> None:
         charge.status, charge.entry_id = "already_posted", existing.scalar_one_or_none()
         return
     charge.status, charge.entry_id = "posted", entry.id
-    org_cache.mark_changed(session, charge.organization_id)
+    mark_changed(session, charge.organization_id)
 
 
 async def post_planned(session: AsyncSession, charges: Sequence[PlannedCharge]) -> None:
@@ -358,7 +357,7 @@ def _announce(session: AsyncSession, result: BillingResult) -> None:
             posted.setdefault(charge.organization_id, []).append(charge)
     for org_id, charges in posted.items():
         run_id = uuid.uuid5(org_id, f"billing-run:{result.on.isoformat()}")
-        outbox.emit(
+        emit(
             session,
             org_id,
             "billing_run.completed",

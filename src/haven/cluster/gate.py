@@ -2,7 +2,7 @@
 
 `GateMiddleware` runs for every request that reaches the app (not the probes, not CORS
 preflights). For a request that carries a session (cookie or Bearer token) it runs the
-gate script (haven.store.gate), with rate limiting on or off: the request's rate limits
+gate script (haven.cluster.gate_script), with rate limiting on or off: the request's rate limits
 (haven.cluster.ratelimit), the session read with its TTL slid, the user's authorization
 mirror and, for a cached view, the organization's cache version and entry, all in one
 EVALSHA. What it read is left in the scope as a `Prefetch` for the `principal` dependency

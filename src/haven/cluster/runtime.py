@@ -22,11 +22,11 @@ import structlog
 from litestar import Litestar
 
 from haven.cluster.deps import DependencyMonitor
+from haven.cluster.gate_script import Gate
 from haven.cluster.metrics import Metrics, instance_summary
 from haven.cluster.registry import Registry, iso
 from haven.cluster.state import InstanceState, ResourceSampler
 from haven.config import Settings
-from haven.store.gate import Gate
 from haven.store.ratelimit import RateLimiter
 
 SESSION_COUNT_MAX_AGE = 5.0

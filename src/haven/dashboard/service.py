@@ -17,8 +17,8 @@ from haven.dashboard.schemas import DashboardOut, ExpiringOut, MaintenanceOut
 from haven.leases.service import rents_in_force
 from haven.ledger import repository
 from haven.ledger.aging import deposit_held, summarize
-from haven.ledger.service import organization_of, today_in
 from haven.models import Lease, MaintenanceRequest, Property, Unit
+from haven.organizations.service import get_organization, today_in
 from haven.store import gate, org_cache
 from haven.store.client import Keys
 
@@ -34,7 +34,7 @@ async def _count(session: AsyncSession, stmt: object) -> int:
 
 
 async def compute(session: AsyncSession, organization_id: uuid.UUID) -> DashboardOut:
-    org = await organization_of(session, organization_id)
+    org = await get_organization(session, organization_id)
     today = today_in(org)
     month_start = today.replace(day=1)
     properties = await _count(

@@ -10,8 +10,7 @@ import structlog
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from haven.config import Settings
 
@@ -143,12 +142,3 @@ def read_only_engine(engine: AsyncEngine, settings: Settings) -> AsyncEngine:
     if settings.is_sqlite or behind_pgbouncer(settings.database_url):
         return engine
     return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
-def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    from haven.audit.listener import install
-    from haven.events.outbox import install as install_outbox
-
-    install()  # every session that can write records audit events, CLI jobs included
-    install_outbox()  # ... and its events (the outbox), in the same transaction
-    return async_sessionmaker(engine, expire_on_commit=False, autoflush=True)

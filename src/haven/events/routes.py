@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
 from haven.errors import FieldError, ValidationError
-from haven.events import catalog, service
+from haven.events import service
 from haven.events.schemas import EventOut, FeedPage
 from haven.models import Event
+from haven.uow import catalog
 from haven.web import NO_STORE
 
 _TYPES = r"^[a-z_]+\.[a-z_]+(,[a-z_]+\.[a-z_]+)*$"

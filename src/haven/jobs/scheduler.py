@@ -34,12 +34,14 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from haven.billing import service as billing
-from haven.billing.job import as_system, local_date, organizations
+from haven.billing.job import as_system, organizations
+from haven.clock import local_date
 from haven.events import service as events
 from haven.models import JobRun
 from haven.store import locks, org_cache
 from haven.store.client import Keys
-from haven.store.idempotency import purge_expired
+from haven.uow import take_changed
+from haven.uow.idempotency import purge_expired
 from haven.webhooks import service as webhooks
 
 JOBS = ("billing", "purge-idempotency", "purge-events")
@@ -124,7 +126,7 @@ class Scheduler:
                 if days:
                     _record(session, row, name, days[-1])
                     report.billed[org_id] = days
-                changed = org_cache.changed_organizations(session)
+                changed = take_changed(session)
             await org_cache.bump(self.redis, self.keys, changed)
 
     async def _daily(

@@ -29,8 +29,8 @@ from haven.leases.schemas import (
     RentChangeOut,
     TerminateIn,
 )
-from haven.ledger.service import organization_of, today_in
 from haven.models import Lease, RecurringCharge, RentChange
+from haven.organizations.service import get_organization, today_in
 from haven.schemas import ListOf
 from haven.web import NO_STORE, ListParams, with_etag
 
@@ -141,7 +141,7 @@ class LeasesController(Controller):
         check_version(lease, request.headers.get("if-match"))
         lease = await service.update(db, lease, data)
         if lease.status == "active":  # an earlier end credits the months billed past it
-            org = await organization_of(db, principal.organization_id)
+            org = await get_organization(db, principal.organization_id)
             await billing.reconcile(db, lease, today_in(org))
         return with_etag(request, await render(db, lease), lease.version)
 
@@ -170,7 +170,7 @@ class LeasesController(Controller):
         """active -> terminated on `date`; the unit becomes vacant; rent billed past it credited."""
         lease = await service.get(db, principal.organization_id, lease_id)
         lease = await service.terminate(db, lease, data.date)
-        org = await organization_of(db, principal.organization_id)
+        org = await get_organization(db, principal.organization_id)
         await billing.reconcile(db, lease, today_in(org))
         return with_etag(request, await render(db, lease), lease.version)
 
@@ -205,7 +205,7 @@ class LeasesController(Controller):
         lease = await service.get(db, principal.organization_id, lease_id, for_update=True)
         change = await terms.add_rent_change(db, lease, data)
         if lease.status == "active":
-            org = await organization_of(db, principal.organization_id)
+            org = await get_organization(db, principal.organization_id)
             await billing.reconcile(db, lease, today_in(org))
         return Response(rent_change_out(change), status_code=HTTP_201_CREATED, headers=NO_STORE)
 
@@ -219,7 +219,7 @@ class LeasesController(Controller):
     ) -> None:
         """Delete a rent change that is not yet in force (409 for one already in force)."""
         lease = await service.get(db, principal.organization_id, lease_id, for_update=True)
-        org = await organization_of(db, principal.organization_id)
+        org = await get_organization(db, principal.organization_id)
         await terms.remove_rent_change(db, lease, change_id, today_in(org))
         if lease.status == "active":  # this month may already be billed with the change in it
             await billing.reconcile(db, lease, today_in(org))
@@ -258,7 +258,7 @@ class LeasesController(Controller):
         check_version(charge, request.headers.get("if-match"))
         charge = await terms.end_recurring_charge(db, lease, charge, data)
         if lease.status == "active":
-            org = await organization_of(db, principal.organization_id)
+            org = await get_organization(db, principal.organization_id)
             await billing.reconcile(db, lease, today_in(org))
         return with_etag(request, recurring_out(charge), charge.version)
 

@@ -29,6 +29,7 @@ from haven.ledger.schemas import (
     ReverseIn,
 )
 from haven.models import LedgerEntry
+from haven.organizations.service import get_organization, today_in
 from haven.web import NO_STORE, csv_response, wants_csv
 
 CREATED_HEADERS = NO_STORE
@@ -96,8 +97,8 @@ class LeaseLedgerController(Controller):
     ) -> Response[EntryOut]:
         """Credit the tenants (a concession or write-off); lowers the balance."""
         lease = await leases.get(db, principal.organization_id, lease_id)
-        org = await service.organization_of(db, principal.organization_id)
-        entry = await service.post_credit(db, lease, data, principal.user_id, service.today_in(org))
+        org = await get_organization(db, principal.organization_id)
+        entry = await service.post_credit(db, lease, data, principal.user_id, today_in(org))
         return _created(*entry)
 
     @post("/payments", opt=roles(*MANAGERS), status_code=HTTP_201_CREATED)
@@ -127,8 +128,8 @@ class LeaseLedgerController(Controller):
         """Settle the deposit at move-out: itemized deductions, the rest refunded; a statement."""
         csv = wants_csv(request)
         lease = await leases.get(db, principal.organization_id, lease_id, for_update=True)
-        org = await service.organization_of(db, principal.organization_id)
-        today = service.today_in(org)
+        org = await get_organization(db, principal.organization_id)
+        today = today_in(org)
         await service.dispose_deposit(db, lease, data, principal.user_id, today)
         return _statement(await service.deposit_statement(db, lease, today), csv, HTTP_201_CREATED)
 
@@ -148,8 +149,8 @@ class LeaseLedgerController(Controller):
         """The deposit's statement for the tenants: charged, paid, deductions, refunds, held."""
         csv = wants_csv(request)
         lease = await leases.get(db, principal.organization_id, lease_id)
-        org = await service.organization_of(db, principal.organization_id)
-        return _statement(await service.deposit_statement(db, lease, service.today_in(org)), csv)
+        org = await get_organization(db, principal.organization_id)
+        return _statement(await service.deposit_statement(db, lease, today_in(org)), csv)
 
 
 def _statement(body: DepositStatementOut, csv: bool, status: int = 200) -> Response[Any]:
@@ -201,10 +202,8 @@ class LedgerEntriesController(Controller):
         """
         data = _optional_body(await request.body())
         entry = await service.get_entry(db, principal.organization_id, entry_id)
-        org = await service.organization_of(db, principal.organization_id)
-        return _created(
-            *await service.reverse(db, entry, data, principal.user_id, service.today_in(org))
-        )
+        org = await get_organization(db, principal.organization_id)
+        return _created(*await service.reverse(db, entry, data, principal.user_id, today_in(org)))
 
 
 __all__ = ["LeaseLedgerController", "LedgerEntriesController", "entry_out"]

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haven.clock import today_in_zone
 from haven.db.query import PlainRow, get_owned
 from haven.db.reader import Reader
 from haven.errors import ConflictError, FieldError, NotFoundError, ValidationError
@@ -25,30 +25,11 @@ from haven.ledger.schemas import (
     ReverseIn,
     StatementLineOut,
 )
-from haven.models import Lease, LedgerEntry, Organization
+from haven.models import Lease, LedgerEntry
+from haven.organizations.service import get_organization
 
 # Money can only move on a lease that is or was in force.
 POSTABLE = frozenset({"active", "ended", "terminated"})
-
-
-async def organization_of(session: AsyncSession, organization_id: uuid.UUID) -> Organization:
-    org = await session.get(Organization, organization_id)
-    if org is None:  # the session outlived its organization
-        raise ConflictError("The organization no longer exists")
-    return org
-
-
-def today_in(org: Organization) -> date:
-    """Today's date where the organization is (its timezone), so due dates age locally."""
-    return today_in_zone(org.timezone)
-
-
-def today_in_zone(timezone: str) -> date:
-    try:
-        zone = ZoneInfo(timezone)
-    except (KeyError, ValueError):
-        zone = ZoneInfo("UTC")
-    return datetime.now(UTC).astimezone(zone).date()
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,7 +205,7 @@ async def deposit_statement(
     session: AsyncSession, lease: Lease, today: date
 ) -> DepositStatementOut:
     """The deposit's story on one lease: charged, paid, each deduction, each refund, held."""
-    org = await organization_of(session, lease.organization_id)
+    org = await get_organization(session, lease.organization_id)
     entries = await _entries(session, lease.id)
     lines = _lines(entries)
     summary = summarize(lines, today)

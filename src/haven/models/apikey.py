@@ -28,7 +28,7 @@ class ApiKey(IdMixin, Base):
     prefix: Mapped[str] = mapped_column(String(32))
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # No foreign key: the key outlives nothing it should not, and the record of who made it
-    # outlives the account (a removed creator's keys are refused: haven.apikeys.verify).
+    # outlives the account (a removed creator's keys are refused: haven.auth.apikeys.verify).
     created_by: Mapped[uuid.UUID] = mapped_column(Uuid)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -12,7 +12,7 @@ from haven.db.base import Base, IdMixin, UTCDateTime, utcnow
 
 
 class AuditEvent(IdMixin, Base):
-    """Append-only; written by haven.audit.listener in the transaction of the change."""
+    """Append-only; written by haven.uow.recorder in the transaction of the change."""
 
     __tablename__ = "audit_events"
     __table_args__ = (

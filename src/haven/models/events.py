@@ -23,7 +23,7 @@ from haven.db.base import Base, IdMixin, TimestampsMixin, UTCDateTime, Versioned
 
 
 class Event(IdMixin, Base):
-    """One domain change, written by haven.events.outbox in the transaction of the change.
+    """One domain change, written by haven.uow.recorder in the transaction of the change.
 
     `position` is the event's place in its organization's feed: gap-free and in
     commit order (see docs/events.md for why).

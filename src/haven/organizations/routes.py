@@ -26,6 +26,7 @@ from haven.organizations.schemas import (
     PasswordResetIn,
 )
 from haven.schemas import ListOf
+from haven.uow import after_commit
 from haven.web import NO_STORE, with_etag
 
 
@@ -154,7 +155,9 @@ class MembersController(Controller):
             raise ConflictError("You cannot remove yourself; ask another owner")
         row = await service.get_member(db, principal.organization_id, member_id)
         await service.remove_member(db, principal.organization_id, row)
-        await authz.propagate(db, state, str(member_id), authz.REMOVED, end_sessions=True)
+        after_commit(
+            db, await authz.propagate(state, str(member_id), authz.REMOVED, end_sessions=True)
+        )
 
 
 async def publish(
@@ -168,11 +171,11 @@ async def publish(
     """Mirror the member's state on every instance once committed; on a password change end
     their sessions (all of them, or all but the caller's own when they changed their own)."""
     user, membership = row
-    await authz.propagate(
-        db,
+    publish_after = await authz.propagate(
         state,
         str(user.id),
         authz.Authz(user.credential_epoch, membership.version, membership.role),
         end_sessions=password_changed,
         keep_sid=principal.sid if user.id == principal.user_id else None,
     )
+    after_commit(db, publish_after)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 import zoneinfo
+from datetime import date
 
 from msgspec import UNSET
 from sqlalchemy import func, select
@@ -12,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.passwords import hash_password
 from haven.auth.service import email_taken, normalize_email, set_password
+from haven.clock import today_in_zone
 from haven.db.base import utcnow
 from haven.errors import ConflictError, FieldError, NotFoundError, ValidationError
 from haven.models import Membership, Organization, User
@@ -19,10 +21,16 @@ from haven.organizations.schemas import MemberIn, MemberPatch, OrganizationPatch
 
 
 async def get_organization(session: AsyncSession, organization_id: uuid.UUID) -> Organization:
+    """The organization, or 404 (for a caller: its session outlived its organization)."""
     org = await session.get(Organization, organization_id)
     if org is None:
         raise NotFoundError("No such organization")
     return org
+
+
+def today_in(org: Organization) -> date:
+    """Today's date where the organization is (its timezone), so due dates age locally."""
+    return today_in_zone(org.timezone)
 
 
 async def update_organization(

@@ -14,8 +14,8 @@ from haven.leases.service import rents_in_force
 from haven.ledger import repository
 from haven.ledger.aging import BUCKETS, Aging, summarize
 from haven.ledger.schemas import AgingOut
-from haven.ledger.service import organization_of, today_in
 from haven.models import Lease, LeaseTenant, Property, Tenant, Unit
+from haven.organizations.service import get_organization, today_in
 from haven.reports.schemas import (
     AgingReportOut,
     AgingRow,
@@ -55,7 +55,7 @@ async def _tenant_names(session: AsyncSession, lease_ids: list[uuid.UUID]) -> di
 
 
 async def rent_roll(session: AsyncSession, organization_id: uuid.UUID) -> RentRollOut:
-    org = await organization_of(session, organization_id)
+    org = await get_organization(session, organization_id)
     today = today_in(org)
     units = (
         await session.execute(
@@ -134,7 +134,7 @@ def _aging_out(aging: Aging) -> AgingOut:
 
 async def aging_report(session: AsyncSession, organization_id: uuid.UUID) -> AgingReportOut:
     """Every lease whose balance is not zero, with its buckets; totals add up across leases."""
-    org = await organization_of(session, organization_id)
+    org = await get_organization(session, organization_id)
     today = today_in(org)
     ledgers = await repository.lines_by_lease(session, organization_id)
     rows = (

@@ -15,9 +15,10 @@ A key is scoped to the caller's organization and user, the method and the path.
   `Idempotent-Replayed: true`; same key + another body -> 422.
 * Failed requests (4xx/5xx) store nothing: the key can be retried.
 
-Wiring: `prepare` runs as a before-request hook (it opens the per-request
-holder), `provide_db` calls `begin` and `finish`, and the `capture` after-request
-hook adds the record to the request's session just before the commit.
+This module holds the Redis side (the cached copy, the in-flight marker) and the
+rules; the unit of work (haven.uow.tx) claims the key when it opens a write,
+checks and writes the database record in the request's transaction, and calls
+`committed` and `release` after it, in that order, in one function.
 """
 
 from __future__ import annotations
@@ -27,18 +28,14 @@ import contextlib
 import hashlib
 import json
 import re
-from contextvars import ContextVar
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import msgspec
 import structlog
 from litestar import Request, Response
-from litestar.datastructures import State
-from litestar.serialization import get_serializer
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from redis.asyncio import Redis
 
 from haven.errors import (
     FieldError,
@@ -47,6 +44,7 @@ from haven.errors import (
     ValidationError,
 )
 from haven.store import locks
+from haven.store.client import Keys
 
 KEY_HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -89,28 +87,6 @@ class Claim:
     stored: StoredResponse | None = None
 
 
-@dataclass
-class Holder:
-    """Per-request state the hooks and the db dependency share (they may run in other tasks)."""
-
-    request: Request[Any, Any, Any] | None = None
-    session: AsyncSession | None = None
-    claim: Claim | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-_holder: ContextVar[Holder | None] = ContextVar("haven_idempotency", default=None)
-
-
-def current() -> Holder | None:
-    return _holder.get()
-
-
-async def prepare(request: Request[Any, Any, Any]) -> None:
-    """Before-request hook: open the holder for a POST (no-op otherwise)."""
-    _holder.set(Holder(request=request) if request.method == "POST" else None)
-
-
 def replay_response(stored: StoredResponse) -> Response[bytes]:
     headers = {**stored.headers, REPLAYED_HEADER: "true"}
     return Response(
@@ -123,7 +99,7 @@ def replay_handler(_request: Request[Any, Any, Any], exc: Exception) -> Response
     return replay_response(exc.stored)
 
 
-def _fingerprint(body: bytes) -> str:
+def fingerprint_of(body: bytes) -> str:
     # The same JSON with keys in another order or other whitespace is the same request.
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
@@ -132,12 +108,12 @@ def _fingerprint(body: bytes) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-def _scope(organization_id: Any, user_id: Any, method: str, path: str, key: str) -> str:
+def scope_of(organization_id: Any, user_id: Any, method: str, path: str, key: str) -> str:
     raw = "\n".join((str(organization_id), str(user_id), method, path, key))
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def _answer(stored: StoredResponse, fingerprint: str) -> IdempotentReplay:
+def answer(stored: StoredResponse, fingerprint: str) -> IdempotentReplay:
     if stored.fingerprint != fingerprint:
         raise IdempotencyKeyReusedError(
             "This Idempotency-Key was used with a different body; use a new key",
@@ -146,122 +122,47 @@ def _answer(stored: StoredResponse, fingerprint: str) -> IdempotentReplay:
     return IdempotentReplay(stored)
 
 
-async def begin(
-    request: Request[Any, Any, Any], state: State, session: AsyncSession
-) -> Claim | None:
-    """Claim the request's key, or raise: replay, 422 (other body) or 409 (in flight)."""
-    if request.method != "POST" or not request.url.path.startswith(API_PREFIX):
-        return None
-    key = request.headers.get(KEY_HEADER)
-    if key is None:
-        return None
+def check_key(key: str) -> None:
     if not _KEY_PATTERN.match(key):
         raise ValidationError(
             errors=[FieldError("Idempotency-Key", "must be 1-255 visible ASCII characters")]
         )
-    from haven.auth.principal import has_credentials, provide_principal
 
-    if not has_credentials(request, state):
-        return None  # sign-in endpoints: nothing to scope the key to
-    principal = await provide_principal(request, state)
-    fingerprint = _fingerprint(await request.body())
-    scope = _scope(
-        principal.organization_id, principal.actor, request.method, request.url.path, key
-    )
-    redis, keys = state.redis, state.redis_keys
+
+async def claim(
+    redis: Redis, keys: Keys, scope: str, fingerprint: str, organization_id: Any
+) -> Claim:
+    """Take the key's in-flight marker, or raise: replay, 422 (other body) or 409 (in flight)."""
     cache_key = keys.idempotency(scope)
-    cached = await redis.get(cache_key)
+    cached: Any = await redis.get(cache_key)
     if cached is not None:
-        raise _answer(msgspec.msgpack.decode(cached, type=StoredResponse), fingerprint)
+        raise answer(msgspec.msgpack.decode(cached, type=StoredResponse), fingerprint)
     lock_key = f"{cache_key}:inflight"
     token = await locks.acquire(redis, lock_key, LOCK_TTL_MS)
     if token is None:
         raise IdempotencyInFlightError(
             "A request with this Idempotency-Key is still being processed; retry shortly"
         )
-    claim = Claim(scope, fingerprint, principal.organization_id, cache_key, lock_key, token)
-    try:
-        await _check_database(session, claim, redis)
-    except BaseException:
-        await release(state, claim)
-        raise
-    claim.refresher = locks.keep_alive(redis, lock_key, token, LOCK_TTL_MS)
-    return claim
+    return Claim(scope, fingerprint, organization_id, cache_key, lock_key, token)
 
 
-async def _check_database(session: AsyncSession, claim: Claim, redis: Any) -> None:
-    """A committed record whose Redis copy was never written (its instance died): replay it."""
-    from haven.models import IdempotencyRecord
+def hold(redis: Redis, claim: Claim) -> None:
+    """Keep the marker alive while the request runs."""
+    claim.refresher = locks.keep_alive(redis, claim.lock_key, claim.token, LOCK_TTL_MS)
 
-    record = (
-        await session.execute(
-            select(IdempotencyRecord).where(IdempotencyRecord.scope_hash == claim.scope)
-        )
-    ).scalar_one_or_none()
-    if record is None:
-        return
-    if record.created_at < datetime.now(UTC) - RETENTION:
-        await session.delete(record)
-        await session.flush()
-        return
-    stored = StoredResponse(
-        fingerprint=record.fingerprint,
-        status=record.status_code,
-        media_type=record.media_type,
-        headers=json.loads(record.headers),
-        body=record.body,
-    )
+
+async def remember(redis: Redis, claim: Claim, stored: StoredResponse, ttl_ms: int) -> None:
+    """Copy a committed answer the database had (its instance died before caching it)."""
     with contextlib.suppress(Exception):
-        await redis.set(claim.cache_key, msgspec.msgpack.encode(stored), px=_ttl_ms(record))
-    raise _answer(stored, claim.fingerprint)
+        await redis.set(claim.cache_key, msgspec.msgpack.encode(stored), px=ttl_ms)
 
 
-def _ttl_ms(record: Any) -> int:
-    left = record.created_at + RETENTION - datetime.now(UTC)
-    return max(int(left.total_seconds() * 1000), 1000)
-
-
-async def capture(response: Response[Any]) -> Response[Any]:
-    """After-request hook: add the successful response's record to the request's transaction."""
-    holder = _holder.get()
-    if holder is None or holder.claim is None or holder.session is None:
-        return response
-    # A Response may leave status and media type to the handler's decorator.
-    handler = holder.request.route_handler if holder.request is not None else None
-    status = response.status_code or (handler.status_code if handler else None) or 200
-    if not 200 <= status < 300:
-        return response
-    from haven.models import IdempotencyRecord
-
-    raw_media = (
-        response.media_type or (handler.media_type if handler else None) or "application/json"
-    )
-    media_type = str(getattr(raw_media, "value", raw_media))
-    content = response.content
-    body = b"" if content is None else response.render(content, media_type, get_serializer())
-    headers = {k: v for k, v in response.headers.items() if k.lower() in KEPT_HEADERS}
-    claim = holder.claim
-    claim.stored = StoredResponse(claim.fingerprint, status, media_type, headers, body)
-    holder.session.add(
-        IdempotencyRecord(
-            scope_hash=claim.scope,
-            organization_id=claim.organization_id,
-            fingerprint=claim.fingerprint,
-            status_code=status,
-            media_type=media_type,
-            headers=json.dumps(headers),
-            body=body,
-        )
-    )
-    return response
-
-
-async def committed(state: State, claim: Claim) -> None:
+async def committed(redis: Redis, claim: Claim) -> None:
     """After the commit: copy the stored response to Redis (a cache; the row is the truth)."""
     if claim.stored is None:
         return
     try:
-        await state.redis.set(
+        await redis.set(
             claim.cache_key,
             msgspec.msgpack.encode(claim.stored),
             px=int(RETENTION.total_seconds() * 1000),
@@ -270,11 +171,11 @@ async def committed(state: State, claim: Claim) -> None:
         log.warning("idempotency_cache_failed", error=repr(exc))
 
 
-async def release(state: State, claim: Claim) -> None:
+async def release(redis: Redis, claim: Claim) -> None:
     if claim.refresher is not None:
         claim.refresher.cancel()
     try:
-        await locks.release(state.redis, claim.lock_key, claim.token)
+        await locks.release(redis, claim.lock_key, claim.token)
     except Exception as exc:  # the marker expires by itself
         log.warning("idempotency_release_failed", error=repr(exc))
 
@@ -303,17 +204,3 @@ def document(openapi: Any) -> None:
         params = list(operation.parameters or [])
         if not any(getattr(p, "name", None) == header.name for p in params):
             operation.parameters = [*params, header]
-
-
-async def purge_expired(session: AsyncSession, now: datetime | None = None) -> int:
-    """Delete records past the 24 h window (their Redis copies expire by themselves)."""
-    from sqlalchemy import delete
-
-    from haven.models import IdempotencyRecord
-
-    result = await session.execute(
-        delete(IdempotencyRecord).where(
-            IdempotencyRecord.created_at < (now or datetime.now(UTC)) - RETENTION
-        )
-    )
-    return int(getattr(result, "rowcount", 0) or 0)

@@ -51,17 +51,30 @@ def keep_alive(redis: Redis, key: str, token: str, ttl_ms: int) -> asyncio.Task[
     return asyncio.get_running_loop().create_task(_keep_alive(redis, key, token, ttl_ms))
 
 
-@contextlib.asynccontextmanager
-async def held(
-    redis: Redis, key: str, ttl_ms: int, *, wait: float = 0.0
-) -> AsyncIterator[str | None]:
-    """Hold the lock for the block (token), or yield None if it stayed taken for `wait` seconds."""
+async def acquire_waiting(redis: Redis, key: str, ttl_ms: int, wait: float) -> str | None:
+    """The lock's token, trying for up to `wait` seconds; None if it stayed taken."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait
     token = await acquire(redis, key, ttl_ms)
     while token is None and loop.time() < deadline:
         await asyncio.sleep(0.05)
         token = await acquire(redis, key, ttl_ms)
+    return token
+
+
+async def let_go(redis: Redis, key: str, token: str, refresher: asyncio.Task[None]) -> None:
+    """Stop refreshing and release; a release that fails leaves the lock to its TTL."""
+    refresher.cancel()
+    with contextlib.suppress(Exception):
+        await release(redis, key, token)
+
+
+@contextlib.asynccontextmanager
+async def held(
+    redis: Redis, key: str, ttl_ms: int, *, wait: float = 0.0
+) -> AsyncIterator[str | None]:
+    """Hold the lock for the block (token), or yield None if it stayed taken for `wait` seconds."""
+    token = await acquire_waiting(redis, key, ttl_ms, wait)
     if token is None:
         yield None
         return
@@ -69,6 +82,4 @@ async def held(
     try:
         yield token
     finally:
-        refresher.cancel()
-        with contextlib.suppress(Exception):
-            await release(redis, key, token)
+        await let_go(redis, key, token, refresher)

@@ -2,26 +2,20 @@
 
 Cached views (the dashboard) live under keys that include the version, so a
 write on any instance makes the next read on every instance miss the old
-entry and compute fresh data. Old entries simply expire.
+entry and compute fresh data. Old entries simply expire. Which organizations a
+write changed is the unit of work's to know (haven.uow.recorder); it calls `bump`.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
-from itertools import chain
-from typing import Any
 
 import structlog
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
 from haven.store.client import Keys
-
-CHANGED_ORGS = "haven_changed_orgs"
 
 # `cached` below as a Lua fragment, for a script that learns the organization from a record it
 # read (the edge gate, haven.store.gate): the version is read before the value, a missing
@@ -39,27 +33,6 @@ end
 """
 
 log = structlog.get_logger("haven.cache")
-
-
-def _collect(session: Session, _flush_context: Any, _instances: Any) -> None:
-    from haven.models import Organization
-
-    orgs: set[uuid.UUID] = session.info.setdefault(CHANGED_ORGS, set())
-    for obj in chain(session.new, session.dirty, session.deleted):
-        org = getattr(obj, "organization_id", None)
-        if org is None and isinstance(obj, Organization):
-            org = obj.id
-        if isinstance(org, uuid.UUID):
-            orgs.add(org)
-
-
-def track_changes(session: AsyncSession) -> None:
-    """Remember which organizations this session's flushes touched."""
-    event.listen(session.sync_session, "before_flush", _collect)
-
-
-def changed_organizations(session: AsyncSession) -> set[uuid.UUID]:
-    return set(session.info.pop(CHANGED_ORGS, set()))
 
 
 async def bump(redis: Redis, keys: Keys, organization_ids: Iterable[uuid.UUID]) -> None:
@@ -115,8 +88,3 @@ async def cached(
     except RedisError as exc:
         log.warning("cache_store_failed", error=repr(exc))
     return value
-
-
-def mark_changed(session: AsyncSession, organization_id: uuid.UUID) -> None:
-    """Note a change made with a Core statement (the flush listener sees only ORM objects)."""
-    session.info.setdefault(CHANGED_ORGS, set()).add(organization_id)

@@ -13,9 +13,9 @@ from haven.db.base import utcnow
 from haven.db.pagination import Page, paginate, resolve_sort, sort_keys
 from haven.db.query import get_owned, scoped
 from haven.errors import FieldError, NotFoundError, ValidationError
-from haven.events import catalog
 from haven.events.service import counter
 from haven.models import Event, WebhookDelivery, WebhookSubscription
+from haven.uow import catalog
 from haven.webhooks import egress, signing
 from haven.webhooks.schemas import WebhookIn, WebhookPatch
 

@@ -40,8 +40,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from haven.config import Settings
 from haven.db.base import utcnow
 from haven.db.engine import WRITE_OPTION, create_engine
-from haven.events.outbox import json_safe
 from haven.models import Event, EventCounter, WebhookDelivery, WebhookSubscription
+from haven.uow.outbox import json_safe
 from haven.webhooks import egress, signing
 
 log = structlog.get_logger("haven.webhooks")

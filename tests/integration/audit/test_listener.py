@@ -1,4 +1,4 @@
-"""The audit listener on a bare session (as CLI jobs use it): savepoints, rollbacks, context."""
+"""The write recorder on a bare session (as CLI jobs use it): savepoints, rollbacks, context."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import select
 
 from haven.config import load_settings
-from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
+from haven.db.engine import WRITE_OPTION, create_engine
 from haven.models import AuditEvent, Organization, Property, Tenant
+from haven.uow import Actor, as_actor, create_sessionmaker
 
 
 def _property(org: Organization) -> Property:
@@ -31,7 +32,7 @@ async def _scenario(url: str) -> tuple[list[tuple[str, str | None, str | None]],
     actor = uuid.uuid4()
     try:
         async with maker() as session:
-            session.info["audit"] = {"actor_id": actor, "instance_id": "job-1", "request_id": "r-1"}
+            as_actor(session, Actor("user", user_id=actor), "job-1", "r-1")
             org = Organization(name="Listener Org", currency="USD", timezone="UTC")
             session.add(org)
             await session.flush()
@@ -75,3 +76,39 @@ def test_savepoint_and_full_rollbacks_leave_no_events_and_context_is_recorded(
     ]
     assert all(is_actor for is_actor, _ in details)
     assert details[2][1] == ["name"]
+
+
+async def _api_key_scenario(url: str, key_id: uuid.UUID) -> list[tuple[Any, ...]]:
+    engine = create_engine(load_settings({"DATABASE_URL": url}))
+    maker = create_sessionmaker(engine.execution_options(**{WRITE_OPTION: True}))
+    try:
+        async with maker() as session:
+            org = Organization(name="Key Org", currency="USD", timezone="UTC")
+            session.add(org)
+            await session.flush()
+            as_actor(session, Actor.api_key(key_id, org.id), "api-1")
+            session.add(_property(org))
+            await session.commit()
+        async with maker() as session:
+            rows = await session.execute(
+                select(
+                    AuditEvent.action,
+                    AuditEvent.actor_id,
+                    AuditEvent.system_actor,
+                    AuditEvent.api_key_id,
+                )
+                .where(AuditEvent.organization_id == org.id)
+                .order_by(AuditEvent.action)
+            )
+            return [tuple(row) for row in rows]
+    finally:
+        await engine.dispose()
+
+
+def test_a_write_by_an_api_key_names_the_key(database: Any) -> None:
+    key_id = uuid.uuid4()
+    rows = asyncio.run(_api_key_scenario(database.url, key_id))
+    assert rows == [
+        ("organization.created", None, None, key_id),
+        ("property.created", None, None, key_id),
+    ]

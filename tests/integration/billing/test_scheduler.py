@@ -11,9 +11,10 @@ from click.testing import CliRunner
 from litestar.testing import TestClient
 
 from haven.config import Settings
-from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
+from haven.db.engine import WRITE_OPTION, create_engine
 from haven.jobs.scheduler import Scheduler, days_to_run
 from haven.store.client import Keys, create_redis
+from haven.uow import create_sessionmaker
 from support import Account, register
 from support_leases import active_lease, ledger
 

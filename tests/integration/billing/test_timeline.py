@@ -17,9 +17,10 @@ from typing import Any
 from litestar.testing import TestClient
 
 from haven.config import Settings
-from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
+from haven.db.engine import WRITE_OPTION, create_engine
 from haven.jobs.scheduler import Scheduler
 from haven.store.client import Keys, create_redis
+from haven.uow import create_sessionmaker
 from support import Account, register
 from support_billing import billed, owed
 from support_leases import active_lease, charge, ledger, pay

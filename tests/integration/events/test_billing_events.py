@@ -11,9 +11,10 @@ from litestar.testing import TestClient
 
 from haven.config import Settings
 from haven.db.base import utcnow
-from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
+from haven.db.engine import WRITE_OPTION, create_engine
 from haven.jobs.scheduler import Scheduler
 from haven.store.client import Keys, create_redis
+from haven.uow import create_sessionmaker
 from support import Account, assert_problem
 from support_events import feed_page, read_all
 from support_leases import active_lease

@@ -15,10 +15,10 @@ from sqlalchemy import func, select
 from conftest import Database
 from haven.config import load_settings
 from haven.db.base import utcnow
-from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
-from haven.events import catalog
+from haven.db.engine import WRITE_OPTION, create_engine
 from haven.events.service import purge_expired
 from haven.models import Event, Tenant
+from haven.uow import catalog, create_sessionmaker
 from support import Account, add_member, assert_problem, create_property, create_tenant, register
 from support_events import feed_page, read_all
 from support_leases import active_lease, charge

@@ -143,12 +143,12 @@ def test_in_flight_marker_of_a_dead_instance_expires(
 
     import redis as redis_sync
 
-    from haven.store.idempotency import LOCK_TTL_MS, _scope
+    from haven.store.idempotency import LOCK_TTL_MS, scope_of
 
     lease = active_lease(client, owner)
     key = uuid.uuid4().hex
     path = f"/api/v1/leases/{lease['id']}/payments"
-    scope = _scope(owner.organization_id, owner.user_id, "POST", path, key)
+    scope = scope_of(owner.organization_id, owner.user_id, "POST", path, key)
     conn = redis_sync.Redis.from_url(valkey.url)
     try:
         conn.set(f"haven:idem:{scope}:inflight", "dead-instance", px=LOCK_TTL_MS)
@@ -173,8 +173,9 @@ def _age_records(settings: Any, organization_id: str, hours: int) -> None:
 
     from sqlalchemy import update
 
-    from haven.db.engine import WRITE_OPTION, create_engine, create_sessionmaker
+    from haven.db.engine import WRITE_OPTION, create_engine
     from haven.models import IdempotencyRecord
+    from haven.uow import create_sessionmaker
 
     async def age() -> None:
         engine = create_engine(settings)

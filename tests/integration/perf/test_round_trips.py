@@ -15,10 +15,11 @@ from typing import Any
 
 import redis
 from litestar.testing import TestClient
+from sqlalchemy import event
 
 from haven.store.embedded import EmbeddedValkey
 from haven.store.ratelimit import hashed
-from support import Account, register
+from support import PROPERTY, Account, register
 
 
 @contextlib.contextmanager
@@ -134,3 +135,57 @@ def test_an_api_key_request_is_one_round_trip_for_the_key(
     assert len(sent) == 1, sent
     assert sent[0].upper().startswith("EVALSHA")
     assert all(key not in c["command"] for c in commands)  # the key itself never goes to Redis
+
+
+def _post_costs(
+    client: TestClient[Any], valkey: EmbeddedValkey, prefix: str, headers: dict[str, str]
+) -> tuple[int, list[str], list[str]]:
+    """(status, SQL statement verbs, Redis commands under the prefix) of one POST."""
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        verb = statement.split()[0].upper()
+        # SQLite's BEGIN IMMEDIATE is a statement; asyncpg's BEGIN is not one SQLAlchemy sees.
+        if statement.strip().upper() != "SELECT 1" and verb != "BEGIN":
+            statements.append(verb)
+
+    engine = client.app.state.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with monitored(valkey) as commands:
+            response = client.post("/api/v1/properties", headers=headers, json=PROPERTY)
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    sent = [
+        c["command"].split()[0].strip('"').upper()
+        for c in commands
+        if c.get("client_type") != "lua"
+        and prefix in c["command"]
+        and "pexpire" not in c["command"]  # the in-flight marker's refresh, if the POST is slow
+    ]
+    return response.status_code, statements, sent
+
+
+def test_a_write_costs_what_it_did(
+    app_factory: Callable[..., TestClient[Any]], valkey: EmbeddedValkey
+) -> None:
+    """The unit of work adds no statement and no Redis round trip to a POST."""
+    prefix = f"wc{uuid.uuid4().hex[:6]}"
+    client = app_factory(rate_limit_enabled=True, redis_key_prefix=prefix)
+    owner = register(client)
+    assert client.get("/api/v1/auth/me", headers=owner.headers).status_code == 200  # loads scripts
+    plain = _post_costs(client, valkey, prefix, owner.headers)
+    keyed_headers = {**owner.headers, "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    keyed = _post_costs(client, valkey, prefix, keyed_headers)
+    replay = _post_costs(client, valkey, prefix, keyed_headers)
+    # The gate's one round trip; the changed organization's cache version.
+    assert plain == (201, ["INSERT"] * 4, ["EVALSHA", "INCRBY"])
+    # + the key: cached answer? in-flight marker, the record (one SELECT, one INSERT) and
+    # its Redis copy, then the marker's release.
+    assert keyed == (
+        201,
+        ["SELECT"] + ["INSERT"] * 5,
+        ["EVALSHA", "GET", "SET", "SET", "INCRBY", "EVAL"],
+    )
+    # A replay is answered from Redis: no statement, no marker.
+    assert replay == (201, [], ["EVALSHA", "GET"])

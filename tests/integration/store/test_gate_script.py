@@ -9,9 +9,9 @@ import uuid
 import redis
 
 from haven.auth.sessions import _TOUCH, SESSION_TOUCH_LUA
+from haven.cluster.gate_script import GATE_LUA
 from haven.store.client import KEYS_LUA, Keys
 from haven.store.embedded import EmbeddedValkey
-from haven.store.gate import GATE_LUA
 from haven.store.org_cache import CACHED_READ_LUA
 from haven.store.ratelimit import RATE_STEP_LUA
 

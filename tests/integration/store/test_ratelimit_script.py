@@ -9,10 +9,10 @@ import secrets
 import pytest
 from redis.asyncio import Redis
 
+from haven.cluster.gate_script import Gate
 from haven.config import Settings
 from haven.store.client import Keys
 from haven.store.embedded import EmbeddedValkey
-from haven.store.gate import Gate
 from haven.store.ratelimit import Decision, Limit, RateLimiter
 
 

@@ -2,7 +2,7 @@
 
 A Bearer value that starts with `hvn_` is an API key: the edge's session fast path
 (haven.store.gate) does not recognise it as a session, so it reaches the `principal`
-dependency, which calls `resolve` here. One EVALSHA (haven.apikeys.store) counts the
+dependency, which calls `resolve` here. One EVALSHA (haven.auth.apikeys.store) counts the
 per-key limit (RATE_LIMIT_PER_KEY) and reads the key's record and its creator's
 authorization mirror; a miss reads the database once and re-publishes.
 
@@ -22,9 +22,9 @@ import structlog
 from litestar.datastructures import State
 from sqlalchemy import select, update
 
-from haven.apikeys import keys
-from haven.apikeys.store import RECORD_TTL, REVOKED, KeyRecord, parse
 from haven.auth import authz
+from haven.auth.apikeys import keys
+from haven.auth.apikeys.store import RECORD_TTL, REVOKED, KeyRecord, parse
 from haven.db.base import utcnow
 from haven.errors import NotSignedInError, RateLimitedError
 from haven.models import ApiKey

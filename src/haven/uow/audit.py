@@ -1,19 +1,12 @@
-"""Record an AuditEvent for every organization-owned row a transaction creates, changes or deletes.
+"""What the audit trail records: one note per organization-owned row a flush created,
+changed or deleted, and the audit_events rows those notes become at commit.
 
-Recording is generic, so no service can forget it: an `after_flush` listener on
-every ORM Session notes each new, changed and deleted object that carries an
-`organization_id` (plus Organization and User rows), and a `before_commit`
-listener writes the notes as audit_events rows in the same transaction, just
-before COMMIT. Writing at commit time lets a sign-up name its own new user as
-the actor and file the new user under the organization its membership names.
-
-Who, where and which request come from `session.info["audit"]`, which
-haven.db.transaction.provide_db fills for each write request:
-`{"instance_id", "request_id", "request_state"}`; a job sets `system_actor`
-(e.g. "system:billing") instead. The principal is read from
-`request_state["principal"]` at flush time, when it is certainly resolved; a write
-through an API key names the key (`api_key_id`) beside its creator (`actor_id`).
-A model opts out with the class attribute `__audit__ = False`.
+The bookkeeping (when notes are taken, forgotten on a savepoint rollback, written
+before COMMIT) is haven.uow.recorder's, shared with the event outbox. Who acted
+comes from the unit of work's `Actor` (haven.uow.actor), never from request state;
+a write through an API key names the key (`api_key_id`) beside its creator (`actor_id`).
+A sign-up names its own new user as the actor and files the new user under the
+organization its membership names. A model opts out with `__audit__ = False`.
 """
 
 from __future__ import annotations
@@ -23,15 +16,12 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import event, insert
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
+from sqlalchemy.orm import Session
 
 from haven.db.base import utcnow
 from haven.models import AuditEvent, Membership, Organization, User
-
-INFO_KEY = "audit"
-_BUFFER = "haven_audit_buffer"
+from haven.uow.actor import Actor
 
 # Bookkeeping columns every row has, and anything that looks like a secret, never show up.
 _SKIP_FIELDS = frozenset(
@@ -65,13 +55,12 @@ class _Note:
 
 
 @dataclass(slots=True)
-class _Buffer:
+class AuditNotes:
+    """What this transaction's flushes wrote, as the audit trail will tell it."""
+
     notes: list[_Note] = field(default_factory=list)
     memberships: dict[uuid.UUID, uuid.UUID] = field(default_factory=dict)  # user -> org
     created_users: list[uuid.UUID] = field(default_factory=list)
-    savepoints: dict[int, int] = field(default_factory=dict)  # id(savepoint) -> len(notes)
-    # Their audit trail goes with them (ON DELETE CASCADE), so nothing is filed under them.
-    deleted_organizations: set[uuid.UUID] = field(default_factory=set)
 
 
 def _snake(name: str) -> str:
@@ -148,18 +137,11 @@ def _update_action(entity_type: str, status: tuple[Any, Any] | None) -> str:
     return f"{entity_type}.updated"
 
 
-def _buffer(session: Session) -> _Buffer:
-    buffer = session.info.get(_BUFFER)
-    if buffer is None:
-        buffer = session.info[_BUFFER] = _Buffer()
-    return buffer
-
-
 def _entity_type(obj: Any) -> str:
     return _snake(type(obj).__name__)
 
 
-def _note(buffer: _Buffer, obj: Any, action: str, changes: list[str]) -> None:
+def _note(buffer: AuditNotes, obj: Any, action: str, changes: list[str]) -> None:
     entity_id = _entity_id(obj)
     if entity_id is None:
         return
@@ -176,9 +158,8 @@ def _note(buffer: _Buffer, obj: Any, action: str, changes: list[str]) -> None:
     )
 
 
-def after_flush(session: Session, _context: UOWTransaction) -> None:
+def note_flush(buffer: AuditNotes, session: Session, deleted_organizations: set[uuid.UUID]) -> None:
     """Note what this flush wrote; the session still shows its pre-flush state and history."""
-    buffer = _buffer(session)
     for obj in list(session.new):
         if isinstance(obj, Membership):
             buffer.memberships[obj.user_id] = obj.organization_id
@@ -200,86 +181,45 @@ def after_flush(session: Session, _context: UOWTransaction) -> None:
         _note(buffer, obj, _update_action(_entity_type(obj), status), changes)
     for obj in list(session.deleted):
         if isinstance(obj, Organization) and (org := _entity_id(obj)) is not None:
-            buffer.deleted_organizations.add(org)
+            deleted_organizations.add(org)
         if _audited(obj):
             _note(buffer, obj, f"{_entity_type(obj)}.deleted", [])
 
 
-def _principal(context: dict[str, Any]) -> Any:
-    state = context.get("request_state")
-    return state.get("principal") if isinstance(state, dict) else None
-
-
-def before_commit(session: Session) -> None:
-    """Flush what is left, then write the buffered notes inside the committing transaction."""
-    if session.new or session.dirty or session.deleted:
-        session.flush()
-    buffer: _Buffer | None = session.info.pop(_BUFFER, None)
-    if buffer is None or not buffer.notes:
-        return
-    context: dict[str, Any] = session.info.get(INFO_KEY) or {}
-    principal = _principal(context)
-    actor_id: uuid.UUID | None = context.get("actor_id") or (
-        principal.user_id if principal is not None else None
-    )
-    if actor_id is None and len(buffer.created_users) == 1:
+def rows(
+    buffer: AuditNotes,
+    actor: Actor,
+    deleted_organizations: set[uuid.UUID],
+    instance_id: str | None,
+    request_id: str | None,
+) -> list[dict[str, Any]]:
+    """The audit_events rows for the notes, as `actor` did them."""
+    actor_id, system_actor = actor.audit_columns()
+    if actor_id is None and system_actor is None and len(buffer.created_users) == 1:
         actor_id = buffer.created_users[0]  # sign-up: the new user acted
-    home = principal.organization_id if principal is not None else None
+    home = actor.organization_id
     at = utcnow()
-    rows = []
+    out = []
     for note in buffer.notes:
         organization_id = note.organization_id
         if note.user_id is not None:
             organization_id = buffer.memberships.get(note.user_id) or home
-        if organization_id is None or organization_id in buffer.deleted_organizations:
+        if organization_id is None or organization_id in deleted_organizations:
             continue  # no organization (left) to file it under
-        rows.append(
+        out.append(
             {
                 "id": uuid.uuid4(),
                 "organization_id": organization_id,
                 "at": at,
                 "actor_id": actor_id,
-                "system_actor": context.get("system_actor"),
-                "api_key_id": getattr(principal, "api_key_id", None),
+                "system_actor": system_actor,
+                "api_key_id": actor.api_key_id,
                 "action": note.action,
                 "entity_type": note.entity_type,
                 "entity_id": note.entity_id,
-                "instance_id": context.get("instance_id"),
-                "request_id": context.get("request_id"),
+                "instance_id": instance_id,
+                "request_id": request_id,
                 "changes": note.changes,
             }
         )
-    if rows:
-        session.connection().execute(insert(AuditEvent), rows)
-
-
-def _savepoint_started(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.nested:
-        buffer = _buffer(session)
-        buffer.savepoints[id(transaction)] = len(buffer.notes)
-
-
-def _rolled_back(session: Session, previous: SessionTransaction) -> None:
-    """A savepoint rollback forgets only what it undid; a full rollback forgets everything."""
-    buffer: _Buffer | None = session.info.get(_BUFFER)
-    if buffer is None:
-        return
-    if previous.nested:
-        mark = buffer.savepoints.pop(id(previous), None)
-        if mark is not None:
-            del buffer.notes[mark:]
-        return
-    if previous.parent is None:
-        session.info.pop(_BUFFER, None)
-
-
-def install() -> None:
-    """Listen on every ORM Session; calling it again is harmless."""
-    for name, fn in (
-        ("after_flush", after_flush),
-        ("before_commit", before_commit),
-        ("after_transaction_create", _savepoint_started),
-        ("after_soft_rollback", _rolled_back),
-    ):
-        if not event.contains(Session, name, fn):
-            event.listen(Session, name, fn)
+    return out

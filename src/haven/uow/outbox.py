@@ -1,9 +1,10 @@
 """The transactional outbox: every organization-owned row change becomes an Event row
 in the same transaction, with a gap-free position in its organization's feed.
 
-Like haven.audit.listener (and beside it), this is a listener on every ORM Session,
-so no service can forget it: `after_flush` notes each new, changed and deleted row
-with a JSON snapshot; `before_commit` takes the organization's counter row lock
+Like the audit trail (haven.uow.audit), it is fed by haven.uow.recorder, which
+listens on every Haven session, so no service can forget it: each flush notes every
+new, changed and deleted row with a JSON snapshot; at commit `write` takes the
+organization's counter row lock
 (INSERT .. ON CONFLICT DO UPDATE .. RETURNING), hands out the next positions and
 inserts the events, as the last statements before COMMIT. The counter lock is held
 until COMMIT, so a later position is always committed after an earlier one: a
@@ -12,7 +13,7 @@ rolled-back transaction leaves no event and, having rolled back its counter
 update too, no gap.
 
 Writes that bypass the ORM (a Core INSERT) are invisible here: they must call
-`emit` with what they changed. A model opts out with `__events__ = False`
+`haven.uow.emit` with what they changed. A model opts out with `__events__ = False`
 (or `__audit__ = False`, which also keeps it out of the audit trail).
 """
 
@@ -20,24 +21,22 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
+from sqlalchemy.orm import Session
 
 from haven.db.base import utcnow
-from haven.events.catalog import OLD_STATUS_VERBS, STATUS_VERBS
 from haven.models import AuditEvent, Event, EventCounter, Organization, User
+from haven.uow.catalog import OLD_STATUS_VERBS, STATUS_VERBS
 
-_BUFFER = "haven_outbox"
 _SKIP = frozenset({"organization_id"})
 _SECRET = re.compile(r"password|secret|token|hash", re.IGNORECASE)
 
@@ -51,33 +50,14 @@ class PendingEvent:
     data: dict[str, Any]
 
 
-@dataclass(slots=True)
-class _Outbox:
-    pending: list[PendingEvent] = field(default_factory=list)
-    savepoints: dict[int, int] = field(default_factory=dict)  # id(savepoint) -> len(pending)
-    deleted_organizations: set[uuid.UUID] = field(default_factory=set)
-
-
-def _outbox(session: Session) -> _Outbox:
-    box = session.info.get(_BUFFER)
-    if box is None:
-        box = session.info[_BUFFER] = _Outbox()
-    return box
-
-
-def emit(
-    session: AsyncSession | Session,
+def pending_event(
     organization_id: uuid.UUID,
     type_: str,
     resource_type: str,
     resource_id: uuid.UUID,
     data: dict[str, Any],
-) -> None:
-    """Queue an event a Core statement caused; it is written with the transaction's commit."""
-    sync = session.sync_session if isinstance(session, AsyncSession) else session
-    _outbox(sync).pending.append(
-        PendingEvent(organization_id, type_, resource_type, resource_id, json_safe(data))
-    )
+) -> PendingEvent:
+    return PendingEvent(organization_id, type_, resource_type, resource_id, json_safe(data))
 
 
 def _snake(name: str) -> str:
@@ -175,31 +155,26 @@ def type_of(obj: Any, action: str) -> str:
     return f"{resource}.{action}"
 
 
-def _note(box: _Outbox, obj: Any, action: str) -> None:
+def _note(pending: list[PendingEvent], obj: Any, action: str) -> None:
     org, rid = _ids(obj)
     if org is None or rid is None:
         return
     data = snapshot(obj)
     data.setdefault("id", str(rid))
-    box.pending.append(
-        PendingEvent(org, type_of(obj, action), _snake(type(obj).__name__), rid, data)
-    )
+    pending.append(PendingEvent(org, type_of(obj, action), _snake(type(obj).__name__), rid, data))
 
 
-def after_flush(session: Session, _context: UOWTransaction) -> None:
+def note_flush(pending: list[PendingEvent], session: Session) -> None:
     """Note what this flush wrote, with a snapshot of each row as it now stands."""
-    box = _outbox(session)
     for obj in list(session.new):
         if _evented(obj):
-            _note(box, obj, "created")
+            _note(pending, obj, "created")
     for obj in list(session.dirty):
         if _evented(obj) and session.is_modified(obj, include_collections=False) and _changed(obj):
-            _note(box, obj, "updated")
+            _note(pending, obj, "updated")
     for obj in list(session.deleted):
-        if isinstance(obj, Organization) and (org := _ids(obj)[1]) is not None:
-            box.deleted_organizations.add(org)
-        elif _evented(obj):
-            _note(box, obj, "deleted")
+        if not isinstance(obj, Organization) and _evented(obj):
+            _note(pending, obj, "deleted")
 
 
 def _reserve(connection: Connection, organization_id: uuid.UUID, count: int) -> int:
@@ -217,20 +192,16 @@ def _reserve(connection: Connection, organization_id: uuid.UUID, count: int) -> 
     return int(connection.execute(stmt).scalar_one())
 
 
-def before_commit(session: Session) -> None:
-    """Flush what is left, then number and insert the events: the last writes before COMMIT."""
-    if session.new or session.dirty or session.deleted:
-        session.flush()
-    box: _Outbox | None = session.info.pop(_BUFFER, None)
-    if box is None or not box.pending:
-        return
+def write(
+    connection: Connection, pending: list[PendingEvent], deleted_organizations: set[uuid.UUID]
+) -> None:
+    """Number and insert the events: the last writes before COMMIT."""
     by_org: dict[uuid.UUID, list[PendingEvent]] = {}
-    for pending in box.pending:
-        if pending.organization_id not in box.deleted_organizations:
-            by_org.setdefault(pending.organization_id, []).append(pending)
+    for item in pending:
+        if item.organization_id not in deleted_organizations:
+            by_org.setdefault(item.organization_id, []).append(item)
     if not by_org:
         return
-    connection = session.connection()
     at = utcnow()
     rows: list[dict[str, Any]] = []
     # One lock order for every writer, so two multi-organization transactions cannot deadlock.
@@ -251,35 +222,3 @@ def before_commit(session: Session) -> None:
                 }
             )
     connection.execute(insert(Event), rows)
-
-
-def _savepoint_started(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.nested:
-        box = _outbox(session)
-        box.savepoints[id(transaction)] = len(box.pending)
-
-
-def _rolled_back(session: Session, previous: SessionTransaction) -> None:
-    """A savepoint rollback forgets only what it undid; a full rollback forgets everything."""
-    box: _Outbox | None = session.info.get(_BUFFER)
-    if box is None:
-        return
-    if previous.nested:
-        mark = box.savepoints.pop(id(previous), None)
-        if mark is not None:
-            del box.pending[mark:]
-        return
-    if previous.parent is None:
-        session.info.pop(_BUFFER, None)
-
-
-def install() -> None:
-    """Listen on every ORM Session (after the audit listener); calling it again is harmless."""
-    for name, fn in (
-        ("after_flush", after_flush),
-        ("before_commit", before_commit),
-        ("after_transaction_create", _savepoint_started),
-        ("after_soft_rollback", _rolled_back),
-    ):
-        if not event.contains(Session, name, fn):
-            event.listen(Session, name, fn)

@@ -1,0 +1,136 @@
+"""How a request gets its unit of work: the `db` dependency and the write boundary.
+
+A safe request (GET, HEAD, OPTIONS) gets a read-only session on the read engine,
+rolled back at the end. A write gets the session of a `RequestTx` (haven.uow.tx)
+opened for the request's principal; the route's services only flush.
+
+The write boundary is the middleware of the /api/v1 router. It holds the answer
+back until the unit of work has finished with it: once the handler and its error
+handling produced the response, `RequestTx.finish` commits it (storing it as the
+Idempotency-Key answer) or rolls it back, and only then does a byte leave, so a
+client never sees 201 for a write that did not commit. A commit that fails
+(a concurrent change, 409) is answered by the app's error handler instead.
+
+The dependency hands the open `RequestTx` to the boundary in the request's scope
+under `TX_KEY`; nothing else is passed that way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haven.auth.principal import Principal
+from haven.store.idempotency import API_PREFIX, KEPT_HEADERS, KEY_HEADER
+from haven.uow.actor import ANONYMOUS, Actor
+from haven.uow.tx import Answer, IdempotencyRequest, RequestTx
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+TX_KEY = "haven_request_tx"
+
+
+def actor_of(principal: Principal) -> Actor:
+    """The audit actor (and Idempotency-Key owner) of an authenticated request."""
+    if principal.api_key_id is not None:
+        return Actor.api_key(principal.api_key_id, principal.organization_id, principal.user_id)
+    return Actor.user(principal.user_id, principal.organization_id)
+
+
+async def _read_session(state: State) -> AsyncGenerator[AsyncSession]:
+    async with state.sessionmaker(bind=state.read_engine) as session:
+        try:
+            yield session
+        finally:
+            await session.rollback()
+
+
+async def _write_session(
+    request: Request[Any, Any, Any], state: State, actor: Actor
+) -> AsyncGenerator[AsyncSession]:
+    key = request.headers.get(KEY_HEADER)
+    idempotent = None
+    if key is not None and request.method == "POST" and request.url.path.startswith(API_PREFIX):
+        idempotent = IdempotencyRequest(key, request.method, request.url.path, await request.body())
+    tx = await RequestTx.open(
+        state.sessionmaker(bind=state.write_engine),
+        state.redis,
+        state.redis_keys,
+        actor,
+        instance_id=state.settings.instance_id,
+        request_id=request.scope.get("state", {}).get("request_id"),
+        idempotent=idempotent,
+    )
+    request.scope.setdefault("state", {})[TX_KEY] = tx
+    try:
+        yield tx.session
+    except BaseException:
+        await tx.close()  # the handler failed: roll back now; its error answer passes through
+        raise
+
+
+async def provide_db(
+    request: Request[Any, Any, Any], state: State, principal: Principal
+) -> AsyncGenerator[AsyncSession]:
+    """The request's session: read-only for safe methods, a unit of work otherwise."""
+    if request.method in SAFE_METHODS:
+        async for session in _read_session(state):
+            yield session
+        return
+    async for session in _write_session(request, state, actor_of(principal)):
+        yield session
+
+
+async def provide_anonymous_db(
+    request: Request[Any, Any, Any], state: State
+) -> AsyncGenerator[AsyncSession]:
+    """The unit of work of a write nobody is signed in for (sign-up, sign-in)."""
+    async for session in _write_session(request, state, ANONYMOUS):
+        yield session
+
+
+def _answer(held: list[Message]) -> Answer:
+    status, headers, body = 500, {}, bytearray()
+    for message in held:
+        if message["type"] == "http.response.start":
+            status = message["status"]
+            headers = {
+                k.decode("latin-1").lower(): v.decode("latin-1")
+                for k, v in message.get("headers", [])
+            }
+        elif message["type"] == "http.response.body":
+            body += message.get("body", b"")
+    media_type = headers.get("content-type", "application/json")
+    kept = {k: v for k, v in headers.items() if k in KEPT_HEADERS}
+    return Answer(status, media_type, kept, bytes(body))
+
+
+def write_boundary(app: ASGIApp) -> ASGIApp:
+    """Middleware: finish a write's unit of work before its answer is sent."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") in SAFE_METHODS:
+            await app(scope, receive, send)
+            return
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        try:
+            await app(scope, receive, hold)
+            tx: RequestTx | None = scope.get("state", {}).get(TX_KEY)
+            if tx is not None:
+                await tx.finish(_answer(held))
+        finally:
+            tx = scope.get("state", {}).pop(TX_KEY, None)
+            if tx is not None:
+                await tx.close()
+        for message in held:
+            await send(message)
+
+    return middleware

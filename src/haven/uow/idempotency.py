@@ -1,0 +1,68 @@
+"""The database side of Idempotency-Key: the record written in the write's own transaction.
+
+The rules and the Redis side are haven.store.idempotency's; this module reads and
+writes `idempotency_records` rows for the unit of work (haven.uow.tx).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from haven.models import IdempotencyRecord
+from haven.store.idempotency import RETENTION, Claim, StoredResponse, answer, remember
+
+
+async def check_database(session: AsyncSession, claim: Claim, redis: Redis) -> None:
+    """A committed record whose Redis copy was never written (its instance died): replay it."""
+    record = (
+        await session.execute(
+            select(IdempotencyRecord).where(IdempotencyRecord.scope_hash == claim.scope)
+        )
+    ).scalar_one_or_none()
+    if record is None:
+        return
+    if record.created_at < datetime.now(UTC) - RETENTION:
+        await session.delete(record)
+        await session.flush()
+        return
+    stored = StoredResponse(
+        fingerprint=record.fingerprint,
+        status=record.status_code,
+        media_type=record.media_type,
+        headers=json.loads(record.headers),
+        body=record.body,
+    )
+    left = record.created_at + RETENTION - datetime.now(UTC)
+    await remember(redis, claim, stored, max(int(left.total_seconds() * 1000), 1000))
+    raise answer(stored, claim.fingerprint)
+
+
+def record(session: AsyncSession, claim: Claim, stored: StoredResponse) -> None:
+    """Add the successful answer to the request's transaction, so it commits with the write."""
+    claim.stored = stored
+    session.add(
+        IdempotencyRecord(
+            scope_hash=claim.scope,
+            organization_id=claim.organization_id,
+            fingerprint=stored.fingerprint,
+            status_code=stored.status,
+            media_type=stored.media_type,
+            headers=json.dumps(stored.headers),
+            body=stored.body,
+        )
+    )
+
+
+async def purge_expired(session: AsyncSession, now: datetime | None = None) -> int:
+    """Delete records past the 24 h window (their Redis copies expire by themselves)."""
+    result = await session.execute(
+        delete(IdempotencyRecord).where(
+            IdempotencyRecord.created_at < (now or datetime.now(UTC)) - RETENTION
+        )
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

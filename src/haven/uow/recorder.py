@@ -1,0 +1,192 @@
+"""The write buffer: one per session, fed by its flushes, written just before COMMIT.
+
+Every Haven session (`create_sessionmaker` builds them with `HavenSession`) carries
+one `WriteBuffer`. Its listeners are attached to that session class only, never to
+SQLAlchemy's global `Session`:
+
+* `before_flush` notes which organizations the flush touches (their cache versions
+  are bumped after the commit);
+* `after_flush` takes the audit notes (haven.uow.audit) and the outbox events
+  (haven.uow.outbox) of what the flush wrote;
+* a savepoint remembers how far both lists went, and rolling it back cuts both
+  back there; a full rollback forgets everything;
+* `before_commit` flushes what is left, then writes the audit rows and the events
+  as the last statements of the transaction.
+
+Who acted, on which instance and for which request is set once, by whoever opened
+the session (haven.uow.tx for a request, `as_system` for a job).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from itertools import chain
+from typing import Any
+
+from sqlalchemy import event, insert
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
+
+from haven.models import AuditEvent, Organization
+from haven.uow import audit, outbox
+from haven.uow.actor import ANONYMOUS, Actor
+
+_KEY = "haven_write_buffer"  # the one session.info key: this module's own
+
+AfterCommit = Callable[[], Awaitable[Any]]
+
+
+@dataclass(slots=True)
+class WriteBuffer:
+    actor: Actor = ANONYMOUS
+    instance_id: str | None = None
+    request_id: str | None = None
+    audit: audit.AuditNotes = field(default_factory=audit.AuditNotes)
+    events: list[outbox.PendingEvent] = field(default_factory=list)
+    # Their audit trail and feed go with them (ON DELETE CASCADE): nothing is filed under them.
+    deleted_organizations: set[uuid.UUID] = field(default_factory=set)
+    changed_organizations: set[uuid.UUID] = field(default_factory=set)
+    after_commit: list[AfterCommit] = field(default_factory=list)
+    at_end: list[AfterCommit] = field(default_factory=list)  # after commit or rollback
+    # id(savepoint) -> (len(audit notes), len(events)) when it began
+    savepoints: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    def forget(self) -> None:
+        """A full rollback: nothing this transaction noted happened."""
+        self.audit = audit.AuditNotes()
+        self.events = []
+        self.deleted_organizations = set()
+        self.savepoints = {}
+
+
+class HavenSession(Session):
+    """The sync session behind every Haven AsyncSession; the recorder listens on it."""
+
+
+def buffer_of(session: AsyncSession | Session) -> WriteBuffer:
+    sync = session.sync_session if isinstance(session, AsyncSession) else session
+    buffer = sync.info.get(_KEY)
+    if buffer is None:
+        buffer = sync.info[_KEY] = WriteBuffer()
+    return buffer
+
+
+def as_actor(
+    session: AsyncSession | Session,
+    actor: Actor,
+    instance_id: str | None,
+    request_id: str | None = None,
+) -> None:
+    """Name who this session's writes are done by (the audit trail's actor)."""
+    buffer = buffer_of(session)
+    buffer.actor, buffer.instance_id, buffer.request_id = actor, instance_id, request_id
+
+
+def emit(
+    session: AsyncSession | Session,
+    organization_id: uuid.UUID,
+    type_: str,
+    resource_type: str,
+    resource_id: uuid.UUID,
+    data: dict[str, Any],
+) -> None:
+    """Queue an event a Core statement caused; it is written with the transaction's commit."""
+    buffer_of(session).events.append(
+        outbox.pending_event(organization_id, type_, resource_type, resource_id, data)
+    )
+
+
+def mark_changed(session: AsyncSession | Session, organization_id: uuid.UUID) -> None:
+    """Note a change made with a Core statement (the flush listener sees only ORM objects)."""
+    buffer_of(session).changed_organizations.add(organization_id)
+
+
+def after_commit(session: AsyncSession | Session, callback: AfterCommit) -> None:
+    """Run `callback` once this session's transaction has committed (requests only)."""
+    buffer_of(session).after_commit.append(callback)
+
+
+def at_end(session: AsyncSession | Session, callback: AfterCommit) -> None:
+    """Run `callback` when the request's unit of work ends, committed or not (requests only)."""
+    buffer_of(session).at_end.append(callback)
+
+
+def take_changed(session: AsyncSession | Session) -> set[uuid.UUID]:
+    """The organizations this session changed since the last call (their cache versions)."""
+    buffer = buffer_of(session)
+    changed, buffer.changed_organizations = buffer.changed_organizations, set()
+    return changed
+
+
+def _before_flush(session: Session, _context: UOWTransaction, _instances: Any) -> None:
+    changed = buffer_of(session).changed_organizations
+    for obj in chain(session.new, session.dirty, session.deleted):
+        org = getattr(obj, "organization_id", None)
+        if org is None and isinstance(obj, Organization):
+            org = obj.id
+        if isinstance(org, uuid.UUID):
+            changed.add(org)
+
+
+def _after_flush(session: Session, _context: UOWTransaction) -> None:
+    buffer = buffer_of(session)
+    audit.note_flush(buffer.audit, session, buffer.deleted_organizations)
+    outbox.note_flush(buffer.events, session)
+
+
+def _before_commit(session: Session) -> None:
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    buffer = buffer_of(session)
+    notes, events = buffer.audit, buffer.events
+    buffer.audit, buffer.events, buffer.savepoints = audit.AuditNotes(), [], {}
+    deleted = buffer.deleted_organizations
+    buffer.deleted_organizations = set()
+    if not notes.notes and not events:
+        return
+    connection = session.connection()
+    rows = audit.rows(notes, buffer.actor, deleted, buffer.instance_id, buffer.request_id)
+    if rows:
+        connection.execute(insert(AuditEvent), rows)
+    if events:
+        outbox.write(connection, events, deleted)
+
+
+def _transaction_began(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        buffer = buffer_of(session)
+        buffer.savepoints[id(transaction)] = (len(buffer.audit.notes), len(buffer.events))
+
+
+def _rolled_back(session: Session, previous: SessionTransaction) -> None:
+    """A savepoint rollback forgets only what it undid; a full rollback forgets everything."""
+    buffer: WriteBuffer | None = session.info.get(_KEY)
+    if buffer is None:
+        return
+    if previous.nested:
+        mark = buffer.savepoints.pop(id(previous), None)
+        if mark is not None:
+            del buffer.audit.notes[mark[0] :]
+            del buffer.events[mark[1] :]
+        return
+    if previous.parent is None:
+        buffer.forget()
+
+
+for _name, _fn in (
+    ("before_flush", _before_flush),
+    ("after_flush", _after_flush),
+    ("before_commit", _before_commit),
+    ("after_transaction_create", _transaction_began),
+    ("after_soft_rollback", _rolled_back),
+):
+    event.listen(HavenSession, _name, _fn)
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """Haven's sessions: every one that writes records its audit trail and outbox events."""
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=True, sync_session_class=HavenSession
+    )
