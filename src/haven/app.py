@@ -42,7 +42,7 @@ from haven.leases.routes import LeasesController
 from haven.ledger.routes import LeaseLedgerController, LedgerEntriesController
 from haven.logging import configure_logging
 from haven.maintenance.routes import MaintenanceController
-from haven.openapi import document_problems
+from haven.openapi import document_contract, document_problems
 from haven.organizations.routes import MembersController, OrganizationController
 from haven.properties.routes import PropertiesController
 from haven.reports.routes import ReportsController
@@ -205,6 +205,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
     document_problems(app.openapi_schema)
     idempotency.document(app.openapi_schema)
     document_events(app.openapi_schema)
+    document_contract(app.openapi_schema)
     app.state.settings = settings
     install_cluster(app, cluster)  # the edge middleware wraps everything, 404s included
     return app
