@@ -12,6 +12,7 @@ from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
 
 from haven.audit.listener import install as install_audit
@@ -110,6 +111,26 @@ def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     return request.app.openapi_schema.to_schema()
 
 
+def fix_options_allow(app: Litestar) -> None:
+    """Make every automatic OPTIONS answer list all of its path's methods in `Allow`.
+
+    Litestar builds a path's OPTIONS handler with the first route it sees; when a later
+    handler on the same path (another method) merges in, the route is rebuilt but the old
+    OPTIONS handler still reads the first route's methods, so `OPTIONS /members/{id}` said
+    `Allow: GET, OPTIONS` while PATCH and DELETE exist too (found by schemathesis).
+    """
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if handler.http_methods != {"OPTIONS"}:
+                continue
+            for cell in getattr(handler.fn, "__closure__", None) or ():
+                owner = cell.cell_contents
+                if isinstance(owner, HTTPRoute) and owner is not route:
+                    owner.methods = route.methods
+
+
 def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
     """Build the Haven ASGI app. `redis_url` overrides settings (the embedded Valkey's URL)."""
     configure_logging(settings)
@@ -206,6 +227,7 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
     idempotency.document(app.openapi_schema)
     document_events(app.openapi_schema)
     document_contract(app.openapi_schema)
+    fix_options_allow(app)
     app.state.settings = settings
     install_cluster(app, cluster)  # the edge middleware wraps everything, 404s included
     return app

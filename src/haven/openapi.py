@@ -9,7 +9,7 @@ an operation can answer, each naming the problem `type` URIs it may carry.
 The rest is what Litestar cannot say by itself and schemathesis checks
 (`make contract`): request bodies are closed (`additionalProperties: false`,
 as msgspec's `forbid_unknown_fields` makes the server), query parameters are
-never null, cursors have their alphabet, the security schemes are declared per
+have examples, cursors have their alphabet, the security schemes are declared per
 operation, creates link to the operations on what they created (so a
 stateful run follows create -> get -> update -> delete), and each operation
 carries a request and response example recorded from a real exchange
@@ -70,8 +70,13 @@ OPEN_PATHS = frozenset({"/api/v1/auth/login", "/api/v1/auth/register"})
 PROBES = frozenset({"/health", "/ready", "/alive", "/metrics"})
 EXAMPLES_FILE = Path(__file__).with_name("openapi_examples.json")
 # The alphabet of a cursor a list issues: unpadded base64url (haven.db.pagination).
-CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]*$"
 EXAMPLE_ID = "3f2b8c1e-6a4d-4e8b-9c7a-1d2e3f4a5b6c"
+# What a list sorted by createdAt issues after the row EXAMPLE_ID.
+CURSOR_EXAMPLE = (
+    "WyJjcmVhdGVkQXQiLCIyMDI2LTExLTI3VDEwOjAwOjAwKzAwOjAwIiwiM2Yy"
+    "YjhjMWUtNmE0ZC00ZThiLTljN2EtMWQyZTNmNGE1YjZjIl0"
+)
 
 
 def _header(description: str, *, required: bool, kind: OpenAPIType = OpenAPIType.STRING) -> Any:
@@ -80,7 +85,7 @@ def _header(description: str, *, required: bool, kind: OpenAPIType = OpenAPIType
         required=required,
         schema=Schema(type=kind),
         name="",
-        param_in="header",  # type: ignore[arg-type]
+        param_in="header",
     )
 
 
@@ -93,7 +98,7 @@ def _problem(
     """A problem+json response naming the `type` URIs it may carry (one example each)."""
     ref = Reference(ref="#/components/schemas/Problem")
     types = ", ".join(f"`{TYPE_BASE}{slug}`" for slug in slugs)
-    examples = {
+    examples: dict[str, Example | Reference] = {
         slug: Example(
             summary=slug,
             value={"type": TYPE_BASE + slug, "title": slug.replace("-", " ").capitalize()},
@@ -145,16 +150,18 @@ def _statuses(path: str, method: str, op: Operation) -> dict[str, OpenAPIRespons
         out["413"] = _problem("The body is over 1 MiB", ("payload-too-large",))
         out["415"] = _problem("The body is not application/json", ("unsupported-media-type",))
     if has_body or op.parameters or method == "post":
-        slugs = ("validation", "idempotency-key-reused") if method == "post" else ("validation",)
+        slugs: tuple[str, ...] = ("validation",)
+        if method == "post":
+            slugs = (*slugs, "idempotency-key-reused")
         out["422"] = _problem(
             "A field, query parameter, path parameter or header did not validate; "
             "`errors` lists them",
             slugs,
         )
     if path == "/api/v1/auth/login":
-        out["401"] = _problem("Wrong email or password (the same answer for both)", (
-            "invalid-credentials",
-        ))
+        out["401"] = _problem(
+            "Wrong email or password (the same answer for both)", ("invalid-credentials",)
+        )
     elif path not in OPEN_PATHS:
         out["401"] = _problem("Not signed in, or the session has ended", ("not-signed-in",))
         forbidden = ("forbidden", "csrf") if method != "get" else ("forbidden",)
@@ -168,11 +175,16 @@ def _statuses(path: str, method: str, op: Operation) -> dict[str, OpenAPIRespons
     if "{" in path:
         out["404"] = _problem("No such resource in your organization", ("not-found",))
     if path == "/api/v1/reports/rent-roll" or path == "/api/v1/reports/aging":
-        out["406"] = _problem("Accept names neither application/json nor text/csv", (
-            "not-acceptable",
-        ))
+        out["406"] = _problem(
+            "Accept names neither application/json nor text/csv", ("not-acceptable",)
+        )
     if method in ("post", "patch", "delete") and not path.startswith(("/api/v1/auth/", LB_PREFIX)):
-        slugs = ("conflict", "invalid-transition", "lease-overlap", "billing-in-progress")
+        slugs = (
+            "conflict",
+            "invalid-transition",
+            "lease-overlap",
+            "billing-in-progress",
+        )
         if method == "post":
             slugs = (*slugs, "idempotency-in-flight")
         out["409"] = _problem(
@@ -184,9 +196,7 @@ def _statuses(path: str, method: str, op: Operation) -> dict[str, OpenAPIRespons
     if path == "/api/v1/auth/register":
         out["409"] = _problem("This email already has an account", ("conflict",))
     if method == "patch":
-        out["412"] = _problem("If-Match does not match the current version", (
-            "version-mismatch",
-        ))
+        out["412"] = _problem("If-Match does not match the current version", ("version-mismatch",))
     if not path.startswith(LB_PREFIX) or operator:
         out["429"] = _problem(
             "Over a rate limit; retry after Retry-After seconds",
@@ -264,26 +274,6 @@ def close_request_bodies(openapi: OpenAPI) -> None:
 # -- parameters -------------------------------------------------------------------------------
 
 
-def _not_null(schema: Any) -> Any:
-    """A query parameter is absent or a value, never JSON null."""
-    if not isinstance(schema, Schema):
-        return schema
-    if schema.one_of:
-        kept = [s for s in schema.one_of if not (isinstance(s, Schema) and s.type == "null")]
-        if len(kept) == 1 and isinstance(kept[0], Schema):
-            inner = kept[0]
-            for field in ("max_length", "min_length", "pattern", "description", "format"):
-                if getattr(inner, field) is None and getattr(schema, field) is not None:
-                    setattr(inner, field, getattr(schema, field))
-            return inner
-    if isinstance(schema.type, list):
-        kinds = [t for t in schema.type if t != "null"]
-        schema.type = kinds[0] if len(kinds) == 1 else kinds
-    if schema.enum is not None:
-        schema.enum = [v for v in schema.enum if v is not None]
-    return schema
-
-
 def _example_for(name: str, schema: Any) -> Any:
     if not isinstance(schema, Schema):
         return None
@@ -309,20 +299,17 @@ def _example_for(name: str, schema: Any) -> Any:
 
 
 def document_parameters(openapi: OpenAPI) -> None:
-    """Query parameters never null, cursors with their alphabet, an example on each."""
+    """Cursors with their alphabet, and an example on each parameter."""
     for _path, _method, op in _operations(openapi):
         for param in op.parameters or []:
             if not isinstance(param, Parameter):
                 continue
-            if param.param_in == "query":
-                param.schema = _not_null(param.schema)
             schema = param.schema
             if param.name == "cursor" and isinstance(schema, Schema):
                 schema.pattern = CURSOR_PATTERN
-                schema.format = "base64url"
-                schema.min_length = 1
+                schema.format = "base64url"  # type: ignore[assignment]  # a custom format
                 schema.description = "nextCursor of the previous page (opaque, unpadded base64url)"
-                param.example = "WyJjcmVhdGVkQXQiLCIyMDI2LTExLTI3VDEwOjAwOjAwWiIsIjNmMmIiXQ"
+                param.example = CURSOR_EXAMPLE
                 continue
             if param.example is None and not param.examples:
                 example = _example_for(param.name, schema)
@@ -369,7 +356,7 @@ def document_security(openapi: OpenAPI) -> None:
             op.security = [{"operator": []}]
         elif path == LB_PREFIX + "metrics":
             op.security = [{}, {"operator": []}]  # ?scope=cluster needs the operator token
-        elif path in OPEN_PATHS or not path.startswith("/api/"):
+        elif path in OPEN_PATHS or not path.startswith("/api/") or path.startswith(LB_PREFIX):
             op.security = [{}]
         elif method == "get":
             op.security = [{"bearer": []}, {"session": []}]
@@ -422,7 +409,9 @@ def document_links(openapi: OpenAPI) -> None:
                         params[name] = f"$request.path.{name}"
                 if set(params) != set(_path_params(other_path)):
                     continue
-                links[target.operation_id] = Link(operation_id=target.operation_id, parameters=params)
+                links[target.operation_id] = Link(
+                    operation_id=target.operation_id, parameters=params
+                )
         if links:
             response.links = links
 
@@ -445,8 +434,10 @@ def document_examples(openapi: OpenAPI, examples: dict[str, Any] | None = None) 
         if exchange is None:
             continue
         body = exchange.get("requestBody")
-        if body is not None and op.request_body is not None and not isinstance(
-            op.request_body, Reference
+        if (
+            body is not None
+            and op.request_body is not None
+            and not isinstance(op.request_body, Reference)
         ):
             for media in (op.request_body.content or {}).values():
                 media.examples = {"recorded": Example(summary="A real request", value=body)}

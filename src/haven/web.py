@@ -141,7 +141,7 @@ async def provide_list_params(
         str | None,
         Parameter(
             max_length=MAX_CURSOR,
-            pattern=r"^[A-Za-z0-9_-]+$",  # unpadded base64url, as lists issue them
+            pattern=r"^[A-Za-z0-9_-]*$",  # unpadded base64url, as lists issue them
             description="nextCursor of the previous page",
         ),
     ] = None,
