@@ -200,7 +200,8 @@ def breaking(old: Doc, new: Doc) -> list[str]:
                     )
             for status, response in old_op.get("responses", {}).items():
                 new_response = new_op.get("responses", {}).get(status)
-                if new_response is None or not status.startswith("2"):
+                # A 204 never has a body, whatever an old document said of its content.
+                if new_response is None or not status.startswith("2") or status == "204":
                     continue
                 for media, content in response.get("content", {}).items():
                     new_content = new_response.get("content", {}).get(media)

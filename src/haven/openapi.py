@@ -231,6 +231,9 @@ def document_problems(openapi: OpenAPI) -> OpenAPI:
         responses = dict(op.responses or {})
         responses.pop("400", None)
         responses.update(_statuses(path, method, op))
+        no_content = responses.get("204")
+        if isinstance(no_content, OpenAPIResponse):
+            no_content.content = None  # a 204 has no body, not a JSON null
         op.responses = dict(sorted(responses.items()))
     return openapi
 
@@ -445,10 +448,10 @@ def document_examples(openapi: OpenAPI, examples: dict[str, Any] | None = None) 
         response = (op.responses or {}).get(status)
         if isinstance(response, OpenAPIResponse) and response.content:
             for media_type, media in response.content.items():
-                if media_type == exchange.get("contentType", "application/json"):
+                # The event feed documents one example per event type already.
+                if media_type == exchange.get("contentType") and not media.examples:
                     media.examples = {
-                        **(media.examples or {}),
-                        "recorded": Example(summary="A real response", value=exchange["response"]),
+                        "recorded": Example(summary="A real response", value=exchange["response"])
                     }
         for param in op.parameters or []:
             if isinstance(param, Parameter) and param.name in exchange.get("parameters", {}):
