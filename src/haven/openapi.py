@@ -458,8 +458,24 @@ def document_examples(openapi: OpenAPI, examples: dict[str, Any] | None = None) 
                 param.example = exchange["parameters"][param.name]
 
 
+def unique_titles(openapi: OpenAPI) -> None:
+    """Two structs of one name in different modules get the component key as their title.
+
+    Client generators name classes by title; two `MaintenanceOut` models cannot both exist.
+    """
+    schemas = (openapi.components.schemas or {}) if openapi.components else {}
+    seen: dict[str, int] = {}
+    for schema in schemas.values():
+        if isinstance(schema, Schema) and schema.title:
+            seen[schema.title] = seen.get(schema.title, 0) + 1
+    for key, schema in schemas.items():
+        if isinstance(schema, Schema) and schema.title and seen[schema.title] > 1:
+            schema.title = "".join(part[:1].upper() + part[1:] for part in key.split("_"))
+
+
 def document_contract(openapi: OpenAPI) -> OpenAPI:
     """Everything after document_problems, in place."""
+    unique_titles(openapi)
     close_request_bodies(openapi)
     document_parameters(openapi)
     document_security(openapi)
