@@ -172,7 +172,7 @@ def test_the_generated_python_client_drives_the_main_flow(
         book = ledger.sync(lease.id, client=client)
         assert book is not None
         payments = [e for e in book.entries if e.type_ == "payment"]
-        assert [p.amount for p in payments] == [90000]
+        assert [p.amount for p in payments] == [-90000]  # payments lower the balance
         board = dashboard.sync(client=client)
         assert board is not None
         assert board.properties >= 1
