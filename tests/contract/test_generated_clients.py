@@ -122,7 +122,7 @@ def test_the_generated_python_client_drives_the_main_flow(
 
     with Client(base_url=cluster.url) as anonymous:
         signed_in = login.sync(
-            client=anonymous, body=LoginIn(email="owner@contract.example", password=PASSWORD)
+            client=anonymous, body=LoginIn(email="owner.owner@contract.example", password=PASSWORD)
         )
     assert signed_in is not None
     assert signed_in.access_token

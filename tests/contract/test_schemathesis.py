@@ -9,6 +9,7 @@ within its budget. What is left out is listed below with its reason.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -82,10 +83,18 @@ def run_schemathesis(cluster: Cluster, role: str, reports: Path) -> dict[str, ob
     ]
     for _method, path in EXCLUDED_OPERATIONS:  # each path has only the one method
         args += ["--exclude-path", path]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=BUDGET[role] + 240)
+    env = {
+        **os.environ,
+        "SCHEMATHESIS_HOOKS": "contract_hooks",
+        "PYTHONPATH": str(Path(__file__).parent),
+    }
+    result = subprocess.run(
+        args, capture_output=True, text=True, timeout=BUDGET[role] + 240, env=env
+    )
     found = sorted(reports.glob("*.json"))
     report: dict[str, object] = json.loads(found[-1].read_text()) if found else {}
     report["_exit"] = result.returncode
+    (reports / "output.txt").write_text(result.stdout + result.stderr)
     report["_output"] = result.stdout[-20000:] + result.stderr[-4000:]
     return report
 
