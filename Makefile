@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format clean install reliability bench multihost
+.PHONY: run test lint format clean install reliability bench multihost contract
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,12 +22,19 @@ run: $(STAMP)
 ## Lint, then the whole suite (PostgreSQL too when HAVEN_TEST_DATABASE_URL is set).
 ## The multi-host testbed has its own target (it needs root and network namespaces).
 test: lint
-	$(BIN)/python -m pytest --ignore=tests/multihost $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --ignore=tests/multihost --ignore=tests/contract $(PYTEST_ARGS)
 
 ## Five failure scenarios across hosts in network namespaces (root; see docs/reliability.md).
 ## HAVEN_MULTIHOST_REPORT=docs/reliability.md rewrites that file's Multi-host table.
 multihost: $(STAMP)
 	$(BIN)/python -m pytest tests/multihost -q -p no:cacheprovider $(PYTEST_ARGS)
+
+## The API contract (docs/api-versioning.md): schemathesis with every check against 3 instances
+## behind nginx, as each role, on SQLite and (HAVEN_TEST_DATABASE_URL) PostgreSQL; the generated
+## Python client's main flow; the TypeScript types (npx). About 8 minutes, bounded per run.
+contract: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,contract]'
+	$(BIN)/python -m pytest tests/contract -q -p no:cacheprovider $(PYTEST_ARGS)
 
 ## Re-run the fault suite and rewrite docs/reliability.md with its table.
 reliability: $(STAMP)

@@ -12,6 +12,7 @@ from litestar.datastructures import CacheControlHeader
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
 
 from haven.apikeys.routes import ApiKeysController
@@ -38,7 +39,7 @@ from haven.leases.routes import LeasesController
 from haven.ledger.routes import LeaseLedgerController, LedgerEntriesController
 from haven.logging import configure_logging
 from haven.maintenance.routes import MaintenanceController
-from haven.openapi import document_problems
+from haven.openapi import document_contract, document_problems
 from haven.organizations.routes import MembersController, OrganizationController
 from haven.properties.routes import PropertiesController
 from haven.reports.routes import ReportsController
@@ -106,6 +107,26 @@ async def require_json_body(request: Request[Any, Any, Any]) -> None:
 def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     """The OpenAPI document."""
     return request.app.openapi_schema.to_schema()
+
+
+def fix_options_allow(app: Litestar) -> None:
+    """Make every automatic OPTIONS answer list all of its path's methods in `Allow`.
+
+    Litestar builds a path's OPTIONS handler with the first route it sees; when a later
+    handler on the same path (another method) merges in, the route is rebuilt but the old
+    OPTIONS handler still reads the first route's methods, so `OPTIONS /members/{id}` said
+    `Allow: GET, OPTIONS` while PATCH and DELETE exist too (found by schemathesis).
+    """
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if handler.http_methods != {"OPTIONS"}:
+                continue
+            for cell in getattr(handler.fn, "__closure__", None) or ():
+                owner = cell.cell_contents
+                if isinstance(owner, HTTPRoute) and owner is not route:
+                    owner.methods = route.methods
 
 
 def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
@@ -205,6 +226,8 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
     idempotency.document(app.openapi_schema)
     document_events(app.openapi_schema)
     document_api_keys(app.openapi_schema)
+    document_contract(app.openapi_schema)
+    fix_options_allow(app)
     app.state.settings = settings
     install_cluster(app, cluster)  # the edge middleware wraps everything, 404s included
     return app

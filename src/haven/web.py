@@ -154,7 +154,12 @@ class ListParams:
 async def provide_list_params(
     limit: Annotated[int, Parameter(ge=1, le=100, description="Page size, 1-100")] = 50,
     cursor: Annotated[
-        str | None, Parameter(max_length=MAX_CURSOR, description="nextCursor of the previous page")
+        str | None,
+        Parameter(
+            max_length=MAX_CURSOR,
+            pattern=r"^[A-Za-z0-9_-]*$",  # unpadded base64url, as lists issue them
+            description="nextCursor of the previous page",
+        ),
     ] = None,
     sort: Annotated[str | None, Parameter(max_length=40, pattern=r"^-?[A-Za-z]+$")] = None,
     search: Annotated[str | None, Parameter(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")] = None,

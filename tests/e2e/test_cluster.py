@@ -113,6 +113,12 @@ def test_haven_up_serves_evenly_shares_sessions_and_stops_cleanly(lb: str, tmp_p
             return httpx.get(f"http://127.0.0.1:{lb_port}/health", timeout=1).status_code == 200
 
         wait_for(cluster_ready, 120, f"haven up --lb {lb} to answer")
+        # TRACE is refused as problem+json with the Allow header RFC 9110 asks for, whether
+        # the load balancer answers it (nginx) or passes it to an instance (HAProxy).
+        trace = httpx.request("TRACE", f"http://127.0.0.1:{lb_port}/api/v1/properties", timeout=5)
+        assert trace.status_code == 405
+        assert trace.headers["content-type"].startswith("application/problem+json")
+        assert "GET" in trace.headers["allow"]
         tree = {p.pid for p in up.tree()}
         assert len(tree) >= 6  # haven up, valkey, 3 instances, the load balancer
 

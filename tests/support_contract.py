@@ -1,0 +1,142 @@
+"""Contract-test helpers: a real cluster (3 instances behind nginx), one account per role."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from support_cluster import (
+    clean_env,
+    consecutive_free_ports,
+    haven_cmd,
+    spawn,
+    wait_for,
+)
+
+ROLES = ("owner", "manager", "staff", "viewer")
+PASSWORD = "contract password 1"
+
+
+@dataclass
+class Cluster:
+    url: str
+    backend: str
+    tokens: dict[str, str]  # role -> Bearer access token
+
+
+def database_url(backend: str, tmp: Path) -> tuple[str, contextlib.AbstractContextManager[None]]:
+    """(DATABASE_URL, cleanup) for a fresh database of this backend; skips PostgreSQL unset."""
+    if backend == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp / 'haven.db'}", contextlib.nullcontext()
+    configured = os.environ.get("HAVEN_TEST_DATABASE_URL")
+    if not configured:
+        pytest.skip("the PostgreSQL contract run needs HAVEN_TEST_DATABASE_URL")
+    import asyncio
+
+    import asyncpg
+
+    base, _, _ = configured.rpartition("/")
+    admin = configured.replace("postgresql+asyncpg://", "postgresql://")
+    name = f"haven_contract_{secrets.token_hex(4)}"
+
+    async def run(sql: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+
+    @contextlib.contextmanager
+    def drop() -> Iterator[None]:
+        try:
+            yield
+        finally:
+            asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+    return f"{base}/{name}", drop()
+
+
+def accounts(url: str) -> dict[str, str]:
+    """An access token per role, each in an organization of its own.
+
+    The owner's run may change or remove members it can see (schemathesis follows the ids a
+    list returns); the other roles live where it cannot reach them.
+    """
+    tokens: dict[str, str] = {}
+    with httpx.Client(base_url=url, timeout=15) as http:
+        for role in ROLES:
+            owner = http.post(
+                "/api/v1/auth/register",
+                json={
+                    "organizationName": f"Contract Homes ({role})",
+                    "name": "Olive Owner",
+                    "email": f"owner.{role}@contract.example",
+                    "password": PASSWORD,
+                },
+            )
+            assert owner.status_code == 201, owner.text
+            http.cookies.clear()  # every request below says which credential it sends
+            tokens[role] = owner.json()["accessToken"]
+            if role == "owner":
+                continue
+            email = f"{role}@contract.example"
+            added = http.post(
+                "/api/v1/members",
+                headers={"Authorization": f"Bearer {tokens[role]}"},
+                json={"email": email, "name": f"A {role}", "role": role, "password": PASSWORD},
+            )
+            assert added.status_code == 201, added.text
+            login = http.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+            assert login.status_code == 200, login.text
+            http.cookies.clear()
+            tokens[role] = login.json()["accessToken"]
+    return tokens
+
+
+@contextlib.contextmanager
+def contract_cluster(backend: str, tmp: Path) -> Iterator[Cluster]:
+    """`haven up` with 3 instances behind nginx on a fresh database of `backend`."""
+    url, cleanup = database_url(backend, tmp)
+    base = consecutive_free_ports(5)
+    lb_port, instance_base = base, base + 2
+    env = clean_env(
+        HAVEN_ENV="development",
+        DATABASE_URL=url,
+        LOG_LEVEL="warning",
+        # The fuzzer sends thousands of requests a minute from one address and one user;
+        # the limiter's 429s are documented and tested in tests/integration/cluster.
+        RATE_LIMIT_ENABLED="false",
+        # Generated webhooks name random hosts: no delivery ever leaves this machine.
+        WEBHOOK_WORKER="false",
+    )
+    args = haven_cmd(
+        "up",
+        "--instances",
+        "3",
+        "--lb",
+        "nginx",
+        "--lb-port",
+        str(lb_port),
+        "--base-port",
+        str(instance_base),
+        "--runtime-dir",
+        str(tmp / "run"),
+    )
+    with cleanup, spawn(args, env, tmp / "up.log") as up:
+        lb = f"http://127.0.0.1:{lb_port}"
+
+        def ready() -> bool:
+            assert up.process.poll() is None, up.output()
+            return httpx.get(f"{lb}/health", timeout=1).status_code == 200
+
+        wait_for(ready, 120, "haven up to answer through nginx")
+        yield Cluster(url=lb, backend=backend, tokens=accounts(lb))
