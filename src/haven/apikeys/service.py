@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.apikeys import keys
@@ -17,6 +16,7 @@ from haven.db.transaction import after_commit
 from haven.errors import FieldError, ForbiddenError, ValidationError
 from haven.models import ApiKey
 from haven.models.organization import ROLES
+from haven.services import Services
 
 SORTS = sort_keys({"createdAt": (ApiKey.created_at, datetime)})
 
@@ -87,7 +87,7 @@ async def get(db: AsyncSession, organization_id: uuid.UUID, key_id: uuid.UUID) -
 
 async def revoke(
     db: AsyncSession,
-    state: State,
+    services: Services,
     *,
     organization_id: uuid.UUID,
     key_id: uuid.UUID,
@@ -106,7 +106,7 @@ async def revoke(
         return row
     row.revoked_at = utcnow()
     await db.flush()
-    store = state.api_keys
+    store = services.api_keys
     await store.forget(row.key_hash)
     digest = row.key_hash
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.service import credentials_of
 from haven.auth.sessions import SessionData
 from haven.db.transaction import after_commit
 from haven.models.organization import ROLES
+from haven.services import Services
 
 REMOVED = "x"
 
@@ -73,12 +73,12 @@ def verdict(data: SessionData, authz: Authz | str | None) -> str:
     return OK
 
 
-async def load(state: State, user_id: uuid.UUID, organization_id: uuid.UUID) -> Authz | str:
+async def load(services: Services, user_id: uuid.UUID, organization_id: uuid.UUID) -> Authz | str:
     """The state from the database (only on a mirror miss), re-published for the next read."""
-    async with state.sessionmaker(bind=state.read_engine) as db:
+    async with services.sessionmaker(bind=services.read_engine) as db:
         row = await credentials_of(db, user_id, organization_id)
     value: Authz | str = Authz(*row) if row is not None else REMOVED
-    await state.sessions.publish_authz(
+    await services.sessions.publish_authz(
         str(user_id), value.encode() if isinstance(value, Authz) else REMOVED
     )
     return value
@@ -86,7 +86,7 @@ async def load(state: State, user_id: uuid.UUID, organization_id: uuid.UUID) -> 
 
 async def propagate(
     db: AsyncSession,
-    state: State,
+    services: Services,
     user_id: str,
     value: Authz | str,
     *,
@@ -95,9 +95,9 @@ async def propagate(
 ) -> None:
     """Make a change to the user's membership, role or credentials (in `db`'s transaction)
     apply on every instance: the mirror is dropped now, so the change commits only once
-    Redis has let go of the old state, and published after the commit; with `end_sessions`
+    Redis has let go of the old services, and published after the commit; with `end_sessions`
     their sessions are deleted then too, all but `keep_sid`, which is re-stamped first."""
-    sessions = state.sessions
+    sessions = services.sessions
     await sessions.forget_authz(user_id)
     encoded = value.encode() if isinstance(value, Authz) else value
 

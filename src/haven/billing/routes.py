@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, post
-from litestar.datastructures import State
 from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,6 +11,7 @@ from haven.billing import service
 from haven.billing.schemas import BillingRunIn, BillingRunOut, PlannedChargeOut
 from haven.errors import BillingInProgressError
 from haven.ledger.service import organization_of, today_in
+from haven.services import Services
 from haven.store import locks
 from haven.web import NO_STORE
 
@@ -49,7 +49,7 @@ class BillingController(Controller):
 
     @post("/run", status_code=HTTP_200_OK, opt=roles(*MANAGERS))
     async def run(
-        self, db: AsyncSession, principal: Principal, state: State, data: BillingRunIn
+        self, db: AsyncSession, principal: Principal, services: Services, data: BillingRunIn
     ) -> Response[BillingRunOut]:
         """Post rent, recurring charges and late fees due on `date` (default today), or preview.
 
@@ -62,8 +62,8 @@ class BillingController(Controller):
         org = await organization_of(db, principal.organization_id)
         today = today_in(org)
         on = data.date or today
-        key = state.redis_keys.lock(f"billing:{principal.organization_id}:{on.isoformat()}")
-        async with locks.held(state.redis, key, LOCK_TTL_MS, wait=LOCK_WAIT_S) as token:
+        key = services.redis_keys.lock(f"billing:{principal.organization_id}:{on.isoformat()}")
+        async with locks.held(services.redis, key, LOCK_TTL_MS, wait=LOCK_WAIT_S) as token:
             if token is None:
                 raise BillingInProgressError("Another billing run is in progress; retry shortly")
             result = await service.run(

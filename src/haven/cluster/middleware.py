@@ -28,7 +28,6 @@ import msgspec
 import structlog
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
-from litestar.datastructures import State
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from haven.auth import authz
@@ -155,9 +154,9 @@ class CachedViewMiddleware:
 
     HEADERS = ((b"content-type", b"application/json"), (b"cache-control", b"private, no-store"))
 
-    def __init__(self, app: ASGIApp, state: State) -> None:
+    def __init__(self, app: ASGIApp, cluster: Cluster) -> None:
         self.app = app
-        self.state = state
+        self.cluster = cluster
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         prefetch = prefetch_of(scope) if scope["type"] == "http" else None
@@ -183,7 +182,7 @@ class CachedViewMiddleware:
 
     async def _cached(self, prefetch: Prefetch) -> bytes | None:
         try:
-            data = await self.state.sessions.accept(prefetch.sid, prefetch.session)
+            data = await self.cluster.links.sessions.accept(prefetch.sid, prefetch.session)
         except Exception:  # let the route meet (and report) the same failure
             return None
         if data is None or (ids := session_ids(data)) is None:
@@ -277,7 +276,7 @@ def install(app: Litestar, cluster: Cluster) -> None:
 
     settings = cluster.settings
     handler: ASGIApp = ProbeMiddleware(
-        RateLimitMiddleware(CachedViewMiddleware(app.asgi_handler, app.state), cluster), cluster
+        RateLimitMiddleware(CachedViewMiddleware(app.asgi_handler, cluster), cluster), cluster
     )
     cors = cors_config(settings)
     if cors is not None:
@@ -285,7 +284,6 @@ def install(app: Litestar, cluster: Cluster) -> None:
         handler = CORSMiddleware(handler, cors)
     handler = SecurityHeadersMiddleware(handler, settings)
     app.asgi_handler = RequestContextMiddleware(handler, cluster)
-    app.state.cluster = cluster
 
 
 __all__ = ["RequestContextMiddleware", "install", "is_open_endpoint", "request_id_from"]

@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import asyncpg
-from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Executable, Select
 
@@ -122,8 +121,3 @@ class Reader:
             raise DependencyUnavailableError("The database is unavailable; retry shortly") from exc
         make = prepared.make
         return [make(record) for record in records]
-
-
-def provide_reader(state: State) -> Reader:
-    reader: Reader = state.reader
-    return reader

@@ -14,12 +14,12 @@ from typing import Any
 
 import structlog
 from litestar import Request
-from litestar.datastructures import State
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from haven.errors import IdempotencyInFlightError, VersionMismatchError
+from haven.services import Services
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _AFTER_COMMIT = "haven_after_commit"
@@ -42,7 +42,9 @@ async def run_after_commit(session: AsyncSession) -> None:
             log.warning("after_commit_failed", error=repr(exc))
 
 
-async def provide_db(request: Request[Any, Any, Any], state: State) -> AsyncGenerator[AsyncSession]:
+async def provide_db(
+    request: Request[Any, Any, Any], services: Services
+) -> AsyncGenerator[AsyncSession]:
     """The request's transaction: read-only for safe methods, committed at the end otherwise.
 
     A write also honours Idempotency-Key (haven.store.idempotency) and, once it has
@@ -52,14 +54,14 @@ async def provide_db(request: Request[Any, Any, Any], state: State) -> AsyncGene
     from haven.store import idempotency, org_cache
 
     write = request.method not in SAFE_METHODS
-    bind = state.write_engine if write else state.read_engine
-    async with state.sessionmaker(bind=bind) as session:
+    bind = services.write_engine if write else services.read_engine
+    async with services.sessionmaker(bind=bind) as session:
         claim = None
         if write:
             # Read by haven.audit.listener at flush time; the principal dependency (resolved
             # alongside this one) stores itself in the request state it points to.
             session.info["audit"] = {
-                "instance_id": state.settings.instance_id,
+                "instance_id": services.settings.instance_id,
                 "request_id": request.scope.get("state", {}).get("request_id"),
                 "request_state": request.scope.get("state"),
             }
@@ -67,7 +69,7 @@ async def provide_db(request: Request[Any, Any, Any], state: State) -> AsyncGene
             holder = idempotency.current()
             if holder is not None:
                 holder.session = session
-            claim = await idempotency.begin(request, state, session)
+            claim = await idempotency.begin(request, services, session)
             if holder is not None:
                 holder.claim = claim
         try:
@@ -95,22 +97,22 @@ async def provide_db(request: Request[Any, Any, Any], state: State) -> AsyncGene
                         "retry to replay it"
                     ) from None
                 if claim is not None:
-                    await idempotency.committed(state, claim)
-                await _bump_versions(state, session)
+                    await idempotency.committed(services, claim)
+                await _bump_versions(services, session)
                 await run_after_commit(session)
             else:
                 await session.rollback()
         finally:
             if claim is not None:
-                await idempotency.release(state, claim)
+                await idempotency.release(services, claim)
 
 
-async def _bump_versions(state: State, session: AsyncSession) -> None:
+async def _bump_versions(services: Services, session: AsyncSession) -> None:
     from haven.store import org_cache
 
     try:
         await org_cache.bump(
-            state.redis, state.redis_keys, org_cache.changed_organizations(session)
+            services.redis, services.redis_keys, org_cache.changed_organizations(session)
         )
     except Exception as exc:  # cached views then expire by their TTL
         log.warning("cache_version_bump_failed", error=repr(exc))

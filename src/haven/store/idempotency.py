@@ -30,12 +30,11 @@ import re
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import structlog
 from litestar import Request, Response
-from litestar.datastructures import State
 from litestar.serialization import get_serializer
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,6 +45,7 @@ from haven.errors import (
     IdempotencyKeyReusedError,
     ValidationError,
 )
+from haven.services import Services
 from haven.store import locks
 
 KEY_HEADER = "idempotency-key"
@@ -147,7 +147,7 @@ def _answer(stored: StoredResponse, fingerprint: str) -> IdempotentReplay:
 
 
 async def begin(
-    request: Request[Any, Any, Any], state: State, session: AsyncSession
+    request: Request[Any, Any, Any], services: Services, session: AsyncSession
 ) -> Claim | None:
     """Claim the request's key, or raise: replay, 422 (other body) or 409 (in flight)."""
     if request.method != "POST" or not request.url.path.startswith(API_PREFIX):
@@ -161,18 +161,18 @@ async def begin(
         )
     from haven.auth.principal import has_credentials, provide_principal
 
-    if not has_credentials(request, state):
+    if not has_credentials(request, services):
         return None  # sign-in endpoints: nothing to scope the key to
-    principal = await provide_principal(request, state)
+    principal = await provide_principal(request, services)
     fingerprint = _fingerprint(await request.body())
     scope = _scope(
         principal.organization_id, principal.actor, request.method, request.url.path, key
     )
-    redis, keys = state.redis, state.redis_keys
+    redis, keys = services.redis, services.redis_keys
     cache_key = keys.idempotency(scope)
     cached = await redis.get(cache_key)
     if cached is not None:
-        raise _answer(msgspec.msgpack.decode(cached, type=StoredResponse), fingerprint)
+        raise _answer(msgspec.msgpack.decode(cast(bytes, cached), type=StoredResponse), fingerprint)
     lock_key = f"{cache_key}:inflight"
     token = await locks.acquire(redis, lock_key, LOCK_TTL_MS)
     if token is None:
@@ -183,7 +183,7 @@ async def begin(
     try:
         await _check_database(session, claim, redis)
     except BaseException:
-        await release(state, claim)
+        await release(services, claim)
         raise
     claim.refresher = locks.keep_alive(redis, lock_key, token, LOCK_TTL_MS)
     return claim
@@ -256,12 +256,12 @@ async def capture(response: Response[Any]) -> Response[Any]:
     return response
 
 
-async def committed(state: State, claim: Claim) -> None:
+async def committed(services: Services, claim: Claim) -> None:
     """After the commit: copy the stored response to Redis (a cache; the row is the truth)."""
     if claim.stored is None:
         return
     try:
-        await state.redis.set(
+        await services.redis.set(
             claim.cache_key,
             msgspec.msgpack.encode(claim.stored),
             px=int(RETENTION.total_seconds() * 1000),
@@ -270,11 +270,11 @@ async def committed(state: State, claim: Claim) -> None:
         log.warning("idempotency_cache_failed", error=repr(exc))
 
 
-async def release(state: State, claim: Claim) -> None:
+async def release(services: Services, claim: Claim) -> None:
     if claim.refresher is not None:
         claim.refresher.cancel()
     try:
-        await locks.release(state.redis, claim.lock_key, claim.token)
+        await locks.release(services.redis, claim.lock_key, claim.token)
     except Exception as exc:  # the marker expires by itself
         log.warning("idempotency_release_failed", error=repr(exc))
 

@@ -15,6 +15,7 @@ from litestar.status_codes import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
+from haven.config import Settings
 from haven.db.query import check_version
 from haven.models import WebhookDelivery, WebhookSubscription
 from haven.schemas import ListOf
@@ -75,10 +76,6 @@ def delivery_out(d: WebhookDelivery) -> DeliveryOut:
     )
 
 
-def _allow_private(request: Request[Any, Any, Any]) -> bool:
-    return bool(request.app.state.settings.webhook_allow_private)
-
-
 class WebhooksController(Controller):
     path = "/webhooks"
     tags = ["webhooks"]
@@ -87,13 +84,14 @@ class WebhooksController(Controller):
     async def create(
         self,
         request: Request[Any, Any, Any],
+        settings: Settings,
         db: AsyncSession,
         principal: Principal,
         data: WebhookIn,
     ) -> Response[WebhookCreated]:
         """Subscribe a URL to events; the signing secret is in this answer only."""
         sub = await service.create(
-            db, principal.organization_id, data, allow_private=_allow_private(request)
+            db, principal.organization_id, data, allow_private=settings.webhook_allow_private
         )
         body = WebhookCreated(**_fields(sub), secret=sub.secret)
         return with_etag(request, body, sub.version, HTTP_201_CREATED)
@@ -125,6 +123,7 @@ class WebhooksController(Controller):
     async def update(
         self,
         request: Request[Any, Any, Any],
+        settings: Settings,
         db: AsyncSession,
         principal: Principal,
         webhook_id: uuid.UUID,
@@ -133,7 +132,7 @@ class WebhooksController(Controller):
         """Change the URL, types or description, or pause and resume delivery."""
         if data.url is not None:
             # Resolved before the transaction's first statement: no lock waits on DNS.
-            await service.check_url(data.url, allow_private=_allow_private(request))
+            await service.check_url(data.url, allow_private=settings.webhook_allow_private)
         sub = await service.get(db, principal.organization_id, webhook_id)
         check_version(sub, request.headers.get("if-match"))
         sub = await service.update(db, sub, data)
@@ -156,6 +155,7 @@ class WebhooksController(Controller):
     async def rotate(
         self,
         request: Request[Any, Any, Any],
+        settings: Settings,
         db: AsyncSession,
         principal: Principal,
         webhook_id: uuid.UUID,
@@ -163,7 +163,7 @@ class WebhooksController(Controller):
     ) -> Response[RotatedSecret]:
         """A new signing secret; the previous one also signs until the overlap ends."""
         sub = await service.get(db, principal.organization_id, webhook_id)
-        overlap = request.app.state.settings.webhook_rotation_overlap_s
+        overlap = settings.webhook_rotation_overlap_s
         if data is not None and data.overlap_seconds is not None:
             overlap = data.overlap_seconds
         sub = await service.rotate(db, sub, overlap)
