@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.apikeys import service
 from haven.apikeys.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
+from haven.apikeys.service import ApiKeyRow
 from haven.auth.principal import MANAGERS, Principal, roles
 from haven.config import Settings
+from haven.db.reader import Reader
 from haven.models import ApiKey
 from haven.schemas import ListOf
 from haven.services import Services
@@ -25,7 +27,7 @@ from haven.web import NO_STORE, ListParams
 _MANAGE = roles(*MANAGERS, people_only=True)
 
 
-def _fields(row: ApiKey) -> dict[str, Any]:
+def _fields(row: ApiKey | ApiKeyRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "name": row.name,
@@ -39,7 +41,7 @@ def _fields(row: ApiKey) -> dict[str, Any]:
     }
 
 
-def api_key_out(row: ApiKey) -> ApiKeyOut:
+def api_key_out(row: ApiKey | ApiKeyRow) -> ApiKeyOut:
     return ApiKeyOut(**_fields(row))
 
 
@@ -71,11 +73,11 @@ class ApiKeysController(Controller):
 
     @get("/", opt=_MANAGE)
     async def list_keys(
-        self, db: AsyncSession, principal: Principal, page: ListParams
+        self, reader: Reader, principal: Principal, page: ListParams
     ) -> Response[ListOf[ApiKeyOut]]:
         """The organization's API keys, newest first (revoked ones included), never the key."""
         result = await service.list_keys(
-            db, principal.organization_id, limit=page.limit, cursor=page.cursor
+            reader, principal.organization_id, limit=page.limit, cursor=page.cursor
         )
         return Response(ListOf([api_key_out(r) for r in result.items], result.next_cursor))
 

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haven.auth.principal import MANAGERS, Principal, roles
 from haven.config import Settings
 from haven.db.query import check_version
+from haven.db.reader import Reader
 from haven.models import WebhookDelivery, WebhookSubscription
 from haven.schemas import ListOf
 from haven.web import NO_STORE, ListParams, with_etag
@@ -31,11 +32,12 @@ from haven.webhooks.schemas import (
     WebhookOut,
     WebhookPatch,
 )
+from haven.webhooks.service import DeliveryRow, SubscriptionRow
 
 _MANAGE = roles(*MANAGERS)
 
 
-def _fields(s: WebhookSubscription) -> dict[str, Any]:
+def _fields(s: WebhookSubscription | SubscriptionRow) -> dict[str, Any]:
     return {
         "id": s.id,
         "url": s.url,
@@ -55,11 +57,11 @@ def _fields(s: WebhookSubscription) -> dict[str, Any]:
     }
 
 
-def webhook_out(s: WebhookSubscription) -> WebhookOut:
+def webhook_out(s: WebhookSubscription | SubscriptionRow) -> WebhookOut:
     return WebhookOut(**_fields(s))
 
 
-def delivery_out(d: WebhookDelivery) -> DeliveryOut:
+def delivery_out(d: WebhookDelivery | DeliveryRow) -> DeliveryOut:
     return DeliveryOut(
         id=d.id,
         event_id=d.event_id,
@@ -98,11 +100,11 @@ class WebhooksController(Controller):
 
     @get("/", opt=_MANAGE)
     async def list_webhooks(
-        self, db: AsyncSession, principal: Principal, page: ListParams
+        self, reader: Reader, principal: Principal, page: ListParams
     ) -> Response[ListOf[WebhookOut]]:
         """The organization's webhook subscriptions, oldest first, with their delivery state."""
         result = await service.list_subscriptions(
-            db, principal.organization_id, limit=page.limit, cursor=page.cursor
+            reader, principal.organization_id, limit=page.limit, cursor=page.cursor
         )
         body = ListOf([webhook_out(s) for s in result.items], result.next_cursor)
         return Response(body, headers=NO_STORE)
@@ -174,11 +176,16 @@ class WebhooksController(Controller):
 
     @get("/{webhook_id:uuid}/deliveries", opt=_MANAGE)
     async def deliveries(
-        self, db: AsyncSession, principal: Principal, webhook_id: uuid.UUID, page: ListParams
+        self,
+        db: AsyncSession,
+        reader: Reader,
+        principal: Principal,
+        webhook_id: uuid.UUID,
+        page: ListParams,
     ) -> Response[ListOf[DeliveryOut]]:
         """The subscription's delivery log, newest first: status code or error of each attempt."""
         sub = await service.get(db, principal.organization_id, webhook_id)
-        result = await service.list_deliveries(db, sub, limit=page.limit, cursor=page.cursor)
+        result = await service.list_deliveries(reader, sub, limit=page.limit, cursor=page.cursor)
         body = ListOf([delivery_out(d) for d in result.items], result.next_cursor)
         return Response(body, headers=NO_STORE)
 
