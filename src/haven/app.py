@@ -1,4 +1,4 @@
-"""create_app(settings) -> Litestar. The lifespan builds the engine and the Redis client."""
+"""create_app(settings) -> Litestar. The lifespan builds the services (engine, Redis client...)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,9 @@ from litestar.static_files import create_static_files_router
 from haven.apikeys.routes import ApiKeysController
 from haven.apikeys.routes import document as document_api_keys
 from haven.audit.routes import AuditController
-from haven.auth.apikeys.store import ApiKeyStore
 from haven.auth.apikeys.verify import drain as drain_api_key_writes
 from haven.auth.principal import provide_principal
 from haven.auth.routes import AuthController
-from haven.auth.sessions import SessionStore
 from haven.billing.routes import BillingController
 from haven.cluster.health import routes as cluster_routes
 from haven.cluster.metrics import count_statements
@@ -30,8 +28,6 @@ from haven.cluster.middleware import install as install_cluster
 from haven.cluster.runtime import Cluster
 from haven.config import Settings
 from haven.dashboard.routes import DashboardController
-from haven.db.engine import WRITE_OPTION, create_engine, read_only_engine, warm_pool
-from haven.db.reader import Reader, provide_reader
 from haven.errors import UnsupportedMediaTypeError, exception_handler
 from haven.events.routes import EventsController
 from haven.events.routes import document as document_events
@@ -43,9 +39,9 @@ from haven.openapi import document_contract, document_problems
 from haven.organizations.routes import MembersController, OrganizationController
 from haven.properties.routes import PropertiesController
 from haven.reports.routes import ReportsController
+from haven.services import attach, open_services, provide_reader, provide_services
 from haven.status.routes import status_assets, status_page
 from haven.store import idempotency
-from haven.store.client import Keys, create_redis
 from haven.tenants.routes import TenantsController
 from haven.units.routes import PropertyUnitsController, UnitsController
 from haven.uow import create_sessionmaker
@@ -129,46 +125,42 @@ def fix_options_allow(app: Litestar) -> None:
                     owner.methods = route.methods
 
 
-def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
-    """Build the Haven ASGI app. `redis_url` overrides settings (the embedded Valkey's URL)."""
+def create_app(
+    settings: Settings, *, redis_url: str | None = None, cluster: Cluster | None = None
+) -> Litestar:
+    """Build the Haven ASGI app. `redis_url` overrides settings (the embedded Valkey's URL);
+    `cluster` is the load-balancer layer `haven serve` drains on a signal (else a new one)."""
     configure_logging(settings)
     url = redis_url or settings.redis_url
     if url is None:
         raise RuntimeError("create_app needs a Redis URL: set REDIS_URL or use `haven serve`")
-    cluster = Cluster(settings)
+    cluster = cluster or Cluster(settings)
     webhook_metrics = WebhookMetrics(cluster.metrics.registry)
     cluster.metrics.sections["webhooks"] = webhook_metrics.summary
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncGenerator[None]:
-        engine = create_engine(settings)
-        count_statements(engine, cluster.metrics)  # haven_db_statements_total
-        redis = create_redis(settings, url)
-        keys = Keys(settings.redis_key_prefix)
-        app.state.engine = engine
-        app.state.read_engine = read_only_engine(engine, settings)
-        app.state.write_engine = engine.execution_options(**{WRITE_OPTION: True})
-        app.state.sessionmaker = create_sessionmaker(engine)
-        app.state.reader = Reader(app.state.read_engine)
-        app.state.redis = redis
-        app.state.redis_keys = keys
-        app.state.sessions = SessionStore(
-            redis, keys, settings.session_ttl, settings.session_max_age
-        )
-        app.state.api_keys = ApiKeyStore(redis, keys)
-        if not settings.is_sqlite:
-            await warm_pool(engine, settings.db_pool_min)
-        # Every instance delivers webhooks: its own connections, never the request pool's.
-        worker = DeliveryWorker(settings, webhook_metrics)
-        if settings.webhook_worker:
-            await worker.start()
-        try:
-            yield
-        finally:
-            await worker.stop()
-            await drain_api_key_writes()
-            await redis.aclose()
-            await engine.dispose()
+        async with open_services(settings, url, create_sessionmaker) as services:
+            count_statements(services.engine, cluster.metrics)  # haven_db_statements_total
+            attach(app, services)
+            # Every instance delivers webhooks: its own connections, never the request pool's.
+            worker = DeliveryWorker(settings, webhook_metrics)
+            if settings.webhook_worker:
+                await worker.start()
+            try:
+                async with cluster.running(
+                    services.redis, services.redis_keys, services.engine, services.sessions
+                ):
+                    yield
+            finally:
+                await worker.stop()
+                await drain_api_key_writes()  # last_used_at writes in flight (bounded)
+
+    def provide_settings() -> Settings:
+        return settings
+
+    def provide_cluster() -> Cluster:
+        return cluster
 
     api = Router(
         path="/api/v1",
@@ -204,9 +196,12 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
             status_assets,
         ],
         dependencies={
+            "settings": Provide(provide_settings, sync_to_thread=False),
+            "cluster": Provide(provide_cluster, sync_to_thread=False),
+            "services": Provide(provide_services, sync_to_thread=False),
             "reader": Provide(provide_reader, sync_to_thread=False),
         },
-        lifespan=[lifespan, cluster.lifespan],
+        lifespan=[lifespan],
         before_request=require_json_body,
         exception_handlers={
             Exception: exception_handler,
@@ -228,6 +223,5 @@ def create_app(settings: Settings, *, redis_url: str | None = None) -> Litestar:
     document_api_keys(app.openapi_schema)
     document_contract(app.openapi_schema)
     fix_options_allow(app)
-    app.state.settings = settings
     install_cluster(app, cluster)  # the edge middleware wraps everything, 404s included
     return app

@@ -298,7 +298,7 @@ def _is_db_outage(exc: DBAPIError) -> bool:
 
 
 def _is_driver_db_outage(exc: Exception) -> bool:
-    """The same outage seen from asyncpg itself (haven.db.reader sends reads to the driver)."""
+    """The same outage seen from asyncpg itself (haven.db.fastpath sends reads to the driver)."""
     if isinstance(exc, asyncpg.PostgresError):
         code = exc.sqlstate
         return isinstance(code, str) and (

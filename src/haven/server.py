@@ -45,13 +45,14 @@ def serve(settings: Settings) -> int:
             file=sys.stderr,
         )
     try:
-        app = create_app(settings, redis_url=redis_url)
+        cluster = Cluster(settings)
+        app = create_app(settings, redis_url=redis_url, cluster=cluster)
         # Everything built so far (routes, schemas, models) lives as long as the process:
         # move it out of the collector's way, so collections under load scan only new objects.
         gc.collect()
         gc.freeze()
         with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
-            return runner.run(_serve(app, settings))
+            return runner.run(_serve(app, cluster, settings))
     finally:
         if valkey is not None:
             valkey.cleanup()
@@ -71,7 +72,7 @@ def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-async def _serve(app: Litestar, settings: Settings) -> int:
+async def _serve(app: Litestar, cluster: Cluster, settings: Settings) -> int:
     """Serve until a signal, then drain (ARCHITECTURE section 5).
 
     SIGTERM/SIGINT: the instance turns not-ready at once (503 on /ready, state
@@ -81,7 +82,6 @@ async def _serve(app: Litestar, settings: Settings) -> int:
     requests (at most SHUTDOWN_TIMEOUT), deregisters and closes the pools.
     A second signal skips the rest of the delay.
     """
-    cluster: Cluster = app.state.cluster
     server = Server(
         app,
         address=settings.host,

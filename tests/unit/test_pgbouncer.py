@@ -7,6 +7,7 @@ import pytest
 from haven.config import load_settings
 from haven.db.backup import libpq_url
 from haven.db.engine import behind_pgbouncer, create_engine, read_only_engine
+from haven.db.reader import Reader
 
 BASE = "postgresql+asyncpg://haven:pw@pgbouncer:6432/haven"
 
@@ -31,8 +32,11 @@ def test_reads_keep_their_transaction_behind_pgbouncer_and_autocommit_without() 
     pooled = load_settings({"DATABASE_URL": f"{BASE}?prepared_statement_cache_size=0"})
     for settings, autocommit in ((direct, True), (pooled, False)):
         engine = create_engine(settings)  # no connection is made here
-        options = read_only_engine(engine, settings).get_execution_options()
+        read_engine = read_only_engine(engine, settings)
+        options = read_engine.get_execution_options()
         assert (options.get("isolation_level") == "AUTOCOMMIT") is autocommit
+        # The asyncpg fast path only without PgBouncer (it relies on the driver's cache).
+        assert Reader(read_engine).fast is autocommit
 
 
 def test_libpq_url_drops_the_driver_and_haven_only_options() -> None:

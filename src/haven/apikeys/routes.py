@@ -9,22 +9,25 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from litestar import Controller, Request, Response, delete, get, post
-from litestar.datastructures import State
+from litestar import Controller, Response, delete, get, post
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.apikeys import service
 from haven.apikeys.schemas import ApiKeyCreated, ApiKeyIn, ApiKeyOut
+from haven.apikeys.service import ApiKeyRow
 from haven.auth.principal import MANAGERS, Principal, roles
+from haven.config import Settings
+from haven.db.reader import Reader
 from haven.models import ApiKey
 from haven.schemas import ListOf
+from haven.services import Services
 from haven.web import NO_STORE, ListParams
 
 _MANAGE = roles(*MANAGERS, people_only=True)
 
 
-def _fields(row: ApiKey) -> dict[str, Any]:
+def _fields(row: ApiKey | ApiKeyRow) -> dict[str, Any]:
     return {
         "id": row.id,
         "name": row.name,
@@ -38,7 +41,7 @@ def _fields(row: ApiKey) -> dict[str, Any]:
     }
 
 
-def api_key_out(row: ApiKey) -> ApiKeyOut:
+def api_key_out(row: ApiKey | ApiKeyRow) -> ApiKeyOut:
     return ApiKeyOut(**_fields(row))
 
 
@@ -49,7 +52,7 @@ class ApiKeysController(Controller):
     @post("/", status_code=HTTP_201_CREATED, opt=_MANAGE)
     async def create(
         self,
-        request: Request[Any, Any, Any],
+        settings: Settings,
         db: AsyncSession,
         principal: Principal,
         data: ApiKeyIn,
@@ -62,7 +65,7 @@ class ApiKeysController(Controller):
             creator_id=principal.user_id,
             creator_role=principal.role,
             data=data,
-            production=request.app.state.settings.is_production,
+            production=settings.is_production,
         )
         return Response(
             ApiKeyCreated(**_fields(row), key=key), status_code=HTTP_201_CREATED, headers=NO_STORE
@@ -70,11 +73,11 @@ class ApiKeysController(Controller):
 
     @get("/", opt=_MANAGE)
     async def list_keys(
-        self, db: AsyncSession, principal: Principal, page: ListParams
+        self, reader: Reader, principal: Principal, page: ListParams
     ) -> Response[ListOf[ApiKeyOut]]:
         """The organization's API keys, newest first (revoked ones included), never the key."""
         result = await service.list_keys(
-            db, principal.organization_id, limit=page.limit, cursor=page.cursor
+            reader, principal.organization_id, limit=page.limit, cursor=page.cursor
         )
         return Response(ListOf([api_key_out(r) for r in result.items], result.next_cursor))
 
@@ -85,13 +88,13 @@ class ApiKeysController(Controller):
 
     @delete("/{key_id:uuid}", status_code=HTTP_204_NO_CONTENT, opt=_MANAGE)
     async def revoke(
-        self, state: State, db: AsyncSession, principal: Principal, key_id: uuid.UUID
+        self, services: Services, db: AsyncSession, principal: Principal, key_id: uuid.UUID
     ) -> None:
         """Revoke a key: every instance refuses it (401) within a second. Owners revoke any
         key, managers the keys they created."""
         await service.revoke(
             db,
-            state,
+            services,
             organization_id=principal.organization_id,
             key_id=key_id,
             caller_id=principal.user_id,

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import NamedTuple
 
-from litestar.datastructures import State
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.apikeys.schemas import ApiKeyIn
 from haven.auth.apikeys import keys
 from haven.db.base import utcnow
-from haven.db.pagination import Page, paginate, resolve_sort, sort_keys
-from haven.db.query import get_owned, scoped
+from haven.db.pagination import ListQuery, Page, sort_keys
+from haven.db.query import get_owned
+from haven.db.reader import Reader
 from haven.errors import FieldError, ForbiddenError, ValidationError
 from haven.models import ApiKey
 from haven.models.organization import ROLES
+from haven.services import Services
 from haven.uow import after_commit
 
 SORTS = sort_keys({"createdAt": (ApiKey.created_at, datetime)})
@@ -66,19 +68,28 @@ async def create(
     return row, key
 
 
+class ApiKeyRow(NamedTuple):
+    """An API key as its list shows it (never its hash)."""
+
+    id: uuid.UUID
+    name: str
+    role: str
+    prefix: str
+    created_by: uuid.UUID
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+LIST = ListQuery(ApiKey, ApiKeyRow, SORTS, default_sort="-createdAt")
+
+
 async def list_keys(
-    db: AsyncSession, organization_id: uuid.UUID, *, limit: int, cursor: str | None
-) -> Page[ApiKey]:
-    sort_name, key = resolve_sort(SORTS, "-createdAt", "-createdAt")
-    return await paginate(
-        db,
-        scoped(ApiKey, organization_id),
-        id_column=ApiKey.id,
-        sort_name=sort_name,
-        key=key,
-        limit=limit,
-        cursor=cursor,
-    )
+    reader: Reader, organization_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> Page[ApiKeyRow]:
+    """Newest first, always (the list takes no `sort`)."""
+    return await LIST.page(reader, organization_id, limit=limit, cursor=cursor, sort=None)
 
 
 async def get(db: AsyncSession, organization_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey:
@@ -87,7 +98,7 @@ async def get(db: AsyncSession, organization_id: uuid.UUID, key_id: uuid.UUID) -
 
 async def revoke(
     db: AsyncSession,
-    state: State,
+    services: Services,
     *,
     organization_id: uuid.UUID,
     key_id: uuid.UUID,
@@ -106,7 +117,7 @@ async def revoke(
         return row
     row.revoked_at = utcnow()
     await db.flush()
-    store = state.api_keys
+    store = services.api_keys
     await store.forget(row.key_hash)
     digest = row.key_hash
 

@@ -7,11 +7,12 @@ from typing import Annotated
 
 from litestar import Controller, Response, get
 from litestar.params import Parameter
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.audit import service
 from haven.audit.schemas import AuditEventOut
+from haven.audit.service import AuditRow
 from haven.auth.principal import MANAGERS, Principal, roles
+from haven.db.reader import Reader
 from haven.models import AuditEvent
 from haven.schemas import ListOf
 from haven.web import NO_STORE, ListParams
@@ -20,7 +21,7 @@ _NAME = r"^[a-z][a-z0-9_]*$"
 _ACTION = r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$"
 
 
-def event_out(e: AuditEvent, emails: dict[uuid.UUID, str]) -> AuditEventOut:
+def event_out(e: AuditEvent | AuditRow, emails: dict[uuid.UUID, str]) -> AuditEventOut:
     return AuditEventOut(
         id=e.id,
         at=e.at,
@@ -44,7 +45,7 @@ class AuditController(Controller):
     @get("/", opt=roles(*MANAGERS))
     async def list_events(
         self,
-        db: AsyncSession,
+        reader: Reader,
         principal: Principal,
         page: ListParams,
         entity_type: Annotated[
@@ -56,7 +57,7 @@ class AuditController(Controller):
     ) -> Response[ListOf[AuditEventOut]]:
         """Who changed what in the organization, newest first, with instance and request id."""
         result = await service.list_events(
-            db,
+            reader,
             principal.organization_id,
             limit=page.limit,
             cursor=page.cursor,
@@ -66,6 +67,6 @@ class AuditController(Controller):
             actor_id=actor_id,
             action=action,
         )
-        emails = await service.emails_of(db, [e.actor_id for e in result.items])
+        emails = await service.emails_of(reader, [e.actor_id for e in result.items])
         body = ListOf([event_out(e, emails) for e in result.items], result.next_cursor)
         return Response(body, headers=NO_STORE)

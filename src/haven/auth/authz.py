@@ -21,11 +21,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from litestar.datastructures import State
-
 from haven.auth.service import credentials_of
 from haven.auth.sessions import SessionData
 from haven.models.organization import ROLES
+from haven.services import Services
 
 REMOVED = "x"
 
@@ -86,19 +85,19 @@ def verdict(data: SessionData, authz: Authz | str | None) -> str:
     return OK
 
 
-async def load(state: State, user_id: uuid.UUID, organization_id: uuid.UUID) -> Authz | str:
+async def load(services: Services, user_id: uuid.UUID, organization_id: uuid.UUID) -> Authz | str:
     """The state from the database (only on a mirror miss), re-published for the next read."""
-    async with state.sessionmaker(bind=state.read_engine) as db:
+    async with services.sessionmaker(bind=services.read_engine) as db:
         row = await credentials_of(db, user_id, organization_id)
     value: Authz | str = Authz(*row) if row is not None else REMOVED
-    await state.sessions.publish_authz(
+    await services.sessions.publish_authz(
         str(user_id), value.encode() if isinstance(value, Authz) else REMOVED
     )
     return value
 
 
 async def propagate(
-    state: State,
+    services: Services,
     user_id: str,
     value: Authz | str,
     *,
@@ -110,7 +109,7 @@ async def propagate(
     state; the returned callback publishes it and must run after the commit
     (`haven.uow.after_commit`); with `end_sessions` their sessions are deleted then too,
     all but `keep_sid`, which is re-stamped first."""
-    sessions = state.sessions
+    sessions = services.sessions
     await sessions.forget_authz(user_id)
     encoded = value.encode() if isinstance(value, Authz) else value
 

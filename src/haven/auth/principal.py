@@ -23,13 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from litestar import Request
-from litestar.datastructures import State
 
 from haven.auth import authz
 from haven.auth.apikeys import keys as api_keys
 from haven.auth.apikeys import verify as api_key_verify
 from haven.auth.sessions import SessionData, session_id_from_scope
 from haven.errors import CsrfError, ForbiddenError, NotSignedInError
+from haven.services import Services
 from haven.store.gate import prefetch_of
 
 _KEY_CHECK = "api_key_check"
@@ -82,17 +82,17 @@ def bearer_token(request: Request[Any, Any, Any]) -> str | None:
     return token.strip()
 
 
-def session_id_of(request: Request[Any, Any, Any], state: State) -> tuple[str | None, bool]:
+def session_id_of(request: Request[Any, Any, Any], services: Services) -> tuple[str | None, bool]:
     """(sid, via_cookie), read as the edge reads it (haven.auth.sessions.session_id_from_scope)."""
-    return session_id_from_scope(request.scope, state.settings)
+    return session_id_from_scope(request.scope, services.settings)
 
 
-def has_credentials(request: Request[Any, Any, Any], state: State) -> bool:
+def has_credentials(request: Request[Any, Any, Any], services: Services) -> bool:
     """Whether the request presents a session (cookie or token) or an API key."""
     token = bearer_token(request)
     if token is not None and api_keys.looks_like_key(token):
         return True
-    return session_id_of(request, state)[0] is not None
+    return session_id_of(request, services)[0] is not None
 
 
 def session_ids(data: SessionData) -> tuple[uuid.UUID, uuid.UUID] | None:
@@ -104,35 +104,35 @@ def session_ids(data: SessionData) -> tuple[uuid.UUID, uuid.UUID] | None:
 
 
 async def authorized(
-    state: State, sid: str, session: bytes | None, mirror: bytes | None
+    services: Services, sid: str, session: bytes | None, mirror: bytes | None
 ) -> tuple[SessionData, str] | None:
     """(session, current role) for a session record and its user's authorization mirror as
     the gate read them; None when the session is gone, past its max age, or revoked (a
     removed member, an older credential epoch), in which case it is deleted."""
-    data = await state.sessions.accept(sid, session)
+    data = await services.sessions.accept(sid, session)
     if data is None or (ids := session_ids(data)) is None:
         return None
     current = authz.parse(mirror)
     decision = authz.verdict(data, current)
     if decision == authz.RELOAD:
-        current = await authz.load(state, ids[0], ids[1])
+        current = await authz.load(services, ids[0], ids[1])
         decision = authz.verdict(data, current)
         if decision == authz.RELOAD:  # the session claims an epoch the database never had
             decision = authz.REVOKED
     if decision != authz.OK or not isinstance(current, authz.Authz):
-        await state.sessions.revoke(sid, data)
+        await services.sessions.revoke(sid, data)
         return None
     return data, current.role
 
 
-async def key_principal(request: Request[Any, Any, Any], state: State, key: str) -> Principal:
+async def key_principal(request: Request[Any, Any, Any], services: Services, key: str) -> Principal:
     """The principal of a request authenticated by an API key (checked once per request:
     each check counts against the key's rate limit)."""
     # The Idempotency-Key scope resolves the principal too, concurrently with the
     # dependency: both await one check.
     check = getattr(request.state, _KEY_CHECK, None)
     if not isinstance(check, asyncio.Future):
-        check = asyncio.ensure_future(api_key_verify.resolve(state, key))
+        check = asyncio.ensure_future(api_key_verify.resolve(services, key))
         setattr(request.state, _KEY_CHECK, check)
     identity: api_key_verify.KeyIdentity = await check
     opt = request.route_handler.opt
@@ -155,24 +155,24 @@ async def key_principal(request: Request[Any, Any, Any], state: State, key: str)
     return principal
 
 
-async def provide_principal(request: Request[Any, Any, Any], state: State) -> Principal:
+async def provide_principal(request: Request[Any, Any, Any], services: Services) -> Principal:
     sid: str | None
     token = bearer_token(request)
     if token is not None and api_keys.looks_like_key(token):
-        return await key_principal(request, state, token)
+        return await key_principal(request, services, token)
     prefetch = prefetch_of(request.scope)
     if prefetch is not None:
         # The edge already read the session in its one round trip (haven.store.gate).
         sid, via_cookie = prefetch.sid, prefetch.via_cookie
         session, mirror = prefetch.session, prefetch.authz
     else:
-        sid, via_cookie = session_id_of(request, state)
+        sid, via_cookie = session_id_of(request, services)
         if sid is None:
             raise NotSignedInError("Sign in first: send the haven_session cookie or a Bearer token")
         if via_cookie and api_keys.well_formed(sid):
             raise NotSignedInError("API keys are accepted only as `Authorization: Bearer <key>`")
-        session, mirror = await state.sessions.lookup(sid)
-    found = await authorized(state, sid, session, mirror) if sid is not None else None
+        session, mirror = await services.sessions.lookup(sid)
+    found = await authorized(services, sid, session, mirror) if sid is not None else None
     if found is None or sid is None:
         raise NotSignedInError("Your session has ended; sign in again")
     data, role = found

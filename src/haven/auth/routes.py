@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.datastructures import Cookie, State
+from litestar.datastructures import Cookie
 from litestar.di import Provide
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
@@ -31,6 +31,7 @@ from haven.auth.schemas import (
 from haven.auth.sessions import SessionInfo
 from haven.errors import NotFoundError, NotSignedInError
 from haven.models import Organization, User
+from haven.services import Services
 from haven.uow import after_commit
 from haven.uow.http import provide_anonymous_db
 from haven.web import NO_STORE, client_ip, request_is_https
@@ -59,22 +60,22 @@ def organization_out(org: Organization) -> OrganizationOut:
 
 
 async def _signed_in(
-    request: Request[Any, Any, Any], state: State, account: service.Account, status_code: int
+    request: Request[Any, Any, Any], services: Services, account: service.Account, status_code: int
 ) -> Response[LoginOut]:
     """Open a fresh session (rotating any the caller presented) and answer with its tokens."""
-    settings = state.settings
-    old_sid, via_cookie = session_id_of(request, state)
+    settings = services.settings
+    old_sid, via_cookie = session_id_of(request, services)
     if old_sid is not None and via_cookie:
-        await state.sessions.revoke(old_sid)
+        await services.sessions.revoke(old_sid)
     user_id = str(account.user.id)
-    sid, data = await state.sessions.create(
+    sid, data = await services.sessions.create(
         user_id=user_id,
         organization_id=str(account.organization.id),
         epoch=account.user.credential_epoch,
         agent=request.headers.get("user-agent", ""),
         ip=client_ip(request, settings),
     )
-    await state.sessions.publish_authz(user_id, authz_of(account).encode())
+    await services.sessions.publish_authz(user_id, authz_of(account).encode())
     # The token and the cookies last as long as the session can (its absolute lifetime);
     # the session's sliding TTL, checked on every request, ends it sooner when idle.
     lifetime = settings.session_max_age
@@ -83,7 +84,7 @@ async def _signed_in(
         sid=sid,
         user_id=user_id,
         ttl=lifetime,
-        not_after=state.sessions.expires_at(data),
+        not_after=services.sessions.expires_at(data),
     )
     body = LoginOut(
         user=user_out(account.user),
@@ -129,42 +130,46 @@ class AuthController(Controller):
         dependencies={"db": Provide(provide_anonymous_db)},
     )
     async def register(
-        self, request: Request[Any, Any, Any], state: State, db: AsyncSession, data: RegisterIn
+        self,
+        request: Request[Any, Any, Any],
+        services: Services,
+        db: AsyncSession,
+        data: RegisterIn,
     ) -> Response[LoginOut]:
         """Create an organization and its owner, and sign the owner in."""
         account = await service.register(db, data)
-        return await _signed_in(request, state, account, HTTP_201_CREATED)
+        return await _signed_in(request, services, account, HTTP_201_CREATED)
 
     @post("/login", status_code=HTTP_200_OK, dependencies={"db": Provide(provide_anonymous_db)})
     async def login(
-        self, request: Request[Any, Any, Any], state: State, db: AsyncSession, data: LoginIn
+        self, request: Request[Any, Any, Any], services: Services, db: AsyncSession, data: LoginIn
     ) -> Response[LoginOut]:
         """Sign in with email and password: a new session cookie, CSRF token and bearer token."""
         account = await service.authenticate(db, data)
-        return await _signed_in(request, state, account, HTTP_200_OK)
+        return await _signed_in(request, services, account, HTTP_200_OK)
 
     @post("/logout", status_code=HTTP_204_NO_CONTENT, opt=PEOPLE_ONLY)
-    async def logout(self, state: State, principal: Principal) -> Response[None]:
+    async def logout(self, services: Services, principal: Principal) -> Response[None]:
         """End this session on every instance at once."""
-        await state.sessions.revoke(principal.sid, principal.session)
-        settings = state.settings
+        await services.sessions.revoke(principal.sid, principal.session)
+        settings = services.settings
         response: Response[None] = Response(None, status_code=HTTP_204_NO_CONTENT)
         response.delete_cookie(settings.session_cookie_name, path="/")
         response.delete_cookie(CSRF_COOKIE, path="/")
         return response
 
     @post("/token", status_code=HTTP_200_OK, opt=PEOPLE_ONLY)
-    async def token(self, state: State, principal: Principal) -> Response[TokenOut]:
+    async def token(self, services: Services, principal: Principal) -> Response[TokenOut]:
         """A fresh Bearer token for this session (sent as a Bearer token or the session
         cookie with X-CSRF-Token). It lasts until the session's absolute end
         (SESSION_MAX_AGE after sign-in); after that, sign in again. Machines use API keys."""
-        settings = state.settings
+        settings = services.settings
         token, exp = tokens.issue(
             settings.secret_key,
             sid=principal.sid,
             user_id=str(principal.user_id),
             ttl=settings.session_max_age,
-            not_after=state.sessions.expires_at(principal.session),
+            not_after=services.sessions.expires_at(principal.session),
         )
         body = TokenOut(
             access_token=token,
@@ -175,14 +180,14 @@ class AuthController(Controller):
 
     @post("/password", status_code=HTTP_204_NO_CONTENT, opt=PEOPLE_ONLY)
     async def change_password(
-        self, state: State, db: AsyncSession, principal: Principal, data: PasswordChangeIn
+        self, services: Services, db: AsyncSession, principal: Principal, data: PasswordChangeIn
     ) -> None:
         """Change your password: every other session of yours ends, this one stays."""
         account = await service.change_password(
             db, principal.user_id, data.current_password, data.new_password
         )
         publish_after = await authz.propagate(
-            state,
+            services,
             str(principal.user_id),
             authz_of(account),
             end_sessions=True,
@@ -205,9 +210,9 @@ class AuthController(Controller):
         return Response(body, headers=NO_STORE)
 
     @get("/sessions", opt=PEOPLE_ONLY)
-    async def sessions(self, state: State, principal: Principal) -> Response[dict[str, Any]]:
+    async def sessions(self, services: Services, principal: Principal) -> Response[dict[str, Any]]:
         """The caller's own live sessions, newest first."""
-        items: list[SessionInfo] = await state.sessions.list_for_user(
+        items: list[SessionInfo] = await services.sessions.list_for_user(
             str(principal.user_id), principal.session.pid
         )
         return Response({"items": items, "nextCursor": None}, headers=NO_STORE)
@@ -215,10 +220,10 @@ class AuthController(Controller):
     @delete("/sessions/{session_id:str}", status_code=HTTP_204_NO_CONTENT, opt=PEOPLE_ONLY)
     async def revoke_session(
         self,
-        state: State,
+        services: Services,
         principal: Principal,
         session_id: str = Parameter(max_length=64),
     ) -> None:
         """Revoke one of the caller's own sessions (sign out another device)."""
-        if not await state.sessions.revoke_public(str(principal.user_id), session_id):
+        if not await services.sessions.revoke_public(str(principal.user_id), session_id):
             raise NotFoundError("No such session")

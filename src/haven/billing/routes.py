@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, post
-from litestar.datastructures import State
 from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,6 +11,7 @@ from haven.billing import service
 from haven.billing.schemas import BillingRunIn, BillingRunOut, PlannedChargeOut
 from haven.errors import BillingInProgressError
 from haven.organizations.service import get_organization, today_in
+from haven.services import Services
 from haven.store import locks
 from haven.uow import at_end
 from haven.web import NO_STORE
@@ -50,7 +50,7 @@ class BillingController(Controller):
 
     @post("/run", status_code=HTTP_200_OK, opt=roles(*MANAGERS))
     async def run(
-        self, db: AsyncSession, principal: Principal, state: State, data: BillingRunIn
+        self, db: AsyncSession, principal: Principal, services: Services, data: BillingRunIn
     ) -> Response[BillingRunOut]:
         """Post rent, recurring charges and late fees due on `date` (default today), or preview.
 
@@ -63,14 +63,14 @@ class BillingController(Controller):
         org = await get_organization(db, principal.organization_id)
         today = today_in(org)
         on = data.date or today
-        key = state.redis_keys.lock(f"billing:{principal.organization_id}:{on.isoformat()}")
-        token = await locks.acquire_waiting(state.redis, key, LOCK_TTL_MS, LOCK_WAIT_S)
+        key = services.redis_keys.lock(f"billing:{principal.organization_id}:{on.isoformat()}")
+        token = await locks.acquire_waiting(services.redis, key, LOCK_TTL_MS, LOCK_WAIT_S)
         if token is None:
             raise BillingInProgressError("Another billing run is in progress; retry shortly")
-        refresher = locks.keep_alive(state.redis, key, token, LOCK_TTL_MS)
+        refresher = locks.keep_alive(services.redis, key, token, LOCK_TTL_MS)
         # Held until the run's transaction has committed or rolled back, so the next run
         # (on any instance) sees every charge this one posted.
-        at_end(db, lambda: locks.let_go(state.redis, key, token, refresher))
+        at_end(db, lambda: locks.let_go(services.redis, key, token, refresher))
         result = await service.run(
             db, principal.organization_id, on, dry_run=data.dry_run, today=today
         )

@@ -23,11 +23,9 @@ start-up refuses one.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import structlog
 from litestar import Litestar
-from litestar.datastructures import State
 from litestar.exceptions import ImproperlyConfiguredException
 from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -42,6 +40,7 @@ from haven.cluster.asgi import (
     send_problem,
 )
 from haven.cluster.ratelimit import header, limits_for, operator_limit, refuse
+from haven.cluster.runtime import Cluster
 from haven.errors import DependencyUnavailableError
 from haven.store.gate import CACHED_VIEW, SCOPE_KEY, CachedView, Prefetch
 from haven.store.ratelimit import Decision, Limit
@@ -91,13 +90,10 @@ def cached_views(app: Litestar) -> dict[str, CachedView]:
 class GateMiddleware:
     """Runs the gate (rate limits + session prefetch + cached view) for each request."""
 
-    def __init__(
-        self, app: ASGIApp, cluster: Any, state: State, views: dict[str, CachedView]
-    ) -> None:
+    def __init__(self, app: ASGIApp, cluster: Cluster, views: dict[str, CachedView]) -> None:
         self.app = app
         self.cluster = cluster
         self.settings = cluster.settings
-        self.state = state
         self.views = views
         self._outage = False
 
@@ -107,7 +103,7 @@ class GateMiddleware:
             return
         method = scope.get("method")
         path = scope.get("path", "")
-        if method == "OPTIONS" or self.cluster.limiter is None:
+        if method == "OPTIONS":
             await self.app(scope, receive, send)
             return
         if is_operator_request(scope):
@@ -119,7 +115,7 @@ class GateMiddleware:
         settings = self.settings
         sid, via_cookie = session_id_from_scope(scope, settings)
         gate = self.cluster.gate
-        if sid is None or gate is None:
+        if sid is None:
             if settings.rate_limit_enabled:
                 await self._limited(scope, receive, send, sid)
             else:
@@ -158,7 +154,7 @@ class GateMiddleware:
     async def _cached(self, prefetch: Prefetch) -> bytes | None:
         """The cached bytes when the route would answer them; None: let the route answer."""
         try:
-            data = await self.state.sessions.accept(prefetch.sid, prefetch.session)
+            data = await self.cluster.links.sessions.accept(prefetch.sid, prefetch.session)
         except Exception:  # let the route meet (and report) the same failure
             return None
         if data is None or not (
@@ -244,7 +240,6 @@ class GateMiddleware:
         limiter = self.cluster.limiter
         if (
             not settings.rate_limit_enabled
-            or limiter is None
             or not settings.operator_token
             or operator_token_ok(settings.operator_token, header(scope, b"authorization"))
         ):

@@ -52,18 +52,12 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def cluster_of(request: Req) -> Cluster:
-    cluster: Cluster = request.app.state.cluster
-    return cluster
-
-
 def _mb(value: int) -> str:
     return f"{value / (1024 * 1024):.1f}MB"
 
 
-def require_operator(request: Req) -> None:
+def require_operator(request: Req, settings: Settings) -> None:
     """404 without OPERATOR_TOKEN configured; 401 without a bearer; 403 for any other bearer."""
-    settings: Settings = request.app.state.settings
     expected = settings.operator_token
     if not expected:
         raise NotFoundError()
@@ -79,9 +73,8 @@ def require_operator(request: Req) -> None:
 
 
 @get("/health", sync_to_thread=False, tags=["load-balancer"])
-def health(request: Req) -> Response[dict[str, Any]]:
+def health(cluster: Cluster) -> Response[dict[str, Any]]:
     """Liveness of this process, for any load balancer (touches no dependency)."""
-    cluster = cluster_of(request)
     body = {
         "success": True,
         "status": "OK",
@@ -92,19 +85,17 @@ def health(request: Req) -> Response[dict[str, Any]]:
 
 
 @get("/alive", sync_to_thread=False, tags=["load-balancer"])
-def alive(request: Req) -> Response[dict[str, Any]]:
+def alive(cluster: Cluster) -> Response[dict[str, Any]]:
     """Liveness probe: the process answers; never touches a dependency."""
-    cluster = cluster_of(request)
     body = {"alive": True, "timestamp": now_iso(), "instanceId": cluster.instance.instance_id}
     return Response(body, headers=NO_CACHE)
 
 
 @get("/ready", tags=["load-balancer"])
-async def ready(request: Req) -> Response[dict[str, Any]]:
+async def ready(cluster: Cluster) -> Response[dict[str, Any]]:
     """Readiness of this instance only (starting, ready, draining); dependencies are reported."""
-    cluster = cluster_of(request)
     instance = cluster.instance
-    dependencies = await cluster.monitor.check(READY_MAX_AGE) if cluster.monitor else {}
+    dependencies = await cluster.links.monitor.check(READY_MAX_AGE)
     body: dict[str, Any] = {
         "ready": instance.ready,
         "timestamp": now_iso(),
@@ -121,22 +112,19 @@ async def ready(request: Req) -> Response[dict[str, Any]]:
 
 
 @get("/metrics", tags=["load-balancer"], media_type="text/plain")
-async def prometheus_metrics(request: Req) -> Response[bytes]:
+async def prometheus_metrics(request: Req, cluster: Cluster) -> Response[bytes]:
     """Prometheus text format for this instance (process collector included)."""
-    cluster = cluster_of(request)
     await cluster.refresh_sessions()
-    if cluster.monitor is not None:
-        await cluster.monitor.check(READY_MAX_AGE)
+    await cluster.links.monitor.check(READY_MAX_AGE)
     encoder, content_type = choose_encoder(request.headers.get("accept", ""))
     return Response(encoder(cluster.metrics.registry), media_type=content_type, headers=NO_CACHE)
 
 
-async def _lb_health(request: Req) -> Response[dict[str, Any]]:
+async def _lb_health(cluster: Cluster) -> Response[dict[str, Any]]:
     """Detailed health of this instance and its dependencies (checked now, 1 s timeouts)."""
     started = time.perf_counter()
-    cluster = cluster_of(request)
     instance = cluster.instance
-    dependencies = await cluster.monitor.check() if cluster.monitor else {}
+    dependencies = await cluster.links.monitor.check()
     rss, total = cluster.resources.rss_bytes(), cluster.resources.total_memory
     body = {
         "status": overall_status(dependencies, instance.draining),
@@ -171,23 +159,21 @@ lb_health = get("/health", tags=["load-balancer"])(_lb_health)
 @get("/metrics", tags=["load-balancer"])
 async def lb_metrics(
     request: Req,
+    cluster: Cluster,
     scope_: str = Parameter(query="scope", default="instance", pattern="^(instance|cluster)$"),
 ) -> Response[dict[str, Any]]:
     """Traffic of this instance (last 60 s), or of every instance (?scope=cluster: operator)."""
     if scope_ == "cluster":
-        require_operator(request)
-    cluster = cluster_of(request)
+        require_operator(request, cluster.settings)
     await cluster.refresh_sessions()
     own = cluster.summary()
     if scope_ == "cluster":
-        records: list[dict[str, Any]] = []
-        if cluster.registry is not None:
-            try:
-                records = await asyncio.wait_for(cluster.registry.instances(), timeout=2.0)
-            except Exception as exc:
-                raise DependencyUnavailableError(
-                    "The instance registry (Redis) is unavailable; ?scope=instance still works"
-                ) from exc
+        try:
+            records = await asyncio.wait_for(cluster.links.registry.instances(), timeout=2.0)
+        except Exception as exc:
+            raise DependencyUnavailableError(
+                "The instance registry (Redis) is unavailable; ?scope=instance still works"
+            ) from exc
         return Response(cluster_summary(own, records), headers=NO_CACHE)
     own.pop("window", None)
     own.pop("state", None)
@@ -195,14 +181,11 @@ async def lb_metrics(
 
 
 @get("/instances", tags=["load-balancer"], opt={"operator": True})
-async def lb_instances(request: Req) -> Response[dict[str, Any]]:
+async def lb_instances(request: Req, cluster: Cluster) -> Response[dict[str, Any]]:
     """Operator: every live instance in the registry, with its address (Bearer OPERATOR_TOKEN)."""
-    require_operator(request)
-    cluster = cluster_of(request)
-    if cluster.registry is None:
-        return Response({"instances": [], "count": 0}, headers=NO_CACHE)
+    require_operator(request, cluster.settings)
     try:
-        records = await asyncio.wait_for(cluster.registry.instances(), timeout=2.0)
+        records = await asyncio.wait_for(cluster.links.registry.instances(), timeout=2.0)
     except Exception as exc:
         raise DependencyUnavailableError("The instance registry (Redis) is unavailable") from exc
     instances = [{k: v for k, v in r.items() if k != "metrics"} for r in records]
@@ -210,10 +193,10 @@ async def lb_instances(request: Req) -> Response[dict[str, Any]]:
 
 
 @get("/config", sync_to_thread=False, tags=["load-balancer"], opt={"operator": True})
-def lb_config(request: Req) -> Response[dict[str, Any]]:
+def lb_config(request: Req, cluster: Cluster) -> Response[dict[str, Any]]:
     """Operator: effective settings of this instance, secrets left out (Bearer OPERATOR_TOKEN)."""
-    require_operator(request)
-    settings: Settings = request.app.state.settings
+    settings = cluster.settings
+    require_operator(request, settings)
     view = {ENV_NAMES.get(k, k): v for k, v in settings.public_view().items()}
     view["REDIS_PASSWORD"] = "(set)" if settings.redis_password else "(unset)"
     view["REDIS_SENTINEL_PASSWORD"] = "(set)" if settings.redis_sentinel_password else "(unset)"
@@ -224,17 +207,16 @@ def lb_config(request: Req) -> Response[dict[str, Any]]:
 
 
 @post("/health-check", status_code=HTTP_200_OK, tags=["load-balancer"], opt={"operator": True})
-async def lb_health_check(request: Req) -> Response[dict[str, Any]]:
+async def lb_health_check(request: Req, cluster: Cluster) -> Response[dict[str, Any]]:
     """Operator: re-check this instance's dependencies now (Bearer OPERATOR_TOKEN)."""
-    require_operator(request)
-    return await _lb_health(request)
+    require_operator(request, cluster.settings)
+    return await _lb_health(cluster)
 
 
 @post("/drain", status_code=HTTP_202_ACCEPTED, tags=["load-balancer"], opt={"operator": True})
-async def lb_drain(request: Req) -> Response[dict[str, Any]]:
+async def lb_drain(request: Req, cluster: Cluster) -> Response[dict[str, Any]]:
     """Operator: turn this instance not-ready without exiting (Bearer OPERATOR_TOKEN)."""
-    require_operator(request)
-    cluster = cluster_of(request)
+    require_operator(request, cluster.settings)
     cluster.begin_drain("operator")
     body = {
         "instanceId": cluster.instance.instance_id,

@@ -218,7 +218,7 @@ def install(app: Litestar, cluster: Cluster) -> None:
     settings = cluster.settings
     # Cached views are read from the routes now: start-up fails here on one the gate
     # could not answer as its route would (haven.cluster.gate.cached_views).
-    gate = GateMiddleware(app.asgi_handler, cluster, app.state, cached_views(app))
+    gate = GateMiddleware(app.asgi_handler, cluster, cached_views(app))
     handler: ASGIApp = ProbeMiddleware(gate, cluster)
     cors = cors_config(settings)
     if cors is not None:
@@ -226,7 +226,6 @@ def install(app: Litestar, cluster: Cluster) -> None:
         handler = CORSMiddleware(handler, cors)
     handler = SecurityHeadersMiddleware(handler, settings)
     app.asgi_handler = RequestContextMiddleware(handler, cluster)
-    app.state.cluster = cluster
 
 
 __all__ = ["RequestContextMiddleware", "install", "is_open_endpoint", "request_id_from"]

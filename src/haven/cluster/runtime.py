@@ -1,11 +1,14 @@
 """The load-balancer layer of one app: state, metrics, dependency monitor, registry, limiter.
 
-`Cluster` is built with the app (the middleware needs it at once) and
-completed in the lifespan, once the Redis client and the engine exist.
-Lifespan order: the app's own lifespan opens the pools first, this one
-starts the heartbeat; at shutdown this one runs first: wait for in-flight
-requests (bounded by SHUTDOWN_TIMEOUT), stop the heartbeat, deregister; then
-the pools close.
+Two parts, by when they can exist. `Cluster` is built with the app (the middleware and
+the metrics need it at once): settings, lifecycle state, resources, metrics. `Links`
+is what needs the Redis client and the engine: the dependency monitor, the registry,
+the rate limiter, the gate and the session store; `Cluster.running` builds it, complete,
+once the app's lifespan has opened the pools, and `Cluster.links` is its one accessor
+(no request arrives before the lifespan has started).
+Order: the app's lifespan opens the pools first, then `running` starts the heartbeat;
+at shutdown `running` ends first: wait for in-flight requests (bounded by
+SHUTDOWN_TIMEOUT), stop the heartbeat, deregister; then the pools close.
 """
 
 from __future__ import annotations
@@ -16,17 +19,21 @@ import socket
 import time
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from litestar import Litestar
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from haven.auth.sessions import SessionStore
 from haven.cluster.deps import DependencyMonitor
 from haven.cluster.gate_script import Gate
 from haven.cluster.metrics import Metrics, instance_summary
 from haven.cluster.registry import Registry, iso
 from haven.cluster.state import InstanceState, ResourceSampler
 from haven.config import Settings
+from haven.store.client import Keys
 from haven.store.ratelimit import RateLimiter
 
 SESSION_COUNT_MAX_AGE = 5.0
@@ -45,21 +52,49 @@ def advertised(settings: Settings) -> str:
     return f"http://{host}:{settings.port}"
 
 
+@dataclass(frozen=True, slots=True)
+class Links:
+    """The parts of the cluster layer that talk to Redis and the database."""
+
+    monitor: DependencyMonitor
+    registry: Registry
+    limiter: RateLimiter
+    gate: Gate
+    sessions: SessionStore
+
+
+class NotStartedError(RuntimeError):
+    """The cluster's links were asked for before the app's lifespan started them."""
+
+
 class Cluster:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.instance = InstanceState(settings.instance_id, settings.version, advertised(settings))
         self.resources = ResourceSampler()
         self.metrics = Metrics(self.instance, self.resources, self._dependencies)
-        self.monitor: DependencyMonitor | None = None
-        self.registry: Registry | None = None
-        self.limiter: RateLimiter | None = None
-        self.gate: Gate | None = None
-        self._app: Litestar | None = None
+        self._links: Links | None = None
         self._sessions_counted_at = 0.0
 
+    @property
+    def links(self) -> Links:
+        """Monitor, registry, limiter, gate and sessions (once `running` has started)."""
+        if self._links is None:
+            raise NotStartedError("the cluster layer is used before the app's lifespan started")
+        return self._links
+
+    # The edge middleware's accessors (haven.cluster.ratelimit).
+    @property
+    def limiter(self) -> RateLimiter:
+        return self.links.limiter
+
+    @property
+    def gate(self) -> Gate:
+        return self.links.gate
+
     def _dependencies(self) -> dict[str, str]:
-        return self.monitor.last if self.monitor is not None else {}
+        # Metrics can be collected before start (an empty dependency section then).
+        return self._links.monitor.last if self._links is not None else {}
 
     # -- what the instance publishes -------------------------------------------------------
 
@@ -85,12 +120,12 @@ class Cluster:
     async def refresh_sessions(self, max_age: float = SESSION_COUNT_MAX_AGE) -> int:
         """The cluster-wide live session count, recounted at most every few seconds."""
         now = time.monotonic()
-        if self._app is None or now - self._sessions_counted_at < max_age:
+        if now - self._sessions_counted_at < max_age:
             return self.metrics.active_sessions
         self._sessions_counted_at = now
         try:
             self.metrics.active_sessions = await asyncio.wait_for(
-                self._app.state.sessions.count(), timeout=1.0
+                self.links.sessions.count(), timeout=1.0
             )
         except Exception as exc:  # Redis down: keep the last count
             log.debug("session_count_failed", error=repr(exc))
@@ -105,26 +140,27 @@ class Cluster:
         return first
 
     @asynccontextmanager
-    async def lifespan(self, app: Litestar) -> AsyncGenerator[None]:
-        self._app = app
-        self.monitor = DependencyMonitor(app.state.redis, app.state.engine)
-        self.limiter = RateLimiter(app.state.redis, app.state.redis_keys, self.settings)
-        self.gate = Gate(
-            app.state.redis,
-            app.state.redis_keys,
-            self.limiter,
-            self.settings.session_ttl,
-            self.settings.session_max_age,
+    async def running(
+        self, redis: Redis, keys: Keys, engine: AsyncEngine, sessions: SessionStore
+    ) -> AsyncGenerator[Links]:
+        """Build the links, register and turn ready; at exit drain, deregister, stop."""
+        limiter = RateLimiter(redis, keys, self.settings)
+        registry = Registry(redis, keys, self.instance.instance_id, self.record)
+        links = self._links = Links(
+            monitor=DependencyMonitor(redis, engine),
+            registry=registry,
+            limiter=limiter,
+            gate=Gate(
+                redis, keys, limiter, self.settings.session_ttl, self.settings.session_max_age
+            ),
+            sessions=sessions,
         )
-        self.registry = Registry(
-            app.state.redis, app.state.redis_keys, self.instance.instance_id, self.record
-        )
-        self.instance.on_change(self.registry.poke)
+        self.instance.on_change(registry.poke)
         self.instance.mark_ready()
-        await self.registry.start()  # registered (if Redis is up) before the first request
+        await registry.start()  # registered (if Redis is up) before the first request
         log.info("instance_ready", address=self.instance.address, version=self.instance.version)
         try:
-            yield
+            yield links
         finally:
             self.instance.begin_drain()
             timeout = self.settings.shutdown_timeout_ms / 1000
@@ -134,5 +170,5 @@ class Cluster:
                 )
             self.instance.mark_stopped()
             with contextlib.suppress(Exception):
-                await self.registry.stop()
+                await registry.stop()
             log.info("instance_stopped", requests_total=self.instance.requests_total)

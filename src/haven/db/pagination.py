@@ -1,8 +1,12 @@
-"""Keyset (cursor) pagination: stable order, no duplicates or gaps, on any instance.
+"""Every list endpoint's one path: `ListQuery`, keyset (cursor) pages of typed rows.
 
-A cursor is an opaque base64url token holding the sort name and the last
-row's (sort value, id). Any instance can continue a listing from it because
-it holds no server state. A token that does not decode is a 422 on `cursor`.
+A list declares its row type (a `typing.NamedTuple` of the table's columns it shows),
+its sort orders, its filters and the text columns `?search=` matches; `ListQuery.page`
+runs the page through a `Reader`. Order is stable and a page never repeats or skips a
+row, on any instance: a cursor is an opaque base64url token holding the sort name and
+the last row's (sort value, id), no server state. A token that does not decode is a 422
+on `cursor`. Search matches anywhere, case-folded, with `%` and `_` taken literally
+(`contains_pattern`, the one LIKE escaping).
 """
 
 from __future__ import annotations
@@ -14,19 +18,18 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 import msgspec
 from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import BindParameter
 
-from haven.db.query import PlainRow
 from haven.db.reader import Reader
 from haven.errors import FieldError, ValidationError
 
 M = TypeVar("M")
+R = TypeVar("R", bound=NamedTuple)
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,44 +153,65 @@ def _next_page(
 Filter = Callable[[BindParameter[Any]], ColumnElement[bool]]
 
 
+LIKE_ESCAPE = "/"
+
+
 def contains_pattern(term: str) -> str:
     """A LIKE pattern matching `term` anywhere, case-folded, with % and _ taken literally.
 
-    Use with `.like(param, escape="/")` on a lower()-ed column.
+    Use with `.like(param, escape=LIKE_ESCAPE)` on a lower()-ed column.
     """
-    escaped = term.strip().lower().replace("/", "//").replace("%", "/%").replace("_", "/_")
+    escaped = (
+        term.strip()
+        .lower()
+        .replace(LIKE_ESCAPE, LIKE_ESCAPE * 2)
+        .replace("%", f"{LIKE_ESCAPE}%")
+        .replace("_", f"{LIKE_ESCAPE}_")
+    )
     return f"%{escaped}%"
 
 
-class ListQuery:
+class ListQuery(Generic[R]):
     """One list endpoint's SELECT, built once per shape and run with bind parameters.
 
     A shape is the sort order, whether a cursor continues the listing, and which
     filters are set. Building a SELECT and computing its cache key costs more than
     running a prepared one, so each shape is built on first use and kept; a request
     only supplies values (organization, filters, cursor position, limit). The rows are
-    the model table's columns as named tuples, read through a `Reader`.
+    `row` tuples: the model table's columns named by `row`'s fields, in that order.
     """
 
     def __init__(
         self,
         model: type[Any],
+        row: type[R],
         sorts: dict[str, SortKey],
         default_sort: str,
         *,
         search: tuple[Any, ...] = (),
         filters: dict[str, Filter] | None = None,
+        computed: dict[str, Any] | None = None,
     ) -> None:
         """`search`: the text columns `?search=` matches (anywhere, case-folded, any of them);
-        `filters`: name -> the condition it adds, given its bind parameter."""
+        `filters`: name -> the condition it adds, given its bind parameter; `computed`:
+        row fields that are no column of the table -> the expression that gives them."""
         self._table = model.__table__
+        computed = computed or {}
+        self._columns = tuple(
+            computed[name].label(name) if name in computed else self._table.c[name]
+            for name in row._fields  # KeyError: a field that is no column
+        )
+        self._row = row
         self._id = model.id
+        missing = {key.column.key for key in sorts.values()} - set(row._fields)
+        if "id" not in row._fields or missing:
+            raise ValueError(f"{row} needs the id and sort columns ({missing or 'id'})")
         self.sorts = sorts
         self.default_sort = default_sort
         self._filters = dict(filters or {})
         if search:
             self._filters["search"] = lambda term: or_(
-                *(func.lower(column).like(term, escape="/") for column in search)
+                *(func.lower(column).like(term, escape=LIKE_ESCAPE) for column in search)
             )
         self._built: dict[tuple[str, bool, tuple[str, ...]], Select[Any]] = {}
 
@@ -197,7 +221,7 @@ class ListQuery:
         if stmt is None:
             key = self.sorts[sort_name]
             table = self._table
-            stmt = select(*table.columns).where(
+            stmt = select(*self._columns).where(
                 table.c.organization_id == bindparam("organization_id")
             )
             for name in filters:
@@ -219,7 +243,7 @@ class ListQuery:
         sort: str | None,
         search: str | None = None,
         **filters: Any,
-    ) -> Page[PlainRow]:
+    ) -> Page[R]:
         """One page; `filters` left None are not applied, nor an empty `search`."""
         if search:
             filters["search"] = contains_pattern(search)
@@ -229,28 +253,6 @@ class ListQuery:
         params.update((name, filters[name]) for name in active)
         if cursor:
             params["after_value"], params["after_id"] = _decode(cursor, sort_name, key)
-        rows = await reader.rows(self.statement(sort_name, bool(cursor), active), params)
+        rows = await reader.rows(self.statement(sort_name, bool(cursor), active), params, self._row)
         column = key.column.key
         return _next_page(rows, limit, sort_name, lambda row: getattr(row, column))
-
-
-async def paginate(
-    session: AsyncSession,
-    stmt: Select[M],
-    *,
-    id_column: InstrumentedAttribute[Any],
-    sort_name: str,
-    key: SortKey,
-    limit: int,
-    cursor: str | None,
-    value_of: Callable[[M], Any] | None = None,
-) -> Page[M]:
-    """Run `stmt` (a model's rows) ordered by (key, id), starting after `cursor`: one page
-    of ORM objects, for lists that load related rows (see `ListQuery` for plain ones)."""
-    if cursor:
-        value, last_id = _decode(cursor, sort_name, key)
-        stmt = stmt.where(_after(key, id_column, value, last_id))
-    result = await session.execute(stmt.order_by(*_order(key, id_column)).limit(limit + 1))
-    rows: list[Any] = list(result.scalars().unique())
-    column = key.column.key
-    return _next_page(rows, limit, sort_name, value_of or (lambda row: getattr(row, column)))

@@ -3,40 +3,19 @@
 from __future__ import annotations
 
 import uuid
-from collections import namedtuple
-from functools import lru_cache
-from typing import Any, TypeAlias, TypeVar
+from typing import Any, TypeVar
 
-from sqlalchemy import Result, Select, select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.errors import NotFoundError, VersionMismatchError
 
 M = TypeVar("M")
 
-# A named tuple from `plain_rows`: a table's (or a select's) columns by name, read-only.
-PlainRow: TypeAlias = Any
-
 
 def scoped(model: type[M], organization_id: uuid.UUID) -> Select[M]:
     """SELECT model rows of one organization; the only way routes list owned rows."""
     return select(model).where(model.organization_id == organization_id)  # type: ignore[attr-defined]
-
-
-@lru_cache(maxsize=256)
-def row_type(keys: tuple[str, ...]) -> Any:
-    """The named tuple type for rows with these column names."""
-    return namedtuple("Row", keys, rename=True)
-
-
-def plain_rows(result: Result[Any]) -> list[PlainRow]:
-    """A result's rows as named tuples with the same attribute names.
-
-    SQLAlchemy's Row resolves `row.name` through its key map on every access (about ten
-    times the cost of a tuple index); a list page reads a dozen attributes of 50 rows.
-    """
-    make = row_type(tuple(result.keys()))._make
-    return [make(row) for row in result]
 
 
 async def get_owned(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Response, get
 from litestar.params import Parameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
+from haven.config import Settings
 from haven.errors import FieldError, ValidationError
 from haven.events import service
 from haven.events.schemas import EventOut, FeedPage
@@ -52,7 +53,7 @@ class EventsController(Controller):
     @get("/", opt=roles(*MANAGERS))
     async def feed(
         self,
-        request: Request[Any, Any, Any],
+        settings: Settings,
         db: AsyncSession,
         principal: Principal,
         after: Annotated[
@@ -80,7 +81,7 @@ class EventsController(Controller):
             after=int(after) if after is not None else None,
             types=parse_types(types),
             limit=limit,
-            retention_days=request.app.state.settings.event_retention_days,
+            retention_days=settings.event_retention_days,
         )
         body = FeedPage(
             items=[event_out(e) for e in feed.items],

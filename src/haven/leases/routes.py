@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haven.auth.principal import MANAGERS, Principal, roles
 from haven.billing import service as billing
 from haven.db.query import check_version
+from haven.db.reader import Reader
 from haven.leases import service, terms
 from haven.leases.schemas import (
     EscalationOut,
@@ -29,13 +30,16 @@ from haven.leases.schemas import (
     RentChangeOut,
     TerminateIn,
 )
+from haven.leases.service import LeaseRow
 from haven.models import Lease, RecurringCharge, RentChange
 from haven.organizations.service import get_organization, today_in
 from haven.schemas import ListOf
 from haven.web import NO_STORE, ListParams, with_etag
 
 
-def lease_out(lease: Lease, tenant_ids: list[uuid.UUID], property_id: uuid.UUID) -> LeaseOut:
+def lease_out(
+    lease: Lease | LeaseRow, tenant_ids: list[uuid.UUID], property_id: uuid.UUID
+) -> LeaseOut:
     fee = None
     if lease.late_fee_kind is not None and lease.late_fee_amount is not None:
         fee = LateFeeOut(kind=lease.late_fee_kind, amount=lease.late_fee_amount)
@@ -82,7 +86,7 @@ class LeasesController(Controller):
     @get("/")
     async def list_leases(
         self,
-        db: AsyncSession,
+        reader: Reader,
         principal: Principal,
         page: ListParams,
         status: LeaseStatus | None = None,
@@ -92,7 +96,7 @@ class LeasesController(Controller):
     ) -> Response[ListOf[LeaseOut]]:
         """Leases; filter by status, unitId, tenantId, propertyId; sort `createdAt`, `startDate`."""
         result = await service.list_leases(
-            db,
+            reader,
             principal.organization_id,
             limit=page.limit,
             cursor=page.cursor,
@@ -102,9 +106,8 @@ class LeasesController(Controller):
             tenant_id=tenant_id,
             property_id=property_id,
         )
-        tenants = await service.tenants_of(db, [lease.id for lease in result.items])
-        props = await service.properties_of(db, [lease.unit_id for lease in result.items])
-        items = [lease_out(x, tenants[x.id], props[x.unit_id]) for x in result.items]
+        tenants = await service.tenants_of_listed(reader, result.items)
+        items = [lease_out(x, tenants[x.id], x.property_id) for x in result.items]
         return Response(ListOf(items, result.next_cursor), headers=NO_STORE)
 
     @post("/", status_code=HTTP_201_CREATED, opt=roles(*MANAGERS))

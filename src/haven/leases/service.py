@@ -5,15 +5,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
+from typing import NamedTuple
 
 from msgspec import UNSET
-from sqlalchemy import ColumnElement, and_, delete, exists, or_, select
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.billing.schedule import escalations
-from haven.db.pagination import Page, paginate, resolve_sort, sort_keys
+from haven.db.pagination import ListQuery, Page, sort_keys
 from haven.db.query import get_owned, scoped
+from haven.db.reader import Reader
 from haven.errors import ConflictError, FieldError, LeaseOverlapError, ValidationError
 from haven.leases.schemas import LateFee, LeaseIn, LeasePatch
 from haven.ledger.service import post_deposit_charge
@@ -402,8 +404,65 @@ async def end_expired(session: AsyncSession, organization_id: uuid.UUID | None, 
     return len(leases)
 
 
+class LeaseRow(NamedTuple):
+    """A lease as its list shows it (a row of `leases`)."""
+
+    id: uuid.UUID
+    unit_id: uuid.UUID
+    property_id: uuid.UUID  # the unit's, read in the same statement
+    status: str
+    start_date: date
+    end_date: date | None
+    rent: int
+    deposit: int
+    due_day: int
+    grace_days: int
+    late_fee_kind: str | None
+    late_fee_amount: int | None
+    activated_at: datetime | None
+    terminated_on: date | None
+    charge_deposit: bool
+    escalation_basis_points: int | None
+    escalation_every_months: int | None
+    renews_id: uuid.UUID | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class _TenantLink(NamedTuple):
+    lease_id: uuid.UUID
+    tenant_id: uuid.UUID
+
+
+LIST = ListQuery(
+    Lease,
+    LeaseRow,
+    SORTS,
+    default_sort="createdAt",
+    filters={
+        "status": lambda value: Lease.status == value,
+        "unit_id": lambda value: Lease.unit_id == value,
+        "tenant_id": lambda value: exists().where(
+            LeaseTenant.lease_id == Lease.id, LeaseTenant.tenant_id == value
+        ),
+        "property_id": lambda value: Lease.unit_id.in_(
+            select(Unit.id).where(Unit.property_id == value)
+        ),
+    },
+    computed={
+        "property_id": select(Unit.property_id).where(Unit.id == Lease.unit_id).scalar_subquery()
+    },
+)
+TENANTS_OF = (
+    select(LeaseTenant.lease_id, LeaseTenant.tenant_id)
+    .where(LeaseTenant.lease_id.in_(bindparam("ids", expanding=True)))
+    .order_by(LeaseTenant.lease_id, LeaseTenant.position)
+)
+
+
 async def list_leases(
-    session: AsyncSession,
+    reader: Reader,
     organization_id: uuid.UUID,
     *,
     limit: int,
@@ -413,22 +472,30 @@ async def list_leases(
     unit_id: uuid.UUID | None,
     tenant_id: uuid.UUID | None,
     property_id: uuid.UUID | None,
-) -> Page[Lease]:
-    sort_name, key = resolve_sort(SORTS, sort, "createdAt")
-    stmt = scoped(Lease, organization_id)
-    if status:
-        stmt = stmt.where(Lease.status == status)
-    if unit_id is not None:
-        stmt = stmt.where(Lease.unit_id == unit_id)
-    if tenant_id is not None:
-        stmt = stmt.where(
-            exists().where(LeaseTenant.lease_id == Lease.id, LeaseTenant.tenant_id == tenant_id)
-        )
-    if property_id is not None:
-        stmt = stmt.where(Lease.unit_id.in_(select(Unit.id).where(Unit.property_id == property_id)))
-    return await paginate(
-        session, stmt, id_column=Lease.id, sort_name=sort_name, key=key, limit=limit, cursor=cursor
+) -> Page[LeaseRow]:
+    return await LIST.page(
+        reader,
+        organization_id,
+        limit=limit,
+        cursor=cursor,
+        sort=sort,
+        status=status or None,
+        unit_id=unit_id,
+        tenant_id=tenant_id,
+        property_id=property_id,
     )
+
+
+async def tenants_of_listed(
+    reader: Reader, leases: Sequence[LeaseRow]
+) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """The tenants of each listed lease, in their order on the lease, in one query."""
+    tenants: dict[uuid.UUID, list[uuid.UUID]] = {lease.id: [] for lease in leases}
+    if not leases:
+        return tenants
+    for link in await reader.rows(TENANTS_OF, {"ids": list(tenants)}, _TenantLink):
+        tenants[link.lease_id].append(link.tenant_id)
+    return tenants
 
 
 async def rents_in_force(

@@ -2,19 +2,53 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haven.db.query import PlainRow
 from haven.db.reader import Reader
 from haven.ledger.aging import Line
 from haven.models import Lease, LedgerEntry, Organization
 
 
-def line_of(entry: LedgerEntry | PlainRow) -> Line:
+class EntryRow(NamedTuple):
+    """A ledger entry as the ledger view shows it (a row of `ledger_entries`)."""
+
+    id: uuid.UUID
+    type: str
+    kind: str | None
+    amount: int
+    date: dt.date
+    description: str | None
+    reference: str | None
+    reverses_id: uuid.UUID | None
+    created_at: dt.datetime
+
+
+class LedgerRow(NamedTuple):
+    """One row of `LEDGER`: the organization's currency and timezone, then an entry's
+    columns (all None for a lease without entries: the entries are outer-joined)."""
+
+    org_currency: str
+    org_timezone: str
+    id: uuid.UUID | None
+    type: str | None
+    kind: str | None
+    amount: int | None
+    date: dt.date | None
+    description: str | None
+    reference: str | None
+    reverses_id: uuid.UUID | None
+    created_at: dt.datetime | None
+
+    def entry(self) -> EntryRow | None:
+        return None if self.id is None else EntryRow._make(self[2:])
+
+
+def line_of(entry: LedgerEntry | EntryRow) -> Line:
     return Line(
         id=entry.id,
         type=entry.type,
@@ -32,7 +66,7 @@ def _ledger_statement() -> Select[Any]:
         select(
             Organization.currency.label("org_currency"),
             Organization.timezone.label("org_timezone"),
-            *entry.columns,
+            *(entry.c[name] for name in EntryRow._fields),
         )
         .select_from(Lease)
         .join(Organization, Organization.id == Lease.organization_id)
@@ -48,14 +82,14 @@ LEDGER = _ledger_statement()
 
 async def ledger_rows(
     reader: Reader, organization_id: uuid.UUID, lease_id: uuid.UUID
-) -> list[PlainRow]:
+) -> list[LedgerRow]:
     """A lease's entries in posting order, each with its organization's currency and timezone.
 
     One statement (the lease, its organization and its entries joined): no rows means no
     such lease in this organization; a lease without entries gives one row whose entry
     columns are all NULL.
     """
-    return await reader.rows(LEDGER, {"lease_id": lease_id, "org_id": organization_id})
+    return await reader.rows(LEDGER, {"lease_id": lease_id, "org_id": organization_id}, LedgerRow)
 
 
 async def lines_by_lease(

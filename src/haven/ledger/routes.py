@@ -12,11 +12,11 @@ from litestar.status_codes import HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
-from haven.db.query import PlainRow
 from haven.db.reader import Reader
 from haven.errors import FieldError, MalformedRequestError, ValidationError
 from haven.leases import service as leases
 from haven.ledger import service
+from haven.ledger.repository import EntryRow
 from haven.ledger.schemas import (
     AgingOut,
     ChargeIn,
@@ -35,7 +35,7 @@ from haven.web import NO_STORE, csv_response, wants_csv
 CREATED_HEADERS = NO_STORE
 
 
-def entry_out(entry: LedgerEntry | PlainRow, balance_after: int) -> EntryOut:
+def entry_out(entry: LedgerEntry | EntryRow, balance_after: int) -> EntryOut:
     return EntryOut(
         id=entry.id,
         type=entry.type,

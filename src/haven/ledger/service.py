@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.clock import today_in_zone
-from haven.db.query import PlainRow, get_owned
+from haven.db.query import get_owned
 from haven.db.reader import Reader
 from haven.errors import ConflictError, FieldError, NotFoundError, ValidationError
 from haven.ledger import repository
@@ -37,7 +37,7 @@ class LedgerView:
     currency: str
     summary: Summary
     deposit_held: int
-    entries: list[tuple[PlainRow, int]]  # (entry, balanceAfter)
+    entries: list[tuple[repository.EntryRow, int]]  # (entry, balanceAfter)
 
 
 async def view(reader: Reader, organization_id: uuid.UUID, lease_id: uuid.UUID) -> LedgerView:
@@ -45,7 +45,7 @@ async def view(reader: Reader, organization_id: uuid.UUID, lease_id: uuid.UUID) 
     rows = await repository.ledger_rows(reader, organization_id, lease_id)
     if not rows:
         raise NotFoundError(f"No lease with id {lease_id}")
-    entries = [row for row in rows if row.id is not None]
+    entries = [entry for row in rows if (entry := row.entry()) is not None]
     by_id = {e.id: e for e in entries}
     lines = ordered(repository.line_of(e) for e in entries)
     after = running_balances(lines)

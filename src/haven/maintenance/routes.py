@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, STAFF, Principal, roles
 from haven.db.query import check_version
+from haven.db.reader import Reader
 from haven.maintenance import service
 from haven.maintenance.schemas import (
     CommentIn,
@@ -23,12 +24,13 @@ from haven.maintenance.schemas import (
     Status,
     TransitionIn,
 )
+from haven.maintenance.service import CommentRow, MaintenanceRow
 from haven.models import MaintenanceComment, MaintenanceRequest
 from haven.schemas import ListOf
 from haven.web import NO_STORE, ListParams, with_etag
 
 
-def request_out(r: MaintenanceRequest) -> MaintenanceOut:
+def request_out(r: MaintenanceRequest | MaintenanceRow) -> MaintenanceOut:
     return MaintenanceOut(
         id=r.id,
         property_id=r.property_id,
@@ -47,7 +49,7 @@ def request_out(r: MaintenanceRequest) -> MaintenanceOut:
     )
 
 
-def comment_out(c: MaintenanceComment, names: dict[uuid.UUID, str]) -> CommentOut:
+def comment_out(c: MaintenanceComment | CommentRow, names: dict[uuid.UUID, str]) -> CommentOut:
     return CommentOut(
         id=c.id,
         request_id=c.request_id,
@@ -65,7 +67,7 @@ class MaintenanceController(Controller):
     @get("/")
     async def list_requests(
         self,
-        db: AsyncSession,
+        reader: Reader,
         principal: Principal,
         page: ListParams,
         status: Status | None = None,
@@ -76,7 +78,7 @@ class MaintenanceController(Controller):
     ) -> Response[ListOf[MaintenanceOut]]:
         """Maintenance requests, newest first; sort by `createdAt`, `updatedAt` or `title`."""
         result = await service.list_requests(
-            db,
+            reader,
             principal.organization_id,
             limit=page.limit,
             cursor=page.cursor,
@@ -160,12 +162,17 @@ class MaintenanceController(Controller):
 
     @get("/{request_id:uuid}/comments")
     async def list_comments(
-        self, db: AsyncSession, principal: Principal, request_id: uuid.UUID, page: ListParams
+        self,
+        db: AsyncSession,
+        reader: Reader,
+        principal: Principal,
+        request_id: uuid.UUID,
+        page: ListParams,
     ) -> Response[ListOf[CommentOut]]:
         """Comments on a request, oldest first (`sort=-createdAt` for newest first)."""
         row = await service.get(db, principal.organization_id, request_id)
         result = await service.list_comments(
-            db, row, limit=page.limit, cursor=page.cursor, sort=page.sort
+            reader, row, limit=page.limit, cursor=page.cursor, sort=page.sort
         )
         names = await service.user_names(db, [c.author_id for c in result.items])
         body = ListOf([comment_out(c, names) for c in result.items], result.next_cursor)

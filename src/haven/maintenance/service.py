@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 
 from msgspec import UNSET
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haven.db.pagination import Page, paginate, resolve_sort, sort_keys
+from haven.db.pagination import ListQuery, Page, sort_keys
 from haven.db.query import get_owned, scoped
+from haven.db.reader import Reader
 from haven.errors import FieldError, InvalidTransitionError, ValidationError
 from haven.maintenance.schemas import CommentIn, MaintenanceIn, MaintenancePatch
 from haven.models import MaintenanceComment, MaintenanceRequest, Membership, Property, Unit, User
@@ -34,6 +36,58 @@ SORTS = sort_keys(
     }
 )
 COMMENT_SORTS = sort_keys({"createdAt": (MaintenanceComment.created_at, datetime)})
+
+
+class MaintenanceRow(NamedTuple):
+    """A maintenance request as its list shows it (a row of `maintenance_requests`)."""
+
+    id: uuid.UUID
+    property_id: uuid.UUID
+    unit_id: uuid.UUID | None
+    title: str
+    description: str | None
+    priority: str
+    status: str
+    assignee_id: uuid.UUID | None
+    created_by_id: uuid.UUID | None
+    cost_estimate: int | None
+    cost_actual: int | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class CommentRow(NamedTuple):
+    """A comment as its list shows it (a row of `maintenance_comments`)."""
+
+    id: uuid.UUID
+    request_id: uuid.UUID
+    author_id: uuid.UUID | None
+    body: str
+    created_at: datetime
+
+
+LIST = ListQuery(
+    MaintenanceRequest,
+    MaintenanceRow,
+    SORTS,
+    default_sort="-createdAt",
+    search=(MaintenanceRequest.title, MaintenanceRequest.description),
+    filters={
+        "status": lambda value: MaintenanceRequest.status == value,
+        "priority": lambda value: MaintenanceRequest.priority == value,
+        "property_id": lambda value: MaintenanceRequest.property_id == value,
+        "unit_id": lambda value: MaintenanceRequest.unit_id == value,
+        "assignee_id": lambda value: MaintenanceRequest.assignee_id == value,
+    },
+)
+COMMENTS = ListQuery(
+    MaintenanceComment,
+    CommentRow,
+    COMMENT_SORTS,
+    default_sort="createdAt",
+    filters={"request_id": lambda value: MaintenanceComment.request_id == value},
+)
 
 
 def _invalid(field: str, message: str) -> ValidationError:
@@ -160,7 +214,7 @@ async def transition(session: AsyncSession, row: MaintenanceRequest, to: str) ->
 
 
 async def list_requests(
-    session: AsyncSession,
+    reader: Reader,
     organization_id: uuid.UUID,
     *,
     limit: int,
@@ -172,35 +226,19 @@ async def list_requests(
     property_id: uuid.UUID | None = None,
     unit_id: uuid.UUID | None = None,
     assignee_id: uuid.UUID | None = None,
-) -> Page[MaintenanceRequest]:
-    sort_name, key = resolve_sort(SORTS, sort, "-createdAt")
-    stmt = scoped(MaintenanceRequest, organization_id)
-    if status:
-        stmt = stmt.where(MaintenanceRequest.status == status)
-    if priority:
-        stmt = stmt.where(MaintenanceRequest.priority == priority)
-    if property_id is not None:
-        stmt = stmt.where(MaintenanceRequest.property_id == property_id)
-    if unit_id is not None:
-        stmt = stmt.where(MaintenanceRequest.unit_id == unit_id)
-    if assignee_id is not None:
-        stmt = stmt.where(MaintenanceRequest.assignee_id == assignee_id)
-    if search:
-        term = search.strip().lower()
-        stmt = stmt.where(
-            or_(
-                func.lower(MaintenanceRequest.title).contains(term, autoescape=True),
-                func.lower(MaintenanceRequest.description).contains(term, autoescape=True),
-            )
-        )
-    return await paginate(
-        session,
-        stmt,
-        id_column=MaintenanceRequest.id,
-        sort_name=sort_name,
-        key=key,
+) -> Page[MaintenanceRow]:
+    return await LIST.page(
+        reader,
+        organization_id,
         limit=limit,
         cursor=cursor,
+        sort=sort,
+        search=search,
+        status=status or None,
+        priority=priority or None,
+        property_id=property_id,
+        unit_id=unit_id,
+        assignee_id=assignee_id,
     )
 
 
@@ -219,25 +257,15 @@ async def add_comment(
 
 
 async def list_comments(
-    session: AsyncSession,
+    reader: Reader,
     row: MaintenanceRequest,
     *,
     limit: int,
     cursor: str | None,
     sort: str | None,
-) -> Page[MaintenanceComment]:
-    sort_name, key = resolve_sort(COMMENT_SORTS, sort, "createdAt")
-    stmt = scoped(MaintenanceComment, row.organization_id).where(
-        MaintenanceComment.request_id == row.id
-    )
-    return await paginate(
-        session,
-        stmt,
-        id_column=MaintenanceComment.id,
-        sort_name=sort_name,
-        key=key,
-        limit=limit,
-        cursor=cursor,
+) -> Page[CommentRow]:
+    return await COMMENTS.page(
+        reader, row.organization_id, limit=limit, cursor=cursor, sort=sort, request_id=row.id
     )
 
 

@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
-from litestar.datastructures import State
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from msgspec import UNSET
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -26,6 +25,7 @@ from haven.organizations.schemas import (
     PasswordResetIn,
 )
 from haven.schemas import ListOf
+from haven.services import Services
 from haven.uow import after_commit
 from haven.web import NO_STORE, with_etag
 
@@ -110,7 +110,7 @@ class MembersController(Controller):
     async def update(
         self,
         request: Request[Any, Any, Any],
-        state: State,
+        services: Services,
         db: AsyncSession,
         principal: Principal,
         member_id: uuid.UUID,
@@ -127,13 +127,13 @@ class MembersController(Controller):
         check_version(row[0], request.headers.get("if-match"))
         row = await service.update_member(db, principal.organization_id, row, data)
         # Published whatever changed: the mirror's compare-and-set ignores a stale value.
-        await publish(db, state, principal, row, password_changed=data.password is not UNSET)
+        await publish(db, services, principal, row, password_changed=data.password is not UNSET)
         return with_etag(request, member_out(row), row[0].version)
 
     @post("/{member_id:uuid}/password", status_code=HTTP_204_NO_CONTENT)
     async def reset_password(
         self,
-        state: State,
+        services: Services,
         db: AsyncSession,
         principal: Principal,
         member_id: uuid.UUID,
@@ -144,11 +144,11 @@ class MembersController(Controller):
             raise ConflictError("Change your own password with POST /api/v1/auth/password")
         row = await service.get_member(db, principal.organization_id, member_id)
         row = await service.reset_password(db, row, data.new_password)
-        await publish(db, state, principal, row, password_changed=True)
+        await publish(db, services, principal, row, password_changed=True)
 
     @delete("/{member_id:uuid}", status_code=HTTP_204_NO_CONTENT)
     async def remove(
-        self, state: State, db: AsyncSession, principal: Principal, member_id: uuid.UUID
+        self, services: Services, db: AsyncSession, principal: Principal, member_id: uuid.UUID
     ) -> None:
         """Remove a member; their sessions end at once on every instance."""
         if member_id == principal.user_id:
@@ -156,13 +156,13 @@ class MembersController(Controller):
         row = await service.get_member(db, principal.organization_id, member_id)
         await service.remove_member(db, principal.organization_id, row)
         after_commit(
-            db, await authz.propagate(state, str(member_id), authz.REMOVED, end_sessions=True)
+            db, await authz.propagate(services, str(member_id), authz.REMOVED, end_sessions=True)
         )
 
 
 async def publish(
     db: AsyncSession,
-    state: State,
+    services: Services,
     principal: Principal,
     row: service.MemberRow,
     *,
@@ -172,7 +172,7 @@ async def publish(
     their sessions (all of them, or all but the caller's own when they changed their own)."""
     user, membership = row
     publish_after = await authz.propagate(
-        state,
+        services,
         str(user.id),
         authz.Authz(user.credential_epoch, membership.version, membership.role),
         end_sessions=password_changed,

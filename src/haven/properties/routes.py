@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
-from haven.db.query import PlainRow, check_version
+from haven.db.query import check_version
 from haven.db.reader import Reader
 from haven.models import Property
 from haven.properties import service
@@ -22,11 +22,12 @@ from haven.properties.schemas import (
     PropertyPatch,
     PropertyType,
 )
+from haven.properties.service import PropertyRow
 from haven.schemas import ListOf
 from haven.web import NO_STORE, ListParams, with_etag
 
 
-def property_out(p: Property | PlainRow) -> PropertyOut:
+def property_out(p: Property | PropertyRow) -> PropertyOut:
     """The body of a property, from its model or from a plain row of its table."""
     return PropertyOut(
         id=p.id,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import NamedTuple
 
 from msgspec import UNSET
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.db.pagination import ListQuery, Page, sort_keys
-from haven.db.query import PlainRow, get_owned
+from haven.db.query import get_owned
 from haven.db.reader import Reader
 from haven.models import Property
 from haven.properties.schemas import Address, PropertyIn, PropertyPatch
@@ -65,8 +66,28 @@ async def delete(session: AsyncSession, prop: Property) -> None:
     await session.flush()
 
 
+class PropertyRow(NamedTuple):
+    """A property as its list shows it (a row of `properties`)."""
+
+    id: uuid.UUID
+    name: str
+    type: str
+    address_line1: str
+    address_line2: str | None
+    city: str
+    region: str | None
+    postal_code: str | None
+    country: str
+    year_built: int | None
+    unit_count: int
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
 LIST = ListQuery(
     Property,
+    PropertyRow,
     sort_keys({"name": (Property.name, str), "createdAt": (Property.created_at, datetime)}),
     default_sort="name",
     search=(Property.name, Property.city, Property.address_line1),
@@ -83,7 +104,7 @@ async def list_properties(
     sort: str | None,
     search: str | None,
     type_: str | None,
-) -> Page[PlainRow]:
+) -> Page[PropertyRow]:
     return await LIST.page(
         reader,
         organization_id,

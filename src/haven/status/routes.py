@@ -9,11 +9,11 @@ configured the page answers 404, like every operator endpoint.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Response, get
 from litestar.static_files import create_static_files_router
 
+from haven.config import Settings
 from haven.errors import NotFoundError
 
 STATIC = Path(__file__).parent / "static"
@@ -21,9 +21,9 @@ _PAGE = (STATIC / "status.html").read_bytes()
 
 
 @get("/status", include_in_schema=False, sync_to_thread=False)
-def status_page(request: Request[Any, Any, Any]) -> Response[bytes]:
+def status_page(settings: Settings) -> Response[bytes]:
     """The live cluster status page (operators)."""
-    if not request.app.state.settings.operator_token:
+    if not settings.operator_token:
         raise NotFoundError("The status page is off: OPERATOR_TOKEN is not configured")
     return Response(
         _PAGE,

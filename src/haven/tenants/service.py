@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import NamedTuple
 
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.db.pagination import ListQuery, Page, sort_keys
-from haven.db.query import PlainRow, get_owned
+from haven.db.query import get_owned
 from haven.db.reader import Reader
 from haven.models import Tenant
 from haven.tenants.schemas import TenantIn, TenantPatch
@@ -53,8 +54,23 @@ async def delete(session: AsyncSession, tenant: Tenant) -> None:
     await session.flush()
 
 
+class TenantRow(NamedTuple):
+    """A tenant as its list shows it (a row of `tenants`)."""
+
+    id: uuid.UUID
+    first_name: str
+    last_name: str
+    email: str | None
+    phone: str | None
+    notes: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
 LIST = ListQuery(
     Tenant,
+    TenantRow,
     sort_keys({"lastName": (Tenant.last_name, str), "createdAt": (Tenant.created_at, datetime)}),
     default_sort="lastName",
     search=(Tenant.first_name, Tenant.last_name, Tenant.email),
@@ -69,7 +85,7 @@ async def list_tenants(
     cursor: str | None,
     sort: str | None,
     search: str | None,
-) -> Page[PlainRow]:
+) -> Page[TenantRow]:
     return await LIST.page(
         reader,
         organization_id,

@@ -11,19 +11,20 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
-from haven.db.query import PlainRow, check_version
+from haven.db.query import check_version
 from haven.db.reader import Reader
 from haven.models import Unit
 from haven.properties import service as properties
 from haven.schemas import ListOf
 from haven.units import service
 from haven.units.schemas import UnitIn, UnitOut, UnitPatch
+from haven.units.service import UnitRow
 from haven.web import NO_STORE, ListParams, with_etag
 
 UnitStatus = Literal["vacant", "occupied", "unavailable"]
 
 
-def unit_out(u: Unit | PlainRow) -> UnitOut:
+def unit_out(u: Unit | UnitRow) -> UnitOut:
     return UnitOut(
         id=u.id,
         property_id=u.property_id,

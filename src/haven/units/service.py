@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from decimal import Decimal
+from typing import NamedTuple
 
 from msgspec import UNSET
 from sqlalchemy import select, update
@@ -13,7 +15,7 @@ from sqlalchemy.orm.util import identity_key
 
 from haven.db.base import utcnow
 from haven.db.pagination import ListQuery, Page, sort_keys
-from haven.db.query import PlainRow, get_owned
+from haven.db.query import get_owned
 from haven.db.reader import Reader
 from haven.errors import ConflictError, FieldError
 from haven.models import Property, Unit
@@ -126,8 +128,25 @@ async def delete(session: AsyncSession, unit: Unit) -> None:
     await _bump_unit_count(session, property_id, -1)
 
 
+class UnitRow(NamedTuple):
+    """A unit as its list shows it (a row of `units`)."""
+
+    id: uuid.UUID
+    property_id: uuid.UUID
+    label: str
+    bedrooms: int
+    bathrooms: Decimal
+    area_sqft: int | None
+    market_rent: int
+    status: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
 LIST = ListQuery(
     Unit,
+    UnitRow,
     sort_keys(
         {
             "label": (Unit.label, str),
@@ -154,7 +173,7 @@ async def list_units(
     cursor: str | None,
     sort: str | None,
     search: str | None,
-) -> Page[PlainRow]:
+) -> Page[UnitRow]:
     return await LIST.page(
         reader,
         organization_id,

@@ -21,11 +21,11 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 from litestar import Request
-from litestar.datastructures import State
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import Principal
+from haven.services import Services
 from haven.store.idempotency import API_PREFIX, KEPT_HEADERS, KEY_HEADER
 from haven.uow.actor import ANONYMOUS, Actor
 from haven.uow.tx import Answer, IdempotencyRequest, RequestTx
@@ -41,8 +41,8 @@ def actor_of(principal: Principal) -> Actor:
     return Actor.user(principal.user_id, principal.organization_id)
 
 
-async def _read_session(state: State) -> AsyncGenerator[AsyncSession]:
-    async with state.sessionmaker(bind=state.read_engine) as session:
+async def _read_session(services: Services) -> AsyncGenerator[AsyncSession]:
+    async with services.sessionmaker(bind=services.read_engine) as session:
         try:
             yield session
         finally:
@@ -50,18 +50,18 @@ async def _read_session(state: State) -> AsyncGenerator[AsyncSession]:
 
 
 async def _write_session(
-    request: Request[Any, Any, Any], state: State, actor: Actor
+    request: Request[Any, Any, Any], services: Services, actor: Actor
 ) -> AsyncGenerator[AsyncSession]:
     key = request.headers.get(KEY_HEADER)
     idempotent = None
     if key is not None and request.method == "POST" and request.url.path.startswith(API_PREFIX):
         idempotent = IdempotencyRequest(key, request.method, request.url.path, await request.body())
     tx = await RequestTx.open(
-        state.sessionmaker(bind=state.write_engine),
-        state.redis,
-        state.redis_keys,
+        services.sessionmaker(bind=services.write_engine),
+        services.redis,
+        services.redis_keys,
         actor,
-        instance_id=state.settings.instance_id,
+        instance_id=services.settings.instance_id,
         request_id=request.scope.get("state", {}).get("request_id"),
         idempotent=idempotent,
     )
@@ -74,22 +74,22 @@ async def _write_session(
 
 
 async def provide_db(
-    request: Request[Any, Any, Any], state: State, principal: Principal
+    request: Request[Any, Any, Any], services: Services, principal: Principal
 ) -> AsyncGenerator[AsyncSession]:
     """The request's session: read-only for safe methods, a unit of work otherwise."""
     if request.method in SAFE_METHODS:
-        async for session in _read_session(state):
+        async for session in _read_session(services):
             yield session
         return
-    async for session in _write_session(request, state, actor_of(principal)):
+    async for session in _write_session(request, services, actor_of(principal)):
         yield session
 
 
 async def provide_anonymous_db(
-    request: Request[Any, Any, Any], state: State
+    request: Request[Any, Any, Any], services: Services
 ) -> AsyncGenerator[AsyncSession]:
     """The unit of work of a write nobody is signed in for (sign-up, sign-in)."""
-    async for session in _write_session(request, state, ANONYMOUS):
+    async for session in _write_session(request, services, ANONYMOUS):
         yield session
 
 

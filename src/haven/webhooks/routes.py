@@ -15,7 +15,9 @@ from litestar.status_codes import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
+from haven.config import Settings
 from haven.db.query import check_version
+from haven.db.reader import Reader
 from haven.models import WebhookDelivery, WebhookSubscription
 from haven.schemas import ListOf
 from haven.web import NO_STORE, ListParams, with_etag
@@ -30,11 +32,12 @@ from haven.webhooks.schemas import (
     WebhookOut,
     WebhookPatch,
 )
+from haven.webhooks.service import DeliveryRow, SubscriptionRow
 
 _MANAGE = roles(*MANAGERS)
 
 
-def _fields(s: WebhookSubscription) -> dict[str, Any]:
+def _fields(s: WebhookSubscription | SubscriptionRow) -> dict[str, Any]:
     return {
         "id": s.id,
         "url": s.url,
@@ -54,11 +57,11 @@ def _fields(s: WebhookSubscription) -> dict[str, Any]:
     }
 
 
-def webhook_out(s: WebhookSubscription) -> WebhookOut:
+def webhook_out(s: WebhookSubscription | SubscriptionRow) -> WebhookOut:
     return WebhookOut(**_fields(s))
 
 
-def delivery_out(d: WebhookDelivery) -> DeliveryOut:
+def delivery_out(d: WebhookDelivery | DeliveryRow) -> DeliveryOut:
     return DeliveryOut(
         id=d.id,
         event_id=d.event_id,
@@ -75,10 +78,6 @@ def delivery_out(d: WebhookDelivery) -> DeliveryOut:
     )
 
 
-def _allow_private(request: Request[Any, Any, Any]) -> bool:
-    return bool(request.app.state.settings.webhook_allow_private)
-
-
 class WebhooksController(Controller):
     path = "/webhooks"
     tags = ["webhooks"]
@@ -87,24 +86,25 @@ class WebhooksController(Controller):
     async def create(
         self,
         request: Request[Any, Any, Any],
+        settings: Settings,
         db: AsyncSession,
         principal: Principal,
         data: WebhookIn,
     ) -> Response[WebhookCreated]:
         """Subscribe a URL to events; the signing secret is in this answer only."""
         sub = await service.create(
-            db, principal.organization_id, data, allow_private=_allow_private(request)
+            db, principal.organization_id, data, allow_private=settings.webhook_allow_private
         )
         body = WebhookCreated(**_fields(sub), secret=sub.secret)
         return with_etag(request, body, sub.version, HTTP_201_CREATED)
 
     @get("/", opt=_MANAGE)
     async def list_webhooks(
-        self, db: AsyncSession, principal: Principal, page: ListParams
+        self, reader: Reader, principal: Principal, page: ListParams
     ) -> Response[ListOf[WebhookOut]]:
         """The organization's webhook subscriptions, oldest first, with their delivery state."""
         result = await service.list_subscriptions(
-            db, principal.organization_id, limit=page.limit, cursor=page.cursor
+            reader, principal.organization_id, limit=page.limit, cursor=page.cursor
         )
         body = ListOf([webhook_out(s) for s in result.items], result.next_cursor)
         return Response(body, headers=NO_STORE)
@@ -125,6 +125,7 @@ class WebhooksController(Controller):
     async def update(
         self,
         request: Request[Any, Any, Any],
+        settings: Settings,
         db: AsyncSession,
         principal: Principal,
         webhook_id: uuid.UUID,
@@ -133,7 +134,7 @@ class WebhooksController(Controller):
         """Change the URL, types or description, or pause and resume delivery."""
         if data.url is not None:
             # Resolved before the transaction's first statement: no lock waits on DNS.
-            await service.check_url(data.url, allow_private=_allow_private(request))
+            await service.check_url(data.url, allow_private=settings.webhook_allow_private)
         sub = await service.get(db, principal.organization_id, webhook_id)
         check_version(sub, request.headers.get("if-match"))
         sub = await service.update(db, sub, data)
@@ -156,6 +157,7 @@ class WebhooksController(Controller):
     async def rotate(
         self,
         request: Request[Any, Any, Any],
+        settings: Settings,
         db: AsyncSession,
         principal: Principal,
         webhook_id: uuid.UUID,
@@ -163,7 +165,7 @@ class WebhooksController(Controller):
     ) -> Response[RotatedSecret]:
         """A new signing secret; the previous one also signs until the overlap ends."""
         sub = await service.get(db, principal.organization_id, webhook_id)
-        overlap = request.app.state.settings.webhook_rotation_overlap_s
+        overlap = settings.webhook_rotation_overlap_s
         if data is not None and data.overlap_seconds is not None:
             overlap = data.overlap_seconds
         sub = await service.rotate(db, sub, overlap)
@@ -174,11 +176,16 @@ class WebhooksController(Controller):
 
     @get("/{webhook_id:uuid}/deliveries", opt=_MANAGE)
     async def deliveries(
-        self, db: AsyncSession, principal: Principal, webhook_id: uuid.UUID, page: ListParams
+        self,
+        db: AsyncSession,
+        reader: Reader,
+        principal: Principal,
+        webhook_id: uuid.UUID,
+        page: ListParams,
     ) -> Response[ListOf[DeliveryOut]]:
         """The subscription's delivery log, newest first: status code or error of each attempt."""
         sub = await service.get(db, principal.organization_id, webhook_id)
-        result = await service.list_deliveries(db, sub, limit=page.limit, cursor=page.cursor)
+        result = await service.list_deliveries(reader, sub, limit=page.limit, cursor=page.cursor)
         body = ListOf([delivery_out(d) for d in result.items], result.next_cursor)
         return Response(body, headers=NO_STORE)
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from sqlalchemy import delete as sa_delete
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.db.base import utcnow
-from haven.db.pagination import Page, paginate, resolve_sort, sort_keys
-from haven.db.query import get_owned, scoped
+from haven.db.pagination import ListQuery, Page, sort_keys
+from haven.db.query import get_owned
+from haven.db.reader import Reader
 from haven.errors import FieldError, NotFoundError, ValidationError
 from haven.events.service import counter
 from haven.models import Event, WebhookDelivery, WebhookSubscription
@@ -21,6 +23,53 @@ from haven.webhooks.schemas import WebhookIn, WebhookPatch
 
 SORTS = sort_keys({"createdAt": (WebhookSubscription.created_at, datetime)})
 DELIVERY_SORTS = sort_keys({"at": (WebhookDelivery.at, datetime)})
+
+
+class SubscriptionRow(NamedTuple):
+    """A subscription as its list shows it (no secrets: they are not read)."""
+
+    id: uuid.UUID
+    url: str
+    types: list[str] | None
+    description: str | None
+    status: str
+    delivered_position: int
+    attempts: int
+    next_attempt_at: datetime
+    failing_since: datetime | None
+    last_error: str | None
+    previous_secret_expires_at: datetime | None
+    rotated_at: datetime | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeliveryRow(NamedTuple):
+    """A delivery attempt as the log shows it (a row of `webhook_deliveries`)."""
+
+    id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    event_position: int
+    status: str
+    attempt: int
+    redelivery: bool
+    response_status: int | None
+    error: str | None
+    duration_ms: int | None
+    instance_id: str | None
+    at: datetime
+
+
+LIST = ListQuery(WebhookSubscription, SubscriptionRow, SORTS, default_sort="createdAt")
+DELIVERIES = ListQuery(
+    WebhookDelivery,
+    DeliveryRow,
+    DELIVERY_SORTS,
+    default_sort="-at",
+    filters={"subscription_id": lambda value: WebhookDelivery.subscription_id == value},
+)
 
 
 def _check_types(types: list[str]) -> list[str]:
@@ -64,18 +113,9 @@ async def create(
 
 
 async def list_subscriptions(
-    session: AsyncSession, organization_id: uuid.UUID, *, limit: int, cursor: str | None
-) -> Page[WebhookSubscription]:
-    sort_name, key = resolve_sort(SORTS, None, "createdAt")
-    return await paginate(
-        session,
-        scoped(WebhookSubscription, organization_id),
-        id_column=WebhookSubscription.id,
-        sort_name=sort_name,
-        key=key,
-        limit=limit,
-        cursor=cursor,
-    )
+    reader: Reader, organization_id: uuid.UUID, *, limit: int, cursor: str | None
+) -> Page[SubscriptionRow]:
+    return await LIST.page(reader, organization_id, limit=limit, cursor=cursor, sort=None)
 
 
 async def get(
@@ -126,25 +166,20 @@ async def delete(session: AsyncSession, sub: WebhookSubscription) -> None:
 
 
 async def list_deliveries(
-    session: AsyncSession,
+    reader: Reader,
     sub: WebhookSubscription,
     *,
     limit: int,
     cursor: str | None,
-) -> Page[WebhookDelivery]:
+) -> Page[DeliveryRow]:
     """The subscription's delivery attempts, newest first."""
-    sort_name, key = resolve_sort(DELIVERY_SORTS, None, "-at")
-    stmt = scoped(WebhookDelivery, sub.organization_id).where(
-        WebhookDelivery.subscription_id == sub.id
-    )
-    return await paginate(
-        session,
-        stmt,
-        id_column=WebhookDelivery.id,
-        sort_name=sort_name,
-        key=key,
+    return await DELIVERIES.page(
+        reader,
+        sub.organization_id,
         limit=limit,
         cursor=cursor,
+        sort=None,
+        subscription_id=sub.id,
     )
 
 

@@ -10,6 +10,7 @@ import pytest
 from litestar.testing import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from haven.services import services_of
 from support import assert_problem, register
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -207,7 +208,7 @@ def test_config_shows_effective_settings_without_secrets(
     assert body["OPERATOR_TOKEN"] == "(set)"
     assert body["SECRET_KEY"] == "(set)"
     text = response.text
-    settings = client.app.state.settings
+    settings = services_of(client.app).settings
     assert settings.secret_key not in text
     assert token not in text
     assert "hunter2-password" not in text

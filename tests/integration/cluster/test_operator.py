@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from litestar.testing import TestClient
 
+from haven.services import services_of
 from support import assert_problem, register
 from support_lb import poll
 
@@ -138,7 +139,7 @@ def test_this_instances_own_health_and_metrics_stay_open_and_name_no_address(
     app_factory: Callable[..., TestClient[Any]],
 ) -> None:
     client = app_factory(operator_token=TOKEN, instance_id="open-1")
-    settings = client.app.state.settings
+    settings = services_of(client.app).settings
     for path in ("/api/v1/load-balancer/health", "/api/v1/load-balancer/metrics"):
         response = client.get(path)
         assert response.status_code == 200, path

@@ -12,6 +12,7 @@ from typing import Any
 import redis
 from litestar.testing import TestClient
 
+from haven.services import services_of
 from haven.store.embedded import EmbeddedValkey
 from support import Account, add_member, assert_problem, register
 from support_maintenance import audit_events
@@ -273,7 +274,7 @@ def test_a_reader_publishing_an_older_state_late_cannot_undo_a_change(
             f"/api/v1/members/{member.user_id}", headers=owner.headers, json={"role": "viewer"}
         )
         assert demoted.status_code == 200
-        sessions = client_b.app.state.sessions
+        sessions = services_of(client_b.app).sessions
         client_b.blocking_portal.call(sessions.publish_authz, member.user_id, before.decode())
         assert r.get(mirror).endswith(b":viewer")
         assert_problem(_write(client_b, member), 403, "forbidden")

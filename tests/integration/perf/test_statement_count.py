@@ -16,6 +16,7 @@ import pytest
 from litestar.testing import TestClient
 from sqlalchemy import event
 
+from haven.services import services_of
 from support import Account
 from support_leases import active_lease, charge, pay
 
@@ -37,7 +38,7 @@ def captured(client: TestClient[Any]) -> Iterator[list[tuple[str, Any]]]:
         if statement.strip().upper() != "SELECT 1":
             statements.append((statement, parameters))
 
-    engine = client.app.state.engine.sync_engine
+    engine = services_of(client.app).engine.sync_engine
     event.listen(engine, "before_cursor_execute", record)
     try:
         yield statements

@@ -19,7 +19,6 @@ import uuid
 from dataclasses import dataclass
 
 import structlog
-from litestar.datastructures import State
 from sqlalchemy import select, update
 
 from haven.auth import authz
@@ -29,6 +28,7 @@ from haven.db.base import utcnow
 from haven.errors import NotSignedInError, RateLimitedError
 from haven.models import ApiKey
 from haven.models.organization import ROLES
+from haven.services import Services
 from haven.store.ratelimit import Limit
 
 log = structlog.get_logger("haven.apikeys")
@@ -66,20 +66,20 @@ def record_of(row: ApiKey, now: float) -> KeyRecord | None:
     )
 
 
-async def _load(state: State, digest: str, now: float) -> KeyRecord | None:
-    async with state.sessionmaker(bind=state.read_engine) as db:
+async def _load(services: Services, digest: str, now: float) -> KeyRecord | None:
+    async with services.sessionmaker(bind=services.read_engine) as db:
         row = (await db.execute(select(ApiKey).where(ApiKey.key_hash == digest))).scalar()
     record = record_of(row, now) if row is not None else None
     ttl = RECORD_TTL
     if record is not None and record.exp:
         ttl = min(ttl, int(record.exp - now) + 1)
-    await state.api_keys.publish(digest, record, ttl)
+    await services.api_keys.publish(digest, record, ttl)
     return record
 
 
-async def _touch(state: State, key_id: uuid.UUID) -> None:
+async def _touch(services: Services, key_id: uuid.UUID) -> None:
     try:
-        async with state.sessionmaker(bind=state.write_engine) as db:
+        async with services.sessionmaker(bind=services.write_engine) as db:
             await db.execute(
                 update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow())
             )
@@ -102,17 +102,17 @@ def _refused(detail: str) -> NotSignedInError:
     return NotSignedInError(detail)
 
 
-async def resolve(state: State, key: str) -> KeyIdentity:
+async def resolve(services: Services, key: str) -> KeyIdentity:
     """The identity behind `key`, or 401 (unknown, malformed, revoked, expired, creator
     gone) / 429 (over RATE_LIMIT_PER_KEY). Never logs the key."""
     if not keys.well_formed(key):
         raise _refused("This API key is not valid")
     digest = keys.digest(key)
-    settings = state.settings
+    settings = services.settings
     limits: list[Limit] = []
     if settings.rate_limit_enabled:
         limits.append(Limit("apikey", digest[:32], settings.rate_limit_per_key))
-    check = await state.api_keys.check(digest, limits, settings.rate_limit_window * 1000)
+    check = await services.api_keys.check(digest, limits, settings.rate_limit_window * 1000)
     decision = check.decision
     if decision is not None and not decision.allowed:
         headers = {k.decode(): v.decode() for k, v in decision.headers()}
@@ -127,9 +127,9 @@ async def resolve(state: State, key: str) -> KeyIdentity:
     claimed = check.claimed
     mirror = check.authz
     if found is None:
-        found = await _load(state, digest, now)
+        found = await _load(services, digest, now)
         if found is not None:
-            claimed = await state.api_keys.claim_use(digest)
+            claimed = await services.api_keys.claim_use(digest)
             mirror = None  # read below from the database (and re-published)
     if found is None or found == REVOKED or not isinstance(found, KeyRecord):
         raise _refused("This API key has been revoked, has expired, or does not exist")
@@ -141,13 +141,13 @@ async def resolve(state: State, key: str) -> KeyIdentity:
         raise _refused("This API key is not valid") from None
     creator = authz.parse(mirror)
     if creator is None:
-        creator = await authz.load(state, creator_id, org_id)
+        creator = await authz.load(services, creator_id, org_id)
     if not isinstance(creator, authz.Authz):
         raise _refused("The member who created this API key has left the organization")
     if found.role not in ROLES:
         raise _refused("This API key is not valid")
     if claimed:
-        task = asyncio.get_running_loop().create_task(_touch(state, key_id))
+        task = asyncio.get_running_loop().create_task(_touch(services, key_id))
         _PENDING.add(task)
         task.add_done_callback(_PENDING.discard)
     return KeyIdentity(key_id, creator_id, org_id, lower_role(found.role, creator.role))

@@ -1,0 +1,124 @@
+"""The asyncpg fast path of `haven.db.reader.Reader`: the one place that compiles a SELECT
+once and sends its SQL straight to the driver.
+
+Why it exists (bench/PROFILE.md, "One list path"): on the properties page SQLAlchemy's
+per-execution work (cursor adaptation, result metadata, row objects) costs about 60 %
+more CPU than sending the compiled SQL with asyncpg's `fetch()`.
+
+What it relies on, all from SQLAlchemy's compiled statement: the SQL string,
+`positiontup` (the order of the positional parameters), `construct_params` and each
+bind's `bind_processor`. Statements with parameters rendered at execution time
+(an expanding `IN`) are left to SQLAlchemy (`FastPath.prepared` answers None). The
+engine's `before_cursor_execute` listeners are called with the SQL and its arguments,
+so the statement counter (haven_db_statements_total) and the statement-count tests see
+every statement. tests/integration/db/test_fastpath.py checks both paths give the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from haven.errors import DependencyUnavailableError
+
+if TYPE_CHECKING:
+    from haven.db.reader import AnySelect
+
+_PREPARED_LIMIT = 512  # statements are built once per shape; this only bounds misuse
+
+
+def usable(engine: AsyncEngine) -> bool:
+    """asyncpg, and not behind PgBouncer in transaction mode.
+
+    There DATABASE_URL carries prepared_statement_cache_size=0 (docs/troubleshooting.md):
+    the driver's own cached prepared statements would not survive a change of server
+    connection, so reads keep SQLAlchemy's execution path, which honours that setting.
+    """
+    return (
+        engine.dialect.driver == "asyncpg"
+        and engine.url.query.get("prepared_statement_cache_size") != "0"
+    )
+
+
+class Prepared:
+    """One SELECT compiled for asyncpg: its SQL and how to order its parameters."""
+
+    __slots__ = ("_binds", "_compiled", "_processors", "sql")
+
+    def __init__(self, statement: AnySelect, engine: AsyncEngine) -> None:
+        dialect = engine.dialect
+        compiled = statement.compile(dialect=dialect)
+        self._compiled = compiled
+        self.sql = compiled.string
+        self._binds: Sequence[str] = compiled.positiontup or ()
+        self._processors: dict[str, Callable[[Any], Any]] = {}
+        for name in self._binds:
+            processor = compiled.binds[name].type.bind_processor(dialect)
+            if processor is not None:
+                self._processors[name] = processor
+
+    def arguments(self, params: Mapping[str, Any]) -> list[Any]:
+        values = self._compiled.construct_params(dict(params))
+        processors = self._processors
+        return [
+            processors[name](values[name]) if name in processors else values[name]
+            for name in self._binds
+        ]
+
+
+def _broken(exc: BaseException) -> bool:
+    """Whether the driver's connection is unusable, whatever the statement was."""
+    if isinstance(exc, asyncpg.InternalClientError | asyncpg.PostgresConnectionError | OSError):
+        return True
+    text = str(exc)
+    return "closed" in text or "in progress" in text
+
+
+class FastPath:
+    __slots__ = ("_engine", "_prepared")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        # A SELECT hashes by identity: list shapes and view statements are built once.
+        self._prepared: dict[AnySelect, Prepared | None] = {}
+
+    def prepared(self, statement: AnySelect) -> Prepared | None:
+        """The statement compiled once, or None when it must go through SQLAlchemy."""
+        try:
+            return self._prepared[statement]
+        except KeyError:
+            pass
+        if len(self._prepared) >= _PREPARED_LIMIT:
+            self._prepared.clear()
+        expanding = any(bind.expanding for bind in statement.compile().binds.values())
+        prepared = None if expanding else Prepared(statement, self._engine)
+        self._prepared[statement] = prepared
+        return prepared
+
+    async def fetch(
+        self, connection: AsyncConnection, prepared: Prepared, params: Mapping[str, Any]
+    ) -> list[Any]:
+        """The statement's records (tuples of the driver's values) on `connection`."""
+        arguments = prepared.arguments(params)
+        raw = await connection.get_raw_connection()
+        self._engine.sync_engine.dispatch.before_cursor_execute(
+            connection.sync_connection, None, prepared.sql, arguments, None, False
+        )
+        try:
+            records: list[Any] = await raw.driver_connection.fetch(prepared.sql, *arguments)  # type: ignore[union-attr]
+        except (
+            asyncpg.InternalClientError,
+            asyncpg.InterfaceError,
+            asyncpg.PostgresConnectionError,
+            OSError,
+        ) as exc:
+            if not _broken(exc):
+                raise  # a wrong statement or argument is a bug: a 500, logged
+            # The connection broke mid-use (the server restarted or went away, leaving the
+            # driver mid-operation): it must not go back to the pool for the next request.
+            await connection.invalidate(exc)
+            raise DependencyUnavailableError("The database is unavailable; retry shortly") from exc
+        return records
