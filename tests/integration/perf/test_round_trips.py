@@ -17,6 +17,7 @@ import redis
 from litestar.testing import TestClient
 from sqlalchemy import event
 
+from haven.services import services_of
 from haven.store.embedded import EmbeddedValkey
 from haven.store.ratelimit import hashed
 from support import PROPERTY, Account, register
@@ -149,7 +150,7 @@ def _post_costs(
         if statement.strip().upper() != "SELECT 1" and verb != "BEGIN":
             statements.append(verb)
 
-    engine = client.app.state.engine.sync_engine
+    engine = services_of(client.app).engine.sync_engine
     event.listen(engine, "before_cursor_execute", record)
     try:
         with monitored(valkey) as commands:
