@@ -21,8 +21,12 @@ run: $(STAMP)
 
 ## Lint, then the whole suite (PostgreSQL too when HAVEN_TEST_DATABASE_URL is set).
 ## The multi-host testbed has its own target (it needs root and network namespaces).
+## TEST_WORKERS processes share the suite, a test file per worker at a time (default 2;
+## TEST_WORKERS=0 runs it in this process).
+TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest --ignore=tests/multihost --ignore=tests/contract $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --ignore=tests/multihost --ignore=tests/contract \
+		$(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup) $(PYTEST_ARGS)
 
 ## Five failure scenarios across hosts in network namespaces (root; see docs/reliability.md).
 ## HAVEN_MULTIHOST_REPORT=docs/reliability.md rewrites that file's Multi-host table.

@@ -29,6 +29,15 @@ from support import Account, register
 PG_ENV = "HAVEN_TEST_DATABASE_URL"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under `make test` (pytest-xdist, --dist loadgroup) a test file runs on one worker, so
+    its module-scoped fixtures (a cluster, an app) are built once; a file that binds fixed
+    ports names its own group to share a worker with the others that do."""
+    for item in items:
+        if item.get_closest_marker("xdist_group") is None:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
 @pytest.fixture(scope="session")
 def valkey() -> Iterator[EmbeddedValkey]:
     server = EmbeddedValkey().start()

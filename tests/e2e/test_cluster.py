@@ -23,7 +23,8 @@ from haven.devcluster.render import (
 )
 from support_cluster import clean_env, consecutive_free_ports, haven_cmd, port_open, spawn, wait_for
 
-pytestmark = pytest.mark.slow
+# Fixed ports (127.0.0.1:18080...): never beside the other file that binds them.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("fixed-ports")]
 
 UPSTREAMS = parse_upstreams("127.0.0.1:4001,127.0.0.1:4002,127.0.0.1:4003")
 

@@ -21,6 +21,10 @@ from haven.devcluster.tls import make_dev_certificates
 from support import unique_email
 from support_cluster import clean_env, consecutive_free_ports, haven_cmd, spawn, wait_for
 
+# Fixed ports (127.0.0.1:18080...): never beside the other file that binds them.
+pytestmark = pytest.mark.xdist_group("fixed-ports")
+
+
 HSTS = "max-age=31536000"
 
 
