@@ -22,6 +22,7 @@ from typing import Any
 
 from litestar import Request
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.utils.scope.state import ScopeState
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import Principal
@@ -122,14 +123,22 @@ def write_boundary(app: ASGIApp) -> ASGIApp:
             held.append(message)
 
         try:
-            await app(scope, receive, hold)
-            tx: RequestTx | None = scope.get("state", {}).get(TX_KEY)
-            if tx is not None:
-                await tx.finish(_answer(held))
-        finally:
-            tx = scope.get("state", {}).pop(TX_KEY, None)
-            if tx is not None:
-                await tx.close()
+            try:
+                await app(scope, receive, hold)
+                tx: RequestTx | None = scope.get("state", {}).get(TX_KEY)
+                if tx is not None:
+                    await tx.finish(_answer(held))
+            finally:
+                tx = scope.get("state", {}).pop(TX_KEY, None)
+                if tx is not None:
+                    await tx.close()
+        except BaseException:
+            # Nothing held has left, whatever Litestar's inner error layer noted when the
+            # handler's answer reached `hold`: clear that note so the app's error handler
+            # answers the failed commit (409, or 503 for a lost database connection) instead
+            # of giving up with a 500 "after the response started".
+            ScopeState.from_scope(scope).response_started = False
+            raise
         for message in held:
             await send(message)
 
