@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
 from haven.billing import service as billing
-from haven.db.query import check_version
 from haven.db.reader import Reader
 from haven.leases import service, terms
 from haven.leases.schemas import (
@@ -34,7 +33,7 @@ from haven.leases.service import LeaseRow
 from haven.models import Lease, RecurringCharge, RentChange
 from haven.organizations.service import get_organization
 from haven.schemas import ListOf
-from haven.web import NO_STORE, ListParams, with_etag
+from haven.web import NO_STORE, ListParams, check_version, with_etag
 
 
 def lease_out(
