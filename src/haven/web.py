@@ -13,14 +13,32 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from haven.config import Settings
-from haven.db.pagination import MAX_CURSOR
-from haven.db.query import etag_for
-from haven.errors import FieldError, MalformedRequestError, ValidationError
+from haven.errors import FieldError, MalformedRequestError, ValidationError, VersionMismatchError
+from haven.limits import MAX_CURSOR
 
 T = TypeVar("T")
 
 # Lower case, as Litestar keys the router-level Cache-Control: one header, not two.
 NO_STORE = {"cache-control": "private, no-store"}
+
+
+def etag_for(version: int) -> str:
+    """A row's ETag: its version, quoted (a strong validator)."""
+    return f'"{version}"'
+
+
+def check_version(row: Any, if_match: str | None) -> None:
+    """Compare an If-Match header with the row's version; 412 when it is stale."""
+    if if_match is None:
+        return
+    tags = [t.strip() for t in if_match.split(",")]
+    if "*" in tags:
+        return
+    current = etag_for(row.version)
+    if not any(t.removeprefix("W/") == current for t in tags):
+        raise VersionMismatchError(
+            f"If-Match {if_match} does not match the current version {current}"
+        )
 
 
 def with_etag(

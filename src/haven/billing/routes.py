@@ -10,7 +10,7 @@ from haven.auth.principal import MANAGERS, Principal, roles
 from haven.billing import service
 from haven.billing.schemas import BillingRunIn, BillingRunOut, PlannedChargeOut
 from haven.errors import BillingInProgressError
-from haven.organizations.service import get_organization, today_in
+from haven.organizations.service import get_organization
 from haven.services import Services
 from haven.store import locks
 from haven.uow import at_end
@@ -61,8 +61,7 @@ class BillingController(Controller):
         adjustments follow docs/billing.md.
         """
         org = await get_organization(db, principal.organization_id)
-        today = today_in(org)
-        on = data.date or today
+        on = service.run_date(org, data.date)
         key = services.redis_keys.lock(f"billing:{principal.organization_id}:{on.isoformat()}")
         token = await locks.acquire_waiting(services.redis, key, LOCK_TTL_MS, LOCK_WAIT_S)
         if token is None:
@@ -71,7 +70,5 @@ class BillingController(Controller):
         # Held until the run's transaction has committed or rolled back, so the next run
         # (on any instance) sees every charge this one posted.
         at_end(db, lambda: locks.let_go(services.redis, key, token, refresher))
-        result = await service.run(
-            db, principal.organization_id, on, dry_run=data.dry_run, today=today
-        )
+        result = await service.run_for(db, org, on, dry_run=data.dry_run)
         return Response(result_out(result), headers=NO_STORE)

@@ -33,8 +33,9 @@ from haven.billing import schedule
 from haven.billing.schedule import Due, Recurring, RentChange, Terms
 from haven.leases import service as leases
 from haven.ledger.aging import Line, summarize
-from haven.models import Lease, LedgerEntry, RecurringCharge
+from haven.models import Lease, LedgerEntry, Organization, RecurringCharge
 from haven.models import RentChange as RentChangeRow
+from haven.organizations.service import today_in
 from haven.uow import emit, mark_changed
 
 BASIS_POINTS = 10_000
@@ -310,13 +311,28 @@ async def post_planned(session: AsyncSession, charges: Sequence[PlannedCharge]) 
             await _post(session, charge)
 
 
-async def reconcile(session: AsyncSession, lease: Lease, on: date) -> list[PlannedCharge]:
-    """Post the adjustments one lease's posted charges need after its terms changed."""
+async def reconcile(session: AsyncSession, org: Organization, lease: Lease) -> list[PlannedCharge]:
+    """Post the adjustments one lease's posted charges need after its terms changed.
+
+    Counted as of today where the organization is.
+    """
     terms = await terms_of(session, [lease])
     books = await _ledgers(session, [lease.id])
-    adjustments = _adjustments(lease, terms[lease.id], books[lease.id], on)
+    adjustments = _adjustments(lease, terms[lease.id], books[lease.id], today_in(org))
     await post_planned(session, adjustments)
     return adjustments
+
+
+def run_date(org: Organization, requested: date | None) -> date:
+    """The date a run from the API bills for: the one asked for, or the organization's today."""
+    return requested or today_in(org)
+
+
+async def run_for(
+    session: AsyncSession, org: Organization, on: date, *, dry_run: bool
+) -> BillingResult:
+    """A run from the API: leases move along as of today where the organization is."""
+    return await run(session, org.id, on, dry_run=dry_run, today=today_in(org))
 
 
 async def run(
@@ -328,6 +344,9 @@ async def run(
     today: date | None = None,
 ) -> BillingResult:
     """Plan and (unless dry_run) post the charges; the caller commits.
+
+    Jobs call this with explicit dates: a billing run is for a given day, and the
+    scheduler catches up day by day, each day its own `today` (see `run_for` for the API).
 
     Before planning, a real run moves leases along as of min(on, today): expired ones
     end, and renewals whose predecessor has ended and whose start has come activate.

@@ -27,6 +27,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from haven.db.reader import Reader
 from haven.errors import FieldError, ValidationError
+from haven.limits import MAX_CURSOR
 
 M = TypeVar("M")
 R = TypeVar("R", bound=NamedTuple)
@@ -76,9 +77,6 @@ def _encode(sort_name: str, value: Any, row_id: uuid.UUID) -> str:
 
 
 _INT64 = 2**63
-# The longest cursor a list issues: a 200-character name of 4-byte characters is ~1150
-# base64 characters with its sort name and id; anything longer was never issued.
-MAX_CURSOR = 2048
 _CURSOR_TEXT = re.compile(r"^[^\x00-\x1f\x7f]{0,1000}$")
 
 

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haven.errors import NotFoundError, VersionMismatchError
+from haven.errors import NotFoundError
 
 M = TypeVar("M")
 
@@ -37,21 +37,3 @@ async def get_owned(
     if row is None:
         raise NotFoundError(f"No {model.__name__.lower()} with id {row_id}")
     return row
-
-
-def check_version(row: Any, if_match: str | None) -> None:
-    """Compare an If-Match header with the row's version; 412 when it is stale."""
-    if if_match is None:
-        return
-    tags = [t.strip() for t in if_match.split(",")]
-    if "*" in tags:
-        return
-    current = etag_for(row.version)
-    if not any(t.removeprefix("W/") == current for t in tags):
-        raise VersionMismatchError(
-            f"If-Match {if_match} does not match the current version {current}"
-        )
-
-
-def etag_for(version: int) -> str:
-    return f'"{version}"'

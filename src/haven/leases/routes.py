@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
 from haven.billing import service as billing
-from haven.db.query import check_version
 from haven.db.reader import Reader
 from haven.leases import service, terms
 from haven.leases.schemas import (
@@ -32,9 +31,9 @@ from haven.leases.schemas import (
 )
 from haven.leases.service import LeaseRow
 from haven.models import Lease, RecurringCharge, RentChange
-from haven.organizations.service import get_organization, today_in
+from haven.organizations.service import get_organization
 from haven.schemas import ListOf
-from haven.web import NO_STORE, ListParams, with_etag
+from haven.web import NO_STORE, ListParams, check_version, with_etag
 
 
 def lease_out(
@@ -145,7 +144,7 @@ class LeasesController(Controller):
         lease = await service.update(db, lease, data)
         if lease.status == "active":  # an earlier end credits the months billed past it
             org = await get_organization(db, principal.organization_id)
-            await billing.reconcile(db, lease, today_in(org))
+            await billing.reconcile(db, org, lease)
         return with_etag(request, await render(db, lease), lease.version)
 
     @post("/{lease_id:uuid}/activate", status_code=HTTP_200_OK, opt=roles(*MANAGERS))
@@ -174,7 +173,7 @@ class LeasesController(Controller):
         lease = await service.get(db, principal.organization_id, lease_id)
         lease = await service.terminate(db, lease, data.date)
         org = await get_organization(db, principal.organization_id)
-        await billing.reconcile(db, lease, today_in(org))
+        await billing.reconcile(db, org, lease)
         return with_etag(request, await render(db, lease), lease.version)
 
     @post("/{lease_id:uuid}/renew", status_code=HTTP_201_CREATED, opt=roles(*MANAGERS))
@@ -209,7 +208,7 @@ class LeasesController(Controller):
         change = await terms.add_rent_change(db, lease, data)
         if lease.status == "active":
             org = await get_organization(db, principal.organization_id)
-            await billing.reconcile(db, lease, today_in(org))
+            await billing.reconcile(db, org, lease)
         return Response(rent_change_out(change), status_code=HTTP_201_CREATED, headers=NO_STORE)
 
     @delete(
@@ -223,9 +222,9 @@ class LeasesController(Controller):
         """Delete a rent change that is not yet in force (409 for one already in force)."""
         lease = await service.get(db, principal.organization_id, lease_id, for_update=True)
         org = await get_organization(db, principal.organization_id)
-        await terms.remove_rent_change(db, lease, change_id, today_in(org))
+        await terms.remove_rent_change(db, org, lease, change_id)
         if lease.status == "active":  # this month may already be billed with the change in it
-            await billing.reconcile(db, lease, today_in(org))
+            await billing.reconcile(db, org, lease)
 
     @get("/{lease_id:uuid}/recurring-charges")
     async def list_recurring_charges(
@@ -262,7 +261,7 @@ class LeasesController(Controller):
         charge = await terms.end_recurring_charge(db, lease, charge, data)
         if lease.status == "active":
             org = await get_organization(db, principal.organization_id)
-            await billing.reconcile(db, lease, today_in(org))
+            await billing.reconcile(db, org, lease)
         return with_etag(request, recurring_out(charge), charge.version)
 
     @delete(

@@ -24,7 +24,8 @@ from haven.errors import (
 )
 from haven.leases import service
 from haven.leases.schemas import RecurringChargeIn, RecurringChargePatch, RenewIn, RentChangeIn
-from haven.models import Lease, LedgerEntry, RecurringCharge, RentChange
+from haven.models import Lease, LedgerEntry, Organization, RecurringCharge, RentChange
+from haven.organizations.service import today_in
 
 CHANGEABLE = ("draft", "active")
 
@@ -74,14 +75,14 @@ async def add_rent_change(session: AsyncSession, lease: Lease, data: RentChangeI
 
 
 async def remove_rent_change(
-    session: AsyncSession, lease: Lease, change_id: uuid.UUID, today: date
+    session: AsyncSession, org: Organization, lease: Lease, change_id: uuid.UUID
 ) -> None:
-    """Delete a future rent change (one already in force is history: 409)."""
+    """Delete a future rent change (one in force today where the organization is: 409)."""
     change = await get_owned(session, RentChange, lease.organization_id, change_id)
     if change.lease_id != lease.id:
         raise NotFoundError(f"No rent change with id {change_id} on this lease")
     _check_changeable(lease)
-    if change.effective_date <= today:
+    if change.effective_date <= today_in(org):
         raise ConflictError("Only a future rent change can be deleted; add a new one instead")
     await session.delete(change)
     await session.flush()

@@ -29,7 +29,7 @@ from haven.ledger.schemas import (
     ReverseIn,
 )
 from haven.models import LedgerEntry
-from haven.organizations.service import get_organization, today_in
+from haven.organizations.service import get_organization
 from haven.web import NO_STORE, csv_response, wants_csv
 
 CREATED_HEADERS = NO_STORE
@@ -98,8 +98,7 @@ class LeaseLedgerController(Controller):
         """Credit the tenants (a concession or write-off); lowers the balance."""
         lease = await leases.get(db, principal.organization_id, lease_id)
         org = await get_organization(db, principal.organization_id)
-        entry = await service.post_credit(db, lease, data, principal.user_id, today_in(org))
-        return _created(*entry)
+        return _created(*await service.post_credit(db, org, lease, data, principal.user_id))
 
     @post("/payments", opt=roles(*MANAGERS), status_code=HTTP_201_CREATED)
     async def payment(
@@ -129,9 +128,8 @@ class LeaseLedgerController(Controller):
         csv = wants_csv(request)
         lease = await leases.get(db, principal.organization_id, lease_id, for_update=True)
         org = await get_organization(db, principal.organization_id)
-        today = today_in(org)
-        await service.dispose_deposit(db, lease, data, principal.user_id, today)
-        return _statement(await service.deposit_statement(db, lease, today), csv, HTTP_201_CREATED)
+        await service.dispose_deposit(db, org, lease, data, principal.user_id)
+        return _statement(await service.deposit_statement(db, org, lease), csv, HTTP_201_CREATED)
 
     @get(
         "/deposit-statement",
@@ -150,7 +148,7 @@ class LeaseLedgerController(Controller):
         csv = wants_csv(request)
         lease = await leases.get(db, principal.organization_id, lease_id)
         org = await get_organization(db, principal.organization_id)
-        return _statement(await service.deposit_statement(db, lease, today_in(org)), csv)
+        return _statement(await service.deposit_statement(db, org, lease), csv)
 
 
 def _statement(body: DepositStatementOut, csv: bool, status: int = 200) -> Response[Any]:
@@ -203,7 +201,7 @@ class LedgerEntriesController(Controller):
         data = _optional_body(await request.body())
         entry = await service.get_entry(db, principal.organization_id, entry_id)
         org = await get_organization(db, principal.organization_id)
-        return _created(*await service.reverse(db, entry, data, principal.user_id, today_in(org)))
+        return _created(*await service.reverse(db, org, entry, data, principal.user_id))
 
 
 __all__ = ["LeaseLedgerController", "LedgerEntriesController", "entry_out"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -25,8 +24,8 @@ from haven.ledger.schemas import (
     ReverseIn,
     StatementLineOut,
 )
-from haven.models import Lease, LedgerEntry
-from haven.organizations.service import get_organization
+from haven.models import Lease, LedgerEntry, Organization
+from haven.organizations.service import today_in
 
 # Money can only move on a lease that is or was in force.
 POSTABLE = frozenset({"active", "ended", "terminated"})
@@ -89,8 +88,13 @@ async def post_charge(
 
 
 async def post_credit(
-    session: AsyncSession, lease: Lease, data: CreditIn, user_id: uuid.UUID | None, today: date
+    session: AsyncSession,
+    org: Organization,
+    lease: Lease,
+    data: CreditIn,
+    user_id: uuid.UUID | None,
 ) -> tuple[LedgerEntry, int]:
+    """A credit dated `data.date`, or today where the organization is."""
     _check_postable(lease)
     return await _post(
         session,
@@ -100,7 +104,7 @@ async def post_credit(
             type="credit",
             kind="credit",
             amount=-data.amount,
-            date=data.date or today,
+            date=data.date or today_in(org),
             description=data.description,
             created_by_id=user_id,
         ),
@@ -136,12 +140,15 @@ async def get_entry(
 
 async def reverse(
     session: AsyncSession,
+    org: Organization,
     entry: LedgerEntry,
     data: ReverseIn | None,
     user_id: uuid.UUID | None,
-    today: date,
 ) -> tuple[LedgerEntry, int]:
-    """Undo `entry` with a new entry of the opposite amount; an entry is reversed at most once."""
+    """Undo `entry` with a new entry of the opposite amount; an entry is reversed at most once.
+
+    The reversal is dated today where the organization is.
+    """
     if entry.type == "reversal":
         raise ConflictError("A reversal cannot be reversed; post a new entry instead")
     already = await session.execute(
@@ -156,7 +163,7 @@ async def reverse(
         type="reversal",
         kind=entry.kind,
         amount=-entry.amount,
-        date=today,
+        date=today_in(org),
         description=description,
         reverses_id=entry.id,
         created_by_id=user_id,
@@ -202,13 +209,15 @@ def _lines(entries: list[LedgerEntry]) -> list[Line]:
 
 
 async def deposit_statement(
-    session: AsyncSession, lease: Lease, today: date
+    session: AsyncSession, org: Organization, lease: Lease
 ) -> DepositStatementOut:
-    """The deposit's story on one lease: charged, paid, each deduction, each refund, held."""
-    org = await get_organization(session, lease.organization_id)
+    """The deposit's story on one lease: charged, paid, each deduction, each refund, held.
+
+    What is paid counts as of today where the organization is.
+    """
     entries = await _entries(session, lease.id)
     lines = _lines(entries)
-    summary = summarize(lines, today)
+    summary = summarize(lines, today_in(org))
     reversed_ids = {e.reverses_id for e in entries if e.reverses_id is not None}
     live = sorted(
         (e for e in entries if e.id not in reversed_ids and e.type != "reversal"),
@@ -252,7 +261,11 @@ def _refuse(field: str, message: str) -> ValidationError:
 
 
 async def dispose_deposit(
-    session: AsyncSession, lease: Lease, data: DispositionIn, user_id: uuid.UUID | None, today: date
+    session: AsyncSession,
+    org: Organization,
+    lease: Lease,
+    data: DispositionIn,
+    user_id: uuid.UUID | None,
 ) -> None:
     """Apply itemized deductions from the deposit to what is owed; refund (part of) the rest.
 
@@ -262,6 +275,7 @@ async def dispose_deposit(
     """
     if lease.status not in ("ended", "terminated"):
         raise ConflictError("The deposit is settled at move-out: end or terminate the lease first")
+    today = today_in(org)
     entries = await _entries(session, lease.id)
     lines = _lines(entries)
     held = deposit_held(lines, summarize(lines, today))

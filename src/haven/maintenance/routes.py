@@ -11,7 +11,6 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, STAFF, Principal, roles
-from haven.db.query import check_version
 from haven.db.reader import Reader
 from haven.maintenance import service
 from haven.maintenance.schemas import (
@@ -27,7 +26,7 @@ from haven.maintenance.schemas import (
 from haven.maintenance.service import CommentRow, MaintenanceRow
 from haven.models import MaintenanceComment, MaintenanceRequest
 from haven.schemas import ListOf
-from haven.web import NO_STORE, ListParams, with_etag
+from haven.web import NO_STORE, ListParams, check_version, with_etag
 
 
 def request_out(r: MaintenanceRequest | MaintenanceRow) -> MaintenanceOut:

@@ -14,7 +14,6 @@ from haven.auth import authz
 from haven.auth.principal import OWNER, Principal, roles
 from haven.auth.routes import organization_out
 from haven.auth.schemas import OrganizationOut
-from haven.db.query import check_version
 from haven.errors import ConflictError
 from haven.organizations import service
 from haven.organizations.schemas import (
@@ -27,7 +26,7 @@ from haven.organizations.schemas import (
 from haven.schemas import ListOf
 from haven.services import Services
 from haven.uow import after_commit
-from haven.web import NO_STORE, with_etag
+from haven.web import NO_STORE, check_version, with_etag
 
 
 def member_out(row: service.MemberRow) -> MemberOut:

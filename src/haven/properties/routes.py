@@ -11,7 +11,6 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
-from haven.db.query import check_version
 from haven.db.reader import Reader
 from haven.models import Property
 from haven.properties import service
@@ -24,7 +23,7 @@ from haven.properties.schemas import (
 )
 from haven.properties.service import PropertyRow
 from haven.schemas import ListOf
-from haven.web import NO_STORE, ListParams, with_etag
+from haven.web import NO_STORE, ListParams, check_version, with_etag
 
 
 def property_out(p: Property | PropertyRow) -> PropertyOut:

@@ -10,14 +10,13 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
-from haven.db.query import check_version
 from haven.db.reader import Reader
 from haven.models import Tenant
 from haven.schemas import ListOf
 from haven.tenants import service
 from haven.tenants.schemas import TenantIn, TenantOut, TenantPatch
 from haven.tenants.service import TenantRow
-from haven.web import NO_STORE, ListParams, with_etag
+from haven.web import NO_STORE, ListParams, check_version, with_etag
 
 
 def tenant_out(t: Tenant | TenantRow) -> TenantOut:

@@ -11,7 +11,6 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
-from haven.db.query import check_version
 from haven.db.reader import Reader
 from haven.models import Unit
 from haven.properties import service as properties
@@ -19,7 +18,7 @@ from haven.schemas import ListOf
 from haven.units import service
 from haven.units.schemas import UnitIn, UnitOut, UnitPatch
 from haven.units.service import UnitRow
-from haven.web import NO_STORE, ListParams, with_etag
+from haven.web import NO_STORE, ListParams, check_version, with_etag
 
 UnitStatus = Literal["vacant", "occupied", "unavailable"]
 

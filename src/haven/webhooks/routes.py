@@ -16,11 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import MANAGERS, Principal, roles
 from haven.config import Settings
-from haven.db.query import check_version
 from haven.db.reader import Reader
 from haven.models import WebhookDelivery, WebhookSubscription
 from haven.schemas import ListOf
-from haven.web import NO_STORE, ListParams, with_etag
+from haven.web import NO_STORE, ListParams, check_version, with_etag
 from haven.webhooks import service
 from haven.webhooks.schemas import (
     DeliveryOut,
