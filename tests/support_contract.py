@@ -21,6 +21,8 @@ from support_cluster import (
 )
 
 ROLES = ("owner", "manager", "staff", "viewer")
+# The credential of an integration: an owner-role API key, in an organization of its own.
+API_KEY = "api-key"
 PASSWORD = "contract password 1"
 
 
@@ -28,7 +30,7 @@ PASSWORD = "contract password 1"
 class Cluster:
     url: str
     backend: str
-    tokens: dict[str, str]  # role -> Bearer access token
+    tokens: dict[str, str]  # role (or API_KEY) -> Bearer access token (or the key)
 
 
 def database_url(backend: str, tmp: Path) -> tuple[str, contextlib.AbstractContextManager[None]]:
@@ -66,7 +68,7 @@ def database_url(backend: str, tmp: Path) -> tuple[str, contextlib.AbstractConte
 
 
 def accounts(url: str) -> dict[str, str]:
-    """An access token per role, each in an organization of its own.
+    """An access token per role and an owner-role API key, each in an organization of its own.
 
     The owner's run may change or remove members it can see (schemathesis follows the ids a
     list returns); the other roles live where it cannot reach them.
@@ -99,6 +101,24 @@ def accounts(url: str) -> dict[str, str]:
             assert login.status_code == 200, login.text
             http.cookies.clear()
             tokens[role] = login.json()["accessToken"]
+        keys_owner = http.post(
+            "/api/v1/auth/register",
+            json={
+                "organizationName": "Contract Homes (API key)",
+                "name": "Kim Keyholder",
+                "email": f"owner.{API_KEY}@contract.example",
+                "password": PASSWORD,
+            },
+        )
+        assert keys_owner.status_code == 201, keys_owner.text
+        http.cookies.clear()
+        created = http.post(
+            "/api/v1/api-keys",
+            headers={"Authorization": f"Bearer {keys_owner.json()['accessToken']}"},
+            json={"name": "Contract run", "role": "owner"},
+        )
+        assert created.status_code == 201, created.text
+        tokens[API_KEY] = created.json()["key"]
     return tokens
 
 

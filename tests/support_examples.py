@@ -1,7 +1,8 @@
 """One real exchange per operation: the OpenAPI examples are recorded from this scenario.
 
-`run_scenario(client)` signs up, builds a portfolio, leases it, takes money, runs the
-back office and finally signs out, calling every operation of the document once (the
+`run_scenario(client)` signs up, creates an API key, builds a portfolio, leases it, takes
+money, runs the back office (the dashboard read with the API key) and finally revokes the key
+and signs out, calling every operation of the document once (the
 first answer of each is kept). `python tests/support_examples.py` re-records
 src/haven/openapi_examples.json; tests/integration/contract/test_examples.py replays
 the scenario and checks every answer against the document.
@@ -19,6 +20,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from litestar import Litestar
 from litestar.serialization import encode_json
 from litestar.testing import TestClient
 
@@ -32,8 +34,8 @@ OPERATOR_TOKEN = "contract-operator-token-" + "x" * 24
 Exchange = dict[str, Any]
 
 
-def served_document() -> dict[str, Any]:
-    """What /openapi.json serves (built without starting the app: nothing connects)."""
+def unstarted_app() -> Litestar:
+    """The app as configured for tests, never started (nothing connects)."""
     settings = load_settings(
         {
             "HAVEN_ENV": "test",
@@ -42,9 +44,12 @@ def served_document() -> dict[str, Any]:
             "REDIS_URL": "redis://127.0.0.1:1/0",
         }
     )
-    document: dict[str, Any] = json.loads(
-        encode_json(create_app(settings).openapi_schema.to_schema())
-    )
+    return create_app(settings)
+
+
+def served_document() -> dict[str, Any]:
+    """What /openapi.json serves (built without starting the app: nothing connects)."""
+    document: dict[str, Any] = json.loads(encode_json(unstarted_app().openapi_schema.to_schema()))
     return document
 
 
@@ -75,6 +80,7 @@ class Recorder:
         self.client = client
         self.exchanges: dict[str, Exchange] = {}
         self.token = ""
+        self.api_key = ""
 
     def call(
         self,
@@ -91,6 +97,8 @@ class Recorder:
         sent = dict(headers or {})
         if auth == "user":
             sent["Authorization"] = f"Bearer {self.token}"
+        elif auth == "key":
+            sent["Authorization"] = f"Bearer {self.api_key}"
         elif auth == "operator":
             sent["Authorization"] = f"Bearer {OPERATOR_TOKEN}"
         response = self.client.request(method, path, json=json_body, params=params, headers=sent)
@@ -152,6 +160,7 @@ def run_scenario(client: TestClient[Any]) -> dict[str, Exchange]:
     )
     r.token = signup["accessToken"]
     call("POST", "/api/v1/auth/login", json_body={"email": email, "password": password}, auth=None)
+    call("POST", "/api/v1/auth/token")
     call("GET", "/api/v1/auth/me")
     sessions = call("GET", "/api/v1/auth/sessions")
     listed = sessions["items"] if isinstance(sessions, dict) else sessions
@@ -179,6 +188,17 @@ def run_scenario(client: TestClient[Any]) -> dict[str, Exchange]:
         m,
         json_body={"newPassword": "another password 2"},
     )
+
+    # -- an API key for an integration (sent as a Bearer token, like the session's)
+    created = call(
+        "POST",
+        "/api/v1/api-keys",
+        json_body={"name": "Accounting sync", "role": "viewer"},
+    )
+    r.api_key = created["key"]
+    k = {"key_id": created["id"]}
+    call("GET", "/api/v1/api-keys")
+    call("GET", "/api/v1/api-keys/{key_id}", k)
 
     # -- portfolio
     prop = call(
@@ -300,7 +320,7 @@ def run_scenario(client: TestClient[Any]) -> dict[str, Exchange]:
         {**lid, "change_id": change["id"]},
     )
     call("POST", "/api/v1/billing/run", json_body={"date": first.isoformat(), "dryRun": True})
-    call("GET", "/api/v1/dashboard")
+    call("GET", "/api/v1/dashboard", auth="key")  # the key reads what its viewer role may
     call("GET", "/api/v1/reports/rent-roll")
     call("GET", "/api/v1/reports/aging")
     end = today + timedelta(days=30)
@@ -399,6 +419,7 @@ def run_scenario(client: TestClient[Any]) -> dict[str, Exchange]:
     )
     call("DELETE", "/api/v1/tenants/{tenant_id}", {"tenant_id": spare_tenant["id"]})
     call("DELETE", "/api/v1/members/{member_id}", m)
+    call("DELETE", "/api/v1/api-keys/{key_id}", k)
     call(
         "POST",
         "/api/v1/auth/password",
@@ -423,7 +444,7 @@ def scenario_instance() -> Iterator[TestClient[Any]]:
             valkey.cleanup()
 
 
-SECRET_FIELDS = frozenset({"accessToken", "csrfToken", "secret", "signingSecret"})
+SECRET_FIELDS = frozenset({"accessToken", "csrfToken", "key", "secret", "signingSecret"})
 
 
 def redact(value: Any) -> Any:

@@ -8,12 +8,13 @@ an operation can answer, each naming the problem `type` URIs it may carry.
 
 The rest is what Litestar cannot say by itself and schemathesis checks
 (`make contract`): request bodies are closed (`additionalProperties: false`,
-as msgspec's `forbid_unknown_fields` makes the server), query parameters are
-have examples, cursors have their alphabet, the security schemes are declared per
-operation, creates link to the operations on what they created (so a
+as msgspec's `forbid_unknown_fields` makes the server), query parameters
+have examples, cursors have their alphabet, the security schemes are declared
+per operation (`apiKey` where an API key is accepted; people-only operations
+answer it 403), creates link to the operations on what they created (so a
 stateful run follows create -> get -> update -> delete), and each operation
 carries a request and response example recorded from a real exchange
-(`openapi_examples.json`, written by `python -m haven.contract record`).
+(`openapi_examples.json`, written by `python tests/support_examples.py`).
 """
 
 from __future__ import annotations
@@ -67,6 +68,10 @@ PROBLEM_SCHEMA = Schema(
 )
 
 OPEN_PATHS = frozenset({"/api/v1/auth/login", "/api/v1/auth/register"})
+# Where an API key is refused (403) whatever its role: the caller's own session and account,
+# the organization's members and the keys themselves (`people_only` in haven.auth.principal;
+# tests/integration/contract/test_document.py checks this against the routes).
+PEOPLE_ONLY_PREFIXES = ("/api/v1/auth/", "/api/v1/members", "/api/v1/api-keys")
 PROBES = frozenset({"/health", "/ready", "/alive", "/metrics"})
 EXAMPLES_FILE = Path(__file__).with_name("openapi_examples.json")
 # The alphabet of a cursor a list issues: unpadded base64url (haven.db.pagination).
@@ -122,6 +127,21 @@ def _operations(openapi: OpenAPI) -> list[tuple[str, str, Operation]]:
     return out
 
 
+def people_only(path: str) -> bool:
+    """Whether only a person (a session) may call `path`: an API key gets 403 there."""
+    return path.startswith(PEOPLE_ONLY_PREFIXES) and path not in OPEN_PATHS
+
+
+def takes_api_key(path: str) -> bool:
+    """Whether an API key (`Authorization: Bearer hvn_...`) is accepted on `path`."""
+    return (
+        path.startswith("/api/")
+        and not path.startswith(LB_PREFIX)
+        and path not in OPEN_PATHS
+        and not people_only(path)
+    )
+
+
 def _statuses(path: str, method: str, op: Operation) -> dict[str, OpenAPIResponse]:
     """Every error status this operation can answer, by what reaches it."""
     out: dict[str, OpenAPIResponse] = {}
@@ -163,15 +183,29 @@ def _statuses(path: str, method: str, op: Operation) -> dict[str, OpenAPIRespons
             "Wrong email or password (the same answer for both)", ("invalid-credentials",)
         )
     elif path not in OPEN_PATHS:
-        out["401"] = _problem("Not signed in, or the session has ended", ("not-signed-in",))
+        who = "Not signed in, or the session has ended"
+        if not path.startswith(LB_PREFIX):
+            who += (
+                ", or the API key is unknown, expired or revoked (a key is accepted only as "
+                "`Authorization: Bearer hvn_...`, never as a cookie)"
+            )
+        out["401"] = _problem(who, ("not-signed-in",))
         forbidden = ("forbidden", "csrf") if method != "get" else ("forbidden",)
         if path == "/api/v1/auth/password":
             forbidden = (*forbidden, "wrong-password")
-        out["403"] = _problem(
-            "Your role does not allow this, a missing or wrong CSRF token, or (operator "
-            "endpoints) not the operator token",
-            forbidden,
-        )
+        if people_only(path):
+            why = (
+                "Your role does not allow this, a missing or wrong CSRF token, or the caller "
+                "is an API key (only a person may do this, whatever the key's role)"
+            )
+        elif takes_api_key(path):
+            why = (
+                "Your role (or the API key's role) does not allow this, or a missing or wrong "
+                "CSRF token"
+            )
+        else:
+            why = "Not the operator token"
+        out["403"] = _problem(why, forbidden)
     if "{" in path:
         out["404"] = _problem("No such resource in your organization", ("not-found",))
     if path == "/api/v1/reports/rent-roll" or path == "/api/v1/reports/aging":
@@ -198,8 +232,11 @@ def _statuses(path: str, method: str, op: Operation) -> dict[str, OpenAPIRespons
     if method == "patch":
         out["412"] = _problem("If-Match does not match the current version", ("version-mismatch",))
     if not path.startswith(LB_PREFIX) or operator:
+        limits = "Over a rate limit"
+        if not path.startswith(LB_PREFIX):
+            limits += " (per client address, or an API key's own RATE_LIMIT_PER_KEY)"
         out["429"] = _problem(
-            "Over a rate limit; retry after Retry-After seconds",
+            f"{limits}; retry after Retry-After seconds; RateLimit-* name the exhausted limit",
             ("rate-limited",),
             headers={
                 "Retry-After": _header(RETRY_AFTER, required=True),
@@ -341,6 +378,19 @@ SECURITY_SCHEMES = {
         bearer_format="JWT",
         description="The accessToken from login or register; exempt from CSRF.",
     ),
+    "apiKey": SecurityScheme(
+        type="http",
+        scheme="bearer",
+        bearer_format="hvn_<env>_<46 base62>",
+        description=(
+            "An API key for an integration (POST /api/v1/api-keys), sent as "
+            "`Authorization: Bearer hvn_live_...` (`hvn_test_` outside production): 55 "
+            "characters, `hvn_(live|test)_[0-9A-Za-z]{46}`, the last 6 a CRC32 checksum. "
+            "It acts with its own role; operations that only a person may call (the "
+            "caller's session and account, members, API keys) answer 403 to a key, and a key "
+            "sent as a cookie is 401. Exempt from CSRF; counted against RATE_LIMIT_PER_KEY."
+        ),
+    ),
     "operator": SecurityScheme(
         type="http",
         scheme="bearer",
@@ -361,10 +411,12 @@ def document_security(openapi: OpenAPI) -> None:
             op.security = [{}, {"operator": []}]  # ?scope=cluster needs the operator token
         elif path in OPEN_PATHS or not path.startswith("/api/") or path.startswith(LB_PREFIX):
             op.security = [{}]
-        elif method == "get":
-            op.security = [{"bearer": []}, {"session": []}]
         else:
-            op.security = [{"bearer": []}, {"session": [], "csrf": []}]
+            session: dict[str, list[str]] = {"session": []}
+            if method != "get":
+                session["csrf"] = []
+            keys: list[dict[str, list[str]]] = [{"apiKey": []}] if takes_api_key(path) else []
+            op.security = [{"bearer": []}, *keys, session]
 
 
 # -- links (stateful testing) ----------------------------------------------------------------
@@ -443,7 +495,10 @@ def document_examples(openapi: OpenAPI, examples: dict[str, Any] | None = None) 
             and not isinstance(op.request_body, Reference)
         ):
             for media in (op.request_body.content or {}).values():
-                media.examples = {"recorded": Example(summary="A real request", value=body)}
+                media.examples = {
+                    "recorded": Example(summary="A real request", value=body),
+                    **(media.examples or {}),  # hand-written ones (POST /api-keys) stay
+                }
         status = str(exchange["status"])
         response = (op.responses or {}).get(status)
         if isinstance(response, OpenAPIResponse) and response.content:

@@ -1,7 +1,8 @@
 """Clients generated from the document work: a Python client drives the main flow against a
 running cluster, and the TypeScript types compile (and refuse an unknown field).
 
-Neither client is committed: both are generated here from /openapi.json, as docs/clients.md
+The Python client also creates an API key and reads the dashboard with it. Neither client
+is committed: both are generated here from /openapi.json, as docs/clients.md
 shows. openapi-python-client comes with the `contract` extra; openapi-typescript and
 TypeScript come from the npm registry through npx (skipped, naming the package, without node).
 """
@@ -89,6 +90,9 @@ def test_the_generated_python_client_drives_the_main_flow(
 ) -> None:
     _generate_python_client(document, tmp_path)
     from haven_client import AuthenticatedClient, Client
+    from haven_client.api.api_keys import api_v1_api_keys_create as create_key
+    from haven_client.api.api_keys import api_v1_api_keys_key_id_revoke as revoke_key
+    from haven_client.api.api_keys import api_v1_api_keys_list_keys as list_keys
     from haven_client.api.auth import api_v1_auth_login_login as login
     from haven_client.api.insight import api_v1_dashboard_dashboard as dashboard
     from haven_client.api.leases import (
@@ -110,6 +114,9 @@ def test_the_generated_python_client_drives_the_main_flow(
     )
     from haven_client.models import (
         Address,
+        ApiKeyCreated,
+        ApiKeyIn,
+        ApiKeyInRole,
         LeaseIn,
         LoginIn,
         PaymentIn,
@@ -177,6 +184,20 @@ def test_the_generated_python_client_drives_the_main_flow(
         assert board is not None
         assert board.properties >= 1
         assert board.units >= 1
+
+        # An integration: a viewer-role API key reads the same dashboard through the client.
+        created = create_key.sync(
+            client=client, body=ApiKeyIn(name="Client sync", role=ApiKeyInRole.VIEWER)
+        )
+        assert isinstance(created, ApiKeyCreated)
+        assert created.key.startswith("hvn_test_")
+        with AuthenticatedClient(base_url=cluster.url, token=created.key) as integration:
+            seen = dashboard.sync(client=integration)
+            assert seen is not None
+            assert (seen.properties, seen.units) == (board.properties, board.units)
+            assert list_keys.sync_detailed(client=integration).status_code == 403  # people only
+            assert revoke_key.sync_detailed(created.id, client=client).status_code == 204
+            assert dashboard.sync_detailed(client=integration).status_code == 401
 
 
 def test_the_typescript_types_compile(document: Path, tmp_path: Path) -> None:

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from litestar.routes import HTTPRoute
 from openapi_spec_validator import validate
 
 from haven.apidiff import breaking
-from support_examples import served_document
+from support_examples import served_document, unstarted_app
 
 RELEASED = Path(__file__).parents[3] / "docs" / "openapi" / "v1.json"
 # Narrowings of the released v1 document that are not breaking, each with its reason.
@@ -131,3 +132,40 @@ def test_cursor_parameters_have_a_format_and_creates_link_to_their_resource(
     assert {show["get"]["operationId"], show["patch"]["operationId"]} <= targets
     assert show["delete"]["operationId"] in targets
     assert all(link["parameters"]["property_id"] == "$response.body#/id" for link in links.values())
+
+
+def test_api_keys_are_declared_exactly_where_the_server_accepts_them(doc: dict[str, Any]) -> None:
+    scheme = doc["components"]["securitySchemes"]["apiKey"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    assert "hvn_" in scheme["description"]
+    people_only = {
+        (method.lower(), route.path.replace(":uuid}", "}").replace(":str}", "}"))
+        for route in unstarted_app().routes
+        if isinstance(route, HTTPRoute)
+        for handler in route.route_handlers
+        if handler.opt.get("people_only")
+        for method in handler.http_methods
+    }
+    assert ("delete", "/api/v1/api-keys/{key_id}") in people_only
+    for path, method, op in _operations(doc):
+        takes_key = {"apiKey": []} in op["security"]
+        if (method, path) in people_only:
+            assert not takes_key, (method, path)
+            assert "API key" in op["responses"]["403"]["description"], (method, path)
+        elif "/auth/" in path:
+            assert not takes_key, (method, path)  # sign-in and sign-up take no credential
+        elif path.startswith("/api/v1/") and not path.startswith("/api/v1/load-balancer/"):
+            assert takes_key, (method, path)
+            assert {"401", "403", "429"} <= set(op["responses"]), (method, path)
+            assert "RateLimit-Limit" in op["responses"]["429"]["headers"]
+        else:
+            assert not takes_key, (method, path)
+    # Creating a key links to reading and revoking it (the stateful run follows them).
+    links = doc["paths"]["/api/v1/api-keys"]["post"]["responses"]["201"]["links"]
+    item = doc["paths"]["/api/v1/api-keys/{key_id}"]
+    assert {link["operationId"] for link in links.values()} == {
+        item["get"]["operationId"],
+        item["delete"]["operationId"],
+    }
+    assert all(link["parameters"] == {"key_id": "$response.body#/id"} for link in links.values())
+    assert doc["components"]["schemas"]["ApiKeyIn"]["additionalProperties"] is False
