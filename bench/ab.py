@@ -9,7 +9,8 @@ run. Prints CPU ms per request and req/s per run, the medians, and the ratio thi
 on a shared machine the ratio of interleaved runs is the figure to read, not the absolutes.
 
 Environment: AB_REPEATS (default 7), AB_SECONDS (default 4), AB_CONNS (default 8),
-AB_FORWARDED_FOR (an X-Forwarded-For value to send, as nginx would).
+AB_FORWARDED_FOR (an X-Forwarded-For value to send, as nginx would), AB_BODY (a JSON body:
+POST it to PATH with the Bearer token instead of GETting it with the cookie).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from haven.store.embedded import free_port
 REPEATS = int(os.environ.get("AB_REPEATS", "7"))
 SECONDS = int(os.environ.get("AB_SECONDS", "4"))
 CONNS = int(os.environ.get("AB_CONNS", "8"))
+BODY = os.environ.get("AB_BODY")
 
 
 def start(name: str, tmp: Path, pythonpath: str | None) -> tuple[Cluster, str, int, int]:
@@ -76,17 +78,24 @@ def start(name: str, tmp: Path, pythonpath: str | None) -> tuple[Cluster, str, i
     )
     r.raise_for_status()
     cookie = r.cookies["haven_session"]
+    token = r.json()["accessToken"]
     pid = cluster.instances[0].pid
     assert pid is not None
     assert cluster.valkey is not None
     valkey_pid = cluster.valkey.pid
     assert valkey_pid is not None
-    return cluster, f"{url}|{cookie}", pid, valkey_pid
+    return cluster, f"{url}|{cookie}|{token}", pid, valkey_pid
 
 
 def wrk_command(target: str, path: str) -> tuple[dict[str, str], list[str]]:
-    """Warm the cache with one GET; wrk's environment and arguments for `path`."""
-    url, cookie = target.split("|")
+    """Warm the cache with one GET (or POST once); wrk's environment and arguments for `path`."""
+    url, cookie, token = target.split("|")
+    if BODY is not None:
+        bearer = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        httpx.post(url + path, headers=bearer, content=BODY).raise_for_status()
+        env = {**os.environ, "BENCH_METHOD": "POST", "BENCH_BEARER": token, "BENCH_BODY": BODY}
+        args = ["wrk", "-t1", f"-c{CONNS}", f"-d{SECONDS}s", "-s", str(HERE / "wrk.lua")]
+        return env, [*args, url + path]
     httpx.get(url + path, headers={"Cookie": f"haven_session={cookie}"}).raise_for_status()
     env = {**os.environ, "BENCH_METHOD": "GET", "BENCH_COOKIE": f"haven_session={cookie}"}
     if os.environ.get("AB_FORWARDED_FOR"):
