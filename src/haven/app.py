@@ -15,12 +15,12 @@ from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.routes import HTTPRoute
 from litestar.static_files import create_static_files_router
 
+from haven.accounts.routes import AuthController
 from haven.apikeys.routes import ApiKeysController
 from haven.apikeys.routes import document as document_api_keys
 from haven.audit.routes import AuditController
 from haven.auth.apikeys.verify import drain as drain_api_key_writes
 from haven.auth.principal import provide_principal
-from haven.auth.routes import AuthController
 from haven.billing.routes import BillingController
 from haven.cluster.health import routes as cluster_routes
 from haven.cluster.metrics import count_statements

@@ -10,9 +10,9 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from msgspec import UNSET
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haven.accounts.routes import organization_out
 from haven.auth import authz
 from haven.auth.principal import OWNER, Principal, roles
-from haven.auth.routes import organization_out
 from haven.auth.schemas import OrganizationOut
 from haven.errors import ConflictError
 from haven.organizations import service
