@@ -145,7 +145,11 @@ async def _age_events(url: str, organization_id: uuid.UUID, days: int) -> None:
         maker = create_sessionmaker(engine.execution_options(**{WRITE_OPTION: True}))
         async with maker() as session, session.begin():
             events = (
-                await session.execute(select(Event).where(Event.organization_id == organization_id))
+                await session.execute(
+                    select(Event)
+                    .where(Event.organization_id == organization_id)
+                    .order_by(Event.position)  # "first" is the feed's first, not the heap's
+                )
             ).scalars()
             first = True
             for event in events:
