@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +14,7 @@ import pytest
 from support_cluster import (
     clean_env,
     consecutive_free_ports,
+    e2e_database,
     haven_cmd,
     spawn,
     wait_for,
@@ -37,34 +37,18 @@ def database_url(backend: str, tmp: Path) -> tuple[str, contextlib.AbstractConte
     """(DATABASE_URL, cleanup) for a fresh database of this backend; skips PostgreSQL unset."""
     if backend == "sqlite":
         return f"sqlite+aiosqlite:///{tmp / 'haven.db'}", contextlib.nullcontext()
-    configured = os.environ.get("HAVEN_TEST_DATABASE_URL")
-    if not configured:
+    if not os.environ.get("HAVEN_TEST_DATABASE_URL"):
         pytest.skip("the PostgreSQL contract run needs HAVEN_TEST_DATABASE_URL")
-    import asyncio
-
-    import asyncpg
-
-    base, _, _ = configured.rpartition("/")
-    admin = configured.replace("postgresql+asyncpg://", "postgresql://")
-    name = f"haven_contract_{secrets.token_hex(4)}"
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(admin)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    url, drop = e2e_database(tmp, "contract")
 
     @contextlib.contextmanager
-    def drop() -> Iterator[None]:
+    def dropped() -> Iterator[None]:
         try:
             yield
         finally:
-            asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            drop()
 
-    return f"{base}/{name}", drop()
+    return url, dropped()
 
 
 def accounts(url: str) -> dict[str, str]:
