@@ -364,3 +364,18 @@ def test_the_routes_are_documented_with_examples(client: TestClient[Any]) -> Non
     assert example["value"]["key"].startswith("hvn_live_")
     assert {"get", "delete"} <= set(paths["/api/v1/api-keys/{key_id}"])
     assert "post" in paths["/api/v1/auth/token"]
+
+
+def test_another_organizations_key_is_404_and_stays_usable(
+    client: TestClient[Any], owner: Account
+) -> None:
+    """Another organization's key id reads and revokes exactly like an unknown one."""
+    key = _key(client, owner, "viewer")
+    stranger = register(client)
+    listed = client.get("/api/v1/api-keys", headers=stranger.headers)
+    assert listed.status_code == 200, listed.text
+    assert key["id"] not in [k["id"] for k in listed.json()["items"]]
+    assert_problem(client.get(f"/api/v1/api-keys/{key['id']}", headers=stranger.headers), 404)
+    assert_problem(client.delete(f"/api/v1/api-keys/{key['id']}", headers=stranger.headers), 404)
+    # The stranger's failed revocation changed nothing: the key still reads its own data.
+    assert client.get("/api/v1/dashboard", headers=_bearer(key["key"])).status_code == 200
