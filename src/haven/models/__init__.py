@@ -15,13 +15,17 @@ from haven.models.lease import (
 )
 from haven.models.maintenance import MaintenanceComment, MaintenanceRequest
 from haven.models.organization import Membership, Organization, User
+from haven.models.owner import Owner, OwnerPayout, PropertyOwnership
 from haven.models.property import Property, Unit
 from haven.models.tenant import Tenant
+from haven.models.vendor import Bill, BillPayment, Vendor, WorkOrder
 
 __all__ = [
     "ApiKey",
     "AuditEvent",
     "Base",
+    "Bill",
+    "BillPayment",
     "Event",
     "EventCounter",
     "IdempotencyRecord",
@@ -33,12 +37,17 @@ __all__ = [
     "MaintenanceRequest",
     "Membership",
     "Organization",
+    "Owner",
+    "OwnerPayout",
     "Property",
+    "PropertyOwnership",
     "RecurringCharge",
     "RentChange",
     "Tenant",
     "Unit",
     "User",
+    "Vendor",
     "WebhookDelivery",
     "WebhookSubscription",
+    "WorkOrder",
 ]

@@ -35,6 +35,10 @@ class Property(IdMixin, TimestampsMixin, VersionedMixin, Base):
     year_built: Mapped[int | None] = mapped_column(Integer)
     # Maintained by the units service in the same transaction as each unit write.
     unit_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The manager's fee (haven.models.owner.MANAGEMENT_FEE_KINDS): percent = basis points of
+    # the rent collected, flat = minor units per month; None = no fee.
+    management_fee_kind: Mapped[str | None] = mapped_column(String(16))
+    management_fee_amount: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Unit(IdMixin, TimestampsMixin, VersionedMixin, Base):
