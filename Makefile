@@ -44,12 +44,15 @@ contract: $(STAMP)
 reliability: $(STAMP)
 	HAVEN_RELIABILITY_REPORT=$(CURDIR)/docs/reliability.md $(BIN)/python -m pytest tests/e2e/test_faults.py -q
 
-## Benchmark (not part of `make test`): Haven vs a raw ASGI baseline, direct and via nginx.
+## Benchmark (not part of `make test`): Haven vs a raw ASGI baseline and two peers (Express +
+## node-postgres, FastAPI + SQLAlchemy; bench/peers/), direct and via nginx.
 ## Writes bench/RESULTS.md and bench/ratios.png. BENCH_DURATION / BENCH_REPEATS tune it;
 ## BENCH_DATABASE_URL (or HAVEN_TEST_DATABASE_URL) points it at a PostgreSQL server.
 bench: $(STAMP)
 	@command -v wrk >/dev/null || { echo "make bench needs wrk (apt-get install wrk)"; exit 1; }
+	@command -v node >/dev/null && command -v npm >/dev/null || { echo "make bench needs node and npm for the Express peer (apt-get install nodejs npm)"; exit 1; }
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	cd bench/peers/express && npm ci --no-audit --no-fund --silent
 	$(BIN)/python -m bench
 
 lint: $(STAMP)
