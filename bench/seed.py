@@ -35,6 +35,7 @@ class Org:
     csrf: str
     organization_id: str
     ledger_lease: str  # a 12-month lease with charges and payments
+    user_id: str = ""  # the owner (the peers' sessions name them)
 
 
 def _months_back(today: date, n: int) -> date:
@@ -180,4 +181,4 @@ async def seed(urls: list[str], concurrency: int = 8, log: Any = print) -> Org:
             )
         )
         log(f"seed: {SCALE['maintenance']} maintenance requests")
-        return Org(token, cookie, csrf, org_id, leases[0]["id"])
+        return Org(token, cookie, csrf, org_id, leases[0]["id"], body["user"]["id"])
