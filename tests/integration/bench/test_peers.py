@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,8 +22,10 @@ import redis
 from bench.peers import launch, sessions
 from litestar.testing import TestClient
 
+from conftest import Database, make_settings
+from haven.app import create_app
 from haven.devcluster.cluster import Child
-from haven.store.embedded import free_port
+from haven.store.embedded import EmbeddedValkey, free_port
 from support import Account, register
 
 TARGETS = ["express", "fastapi", "baseline"]
@@ -59,36 +62,37 @@ async def _audit_rows(url: str, entity_id: str) -> list[Any]:
         await conn.close()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def haven(
-    database: Any, app_factory: Callable[..., TestClient[Any]]
-) -> tuple[TestClient[Any], Account, Account]:
+    database: Database, valkey: EmbeddedValkey, secret_key: str
+) -> Iterator[tuple[TestClient[Any], Account, Account]]:
+    """One Haven app and two organizations for every peer (signing up hashes passwords)."""
     if database.backend != "postgresql":
         pytest.skip("the bench's peers run on PostgreSQL only")
-    client = app_factory()
-    owner, other = register(client), register(client, organization="Other Homes")
-    for org, names in ((owner, ["Cedar", "Ash", "Birch"]), (other, ["Aardvark"])):
-        for name in names:
-            r = client.post(
-                "/api/v1/properties",
-                headers=org.headers,
-                json={
-                    "name": name,
-                    "type": "residential",
-                    "address": {"line1": "1 Main St", "city": "Springfield", "country": "US"},
-                },
-            )
-            assert r.status_code == 201, r.text
-    return client, owner, other
+    with TestClient(create_app(make_settings(database, valkey, secret_key))) as client:
+        owner, other = register(client), register(client, organization="Other Homes")
+        for org, names in ((owner, ["Cedar", "Ash", "Birch"]), (other, ["Aardvark"])):
+            for name in names:
+                r = client.post(
+                    "/api/v1/properties",
+                    headers=org.headers,
+                    json={
+                        "name": name,
+                        "type": "residential",
+                        "address": {"line1": "1 Main St", "city": "Springfield", "country": "US"},
+                    },
+                )
+                assert r.status_code == 201, r.text
+        yield client, owner, other
 
 
 @pytest.mark.parametrize("target", TARGETS)
 def test_peer_answers_its_four_routes(
     target: str,
     haven: tuple[TestClient[Any], Account, Account],
-    database: Any,
-    valkey: Any,
-    tmp_path: Any,
+    database: Database,
+    valkey: EmbeddedValkey,
+    tmp_path: Path,
 ) -> None:
     reason = launch.missing(target)
     if reason:
