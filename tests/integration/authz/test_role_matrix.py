@@ -24,7 +24,6 @@ from haven.config import load_settings
 from integration.authz.matrix_table import COLUMNS, EXPECTED, RESIDENT_COLUMNS
 from support import Account
 from support_matrix import (
-    API,
     PUBLIC_WEBHOOK,
     RESIDENTS,
     MatrixWorld,
@@ -256,7 +255,7 @@ def test_another_organizations_id_in_a_body_is_answered_as_one_that_never_existe
     """The 422 other_org gets for A's ids in a body tells nothing: a made-up id gets the same."""
     foreign = request_cell(world, operation, "other_org")
     missing = "00000000-0000-4000-8000-000000000000"
-    ids = {k: missing for k in ("unit_id", "tenant_id", "property_id")}
+    ids = dict.fromkeys(("unit_id", "tenant_id", "property_id"), missing)
     made_up = request_cell(world, operation, "other_org", ids)
     assert foreign.status_code == made_up.status_code == 422, (foreign.text, made_up.text)
     assert foreign.json()["errors"] == made_up.json()["errors"]
