@@ -232,7 +232,8 @@ CELLS = [(op, column) for op in sorted(EXPECTED) for column in (*COLUMNS, *RESID
 def test_cell(world: MatrixWorld, operation: str, column: str) -> None:
     if column in RESIDENT_COLUMNS and not RESIDENTS:
         pytest.skip(
-            "resident columns wait for the resident role (haven.models.organization.ROLES); "
+            "resident columns wait for the resident role (haven.models.organization ROLES or "
+            "MEMBER_ROLES); "
             "they are asserted as soon as it exists"
         )
     expected = EXPECTED[operation][column]
