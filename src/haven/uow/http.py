@@ -42,17 +42,9 @@ def actor_of(principal: Principal) -> Actor:
     return Actor.user(principal.user_id, principal.organization_id)
 
 
-async def _read_session(services: Services) -> AsyncGenerator[AsyncSession]:
-    async with services.sessionmaker(bind=services.read_engine) as session:
-        try:
-            yield session
-        finally:
-            await session.rollback()
-
-
-async def _write_session(
+async def _open_write(
     request: Request[Any, Any, Any], services: Services, actor: Actor
-) -> AsyncGenerator[AsyncSession]:
+) -> RequestTx:
     key = request.headers.get(KEY_HEADER)
     idempotent = None
     if key is not None and request.method == "POST" and request.url.path.startswith(API_PREFIX):
@@ -67,6 +59,27 @@ async def _write_session(
         idempotent=idempotent,
     )
     request.scope.setdefault("state", {})[TX_KEY] = tx
+    return tx
+
+
+async def provide_db(
+    request: Request[Any, Any, Any], services: Services, principal: Principal
+) -> AsyncGenerator[AsyncSession]:
+    """The request's session: read-only for safe methods, a unit of work otherwise.
+
+    The dependency yields the session itself, never through a nested generator: Litestar
+    throws a failed handler's error into this generator, so the rollback below runs at once
+    (a nested generator would be left suspended and closed later by the garbage collector,
+    in a task racing the write boundary's rollback: IllegalStateChangeError, logged as
+    "Task exception was never retrieved", on every refused write)."""
+    if request.method in SAFE_METHODS:
+        async with services.sessionmaker(bind=services.read_engine) as session:
+            try:
+                yield session
+            finally:
+                await session.rollback()
+        return
+    tx = await _open_write(request, services, actor_of(principal))
     try:
         yield tx.session
     except BaseException:
@@ -74,24 +87,16 @@ async def _write_session(
         raise
 
 
-async def provide_db(
-    request: Request[Any, Any, Any], services: Services, principal: Principal
-) -> AsyncGenerator[AsyncSession]:
-    """The request's session: read-only for safe methods, a unit of work otherwise."""
-    if request.method in SAFE_METHODS:
-        async for session in _read_session(services):
-            yield session
-        return
-    async for session in _write_session(request, services, actor_of(principal)):
-        yield session
-
-
 async def provide_anonymous_db(
     request: Request[Any, Any, Any], services: Services
 ) -> AsyncGenerator[AsyncSession]:
     """The unit of work of a write nobody is signed in for (sign-up, sign-in)."""
-    async for session in _write_session(request, services, ANONYMOUS):
-        yield session
+    tx = await _open_write(request, services, ANONYMOUS)
+    try:
+        yield tx.session
+    except BaseException:
+        await tx.close()  # the handler failed: roll back now; its error answer passes through
+        raise
 
 
 def _answer(held: list[Message]) -> Answer:
