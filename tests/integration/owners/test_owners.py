@@ -26,7 +26,8 @@ def test_owner_crud_search_pages_and_roles(client: TestClient[Any], owner: Accou
     company = create_owner(
         client, owner, kind="company", name="Acme Holdings LLC", payoutReference="acct_tok_123"
     )
-    assert company["kind"] == "company" and company["payoutReference"] == "acct_tok_123"
+    assert company["kind"] == "company"
+    assert company["payoutReference"] == "acct_tok_123"
     seen: list[str] = []
     cursor = None
     for _ in range(10):
@@ -51,7 +52,8 @@ def test_owner_crud_search_pages_and_roles(client: TestClient[Any], owner: Accou
         path, headers={**owner.headers, "If-Match": '"1"'}, json={"phone": "+1 555 0100"}
     )
     assert changed.status_code == 200, changed.text
-    assert changed.json()["phone"] == "+1 555 0100" and changed.json()["version"] == 2
+    assert changed.json()["phone"] == "+1 555 0100"
+    assert changed.json()["version"] == 2
 
     viewer, staff = add_member(client, owner, "viewer"), add_member(client, owner, "staff")
     for reader in (viewer, staff):
@@ -97,7 +99,8 @@ def test_ownership_sets_history_and_owned_properties(
     a, b = create_owner(client, owner, name="Alice"), create_owner(client, owner, name="Bob")
     path = f"/api/v1/properties/{prop['id']}/ownership"
     empty = client.get(path, headers=owner.headers).json()
-    assert empty["current"] is None and empty["history"] == []
+    assert empty["current"] is None
+    assert empty["history"] == []
 
     put_shares(client, owner, prop["id"], "2026-01-01", [(a["id"], 6000), (b["id"], 4000)])
     body = put_shares(client, owner, prop["id"], "2026-03-01", [(a["id"], 10000)])
@@ -268,7 +271,8 @@ def test_payouts_are_idempotent_listed_and_reversed_once(
     first = client.post(path, headers=headers, json=body)
     assert first.status_code == 201, first.text
     again = client.post(path, headers=headers, json=body)
-    assert again.status_code == 201 and again.headers.get("idempotent-replayed") == "true"
+    assert again.status_code == 201
+    assert again.headers.get("idempotent-replayed") == "true"
     assert again.json()["id"] == first.json()["id"]
     for bad in (
         {"amount": 0, "paidOn": "2026-02-01"},
@@ -286,7 +290,8 @@ def test_payouts_are_idempotent_listed_and_reversed_once(
     reverse = f"{path}/{first.json()['id']}/reverse"
     undone = client.post(reverse, headers=owner.headers, json={"paidOn": "2026-02-03"})
     assert undone.status_code == 201, undone.text
-    assert undone.json()["amount"] == -50000 and undone.json()["reversesId"] == first.json()["id"]
+    assert undone.json()["amount"] == -50000
+    assert undone.json()["reversesId"] == first.json()["id"]
     assert_problem(client.post(reverse, headers=owner.headers), 409)
     assert_problem(client.post(f"{path}/{undone.json()['id']}/reverse", headers=owner.headers), 409)
     assert_problem(client.post(f"{path}/{uuid.uuid4()}/reverse", headers=owner.headers), 404)

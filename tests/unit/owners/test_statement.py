@@ -65,7 +65,10 @@ def test_statements_reconcile_with_the_property(
     owners = {s.owner_id for ss in book.history for s in ss.shares}
     for month in range(FIRST, LAST + 1):
         first, last = month_bounds(month)
-        in_month = lambda day: first <= day <= last  # noqa: E731
+
+        def in_month(day: date, first: date = first, last: date = last) -> bool:
+            return first <= day <= last
+
         statements = {
             o: statement(
                 o,
@@ -131,6 +134,8 @@ def test_a_worked_example() -> None:
     assert jan_a.closing == 60_001 - 6_000 - jan_a.fee - 40_000
     feb_a = statement(a, month_index(START) + 1, [book], [(date(2026, 1, 31), 40_000)])
     assert feb_a.opening == jan_a.closing
-    assert feb_a.rent == 50_000 and feb_a.fee == 5_000
+    assert feb_a.rent == 50_000
+    assert feb_a.fee == 5_000
     feb_b = statement(b, month_index(START) + 1, [book], [])
-    assert feb_b.rent == 0 and feb_b.opening == jan_b.closing == feb_b.closing
+    assert feb_b.rent == 0
+    assert feb_b.opening == jan_b.closing == feb_b.closing
