@@ -171,8 +171,8 @@ def test_bad_months_formats_and_other_organizations(
         "2026-00",
         "26-01",
         "2026-1",
-        "２０２６-01",
-        "2026-0١",
+        "\uff12\uff10\uff12\uff16-01",  # fullwidth digits
+        "2026-0\u0661",  # an Arabic-Indic one
         "abcd-ef",
         "2026-01-01",
         month_of(future),
