@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import NamedTuple
 
 from msgspec import UNSET
-from sqlalchemy import delete, exists, or_, select
+from sqlalchemy import exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -183,12 +183,16 @@ async def put_ownership(
     new = make_set(data.effective_from, pairs)
     # Lock the property: two sets put at once for the same date would mix their rows.
     await get_owned(session, Property, organization_id, prop.id, for_update=True)
-    await session.execute(
-        delete(PropertyOwnership).where(
+    replaced = await session.execute(
+        select(PropertyOwnership).where(
             PropertyOwnership.property_id == prop.id,
             PropertyOwnership.effective_from == data.effective_from,
         )
     )
+    # Row by row through the session, so each removed share is audited and evented.
+    for row in replaced.scalars().all():
+        await session.delete(row)
+    await session.flush()
     session.add_all(
         PropertyOwnership(
             organization_id=organization_id,
