@@ -323,6 +323,60 @@ def run_scenario(client: TestClient[Any]) -> dict[str, Exchange]:
     call("GET", "/api/v1/dashboard", auth="key")  # the key reads what its viewer role may
     call("GET", "/api/v1/reports/rent-roll")
     call("GET", "/api/v1/reports/aging")
+
+    # -- owners, their shares, payouts and statements
+    rental_owner = call(
+        "POST",
+        "/api/v1/owners",
+        json_body={
+            "kind": "person",
+            "name": "Rhea Landlord",
+            "email": "rhea@example.com",
+            "payoutReference": "payee_8f2c1a",
+        },
+    )
+    ow = {"owner_id": rental_owner["id"]}
+    call("GET", "/api/v1/owners", params={"search": "rhea"})
+    call("GET", "/api/v1/owners/{owner_id}", ow)
+    call("PATCH", "/api/v1/owners/{owner_id}", ow, json_body={"phone": "+1 555 0101"})
+    call(
+        "PATCH",
+        "/api/v1/properties/{property_id}",
+        p,
+        json_body={"managementFee": {"kind": "percent", "amount": 800}},
+    )
+    call(
+        "PUT",
+        "/api/v1/properties/{property_id}/ownership",
+        p,
+        json_body={
+            "effectiveFrom": start.replace(day=1).isoformat(),
+            "shares": [{"ownerId": rental_owner["id"], "basisPoints": 10000}],
+        },
+    )
+    call("GET", "/api/v1/properties/{property_id}/ownership", p)
+    call("GET", "/api/v1/owners/{owner_id}/properties", ow)
+    payout = call(
+        "POST",
+        "/api/v1/owners/{owner_id}/payouts",
+        ow,
+        json_body={"amount": 100000, "paidOn": first.isoformat(), "reference": "DIST-1"},
+        headers={"Idempotency-Key": f"payout-{secrets.token_hex(4)}"},
+    )
+    call("GET", "/api/v1/owners/{owner_id}/payouts", ow)
+    call(
+        "POST",
+        "/api/v1/owners/{owner_id}/payouts/{payout_id}/reverse",
+        {**ow, "payout_id": payout["id"]},
+        json_body={"reference": "DIST-1 sent twice"},
+    )
+    call(
+        "GET",
+        "/api/v1/owners/{owner_id}/statements/{month}",
+        {**ow, "month": first.strftime("%Y-%m")},
+    )
+    spare = call("POST", "/api/v1/owners", json_body={"kind": "company", "name": "Spare LLC"})
+    call("DELETE", "/api/v1/owners/{owner_id}", {"owner_id": spare["id"]})
     end = today + timedelta(days=30)
     call(
         "POST",

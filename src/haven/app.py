@@ -37,6 +37,7 @@ from haven.logging import configure_logging
 from haven.maintenance.routes import MaintenanceController
 from haven.openapi import document_contract, document_problems
 from haven.organizations.routes import MembersController, OrganizationController
+from haven.owners.routes import OwnersController, PropertyOwnershipController
 from haven.properties.routes import PropertiesController
 from haven.reports.routes import ReportsController
 from haven.services import attach, open_services, provide_reader, provide_services
@@ -72,6 +73,8 @@ API_HANDLERS: list[Any] = [
     WebhooksController,
     DashboardController,
     ReportsController,
+    OwnersController,
+    PropertyOwnershipController,
 ]
 
 

@@ -51,6 +51,7 @@ async def load_demo_data(settings: Settings) -> bool:
                 ),
             )
             org_id = account.organization.id
+            created = []
             for name, kind, line1, city, country, year, count, rent in PORTFOLIO:
                 prop = await properties.create(
                     session,
@@ -62,6 +63,7 @@ async def load_demo_data(settings: Settings) -> bool:
                         year_built=year,
                     ),
                 )
+                created.append(prop)
                 for n in range(1, count + 1):
                     await units.create(
                         session,
@@ -74,9 +76,43 @@ async def load_demo_data(settings: Settings) -> bool:
                     session, org_id, TenantIn(first_name=first, last_name=last, email=email)
                 )
             await _demo_leases(session, org_id)
+            await _demo_owner(session, org_id, created[0])
         return True
     finally:
         await engine.dispose()
+
+
+async def _demo_owner(session: Any, org_id: Any, prop: Any) -> None:
+    """Maple Court is owned 100% by one owner, with an 8% management fee on rent collected."""
+    from datetime import UTC, datetime
+
+    from haven.owners import service as owners
+    from haven.owners.schemas import OwnerIn, OwnershipIn, ShareIn
+    from haven.properties.schemas import ManagementFee, PropertyPatch
+
+    owner = await owners.create(
+        session,
+        org_id,
+        OwnerIn(
+            kind="person",
+            name="Rhea Landlord",
+            email="rhea@example.com",
+            payout_reference="payee_demo_0001",
+        ),
+    )
+    await properties.update(
+        session, prop, PropertyPatch(management_fee=ManagementFee(kind="percent", amount=800))
+    )
+    since = datetime.now(UTC).date().replace(month=1, day=1)
+    await owners.put_ownership(
+        session,
+        org_id,
+        prop,
+        OwnershipIn(
+            effective_from=since.replace(year=since.year - 1),
+            shares=[ShareIn(owner_id=owner.id, basis_points=10_000)],
+        ),
+    )
 
 
 async def _demo_leases(session: Any, org_id: Any) -> None:

@@ -212,6 +212,11 @@ def _statuses(path: str, method: str, op: Operation) -> dict[str, OpenAPIRespons
         out["406"] = _problem(
             "Accept names neither application/json nor text/csv", ("not-acceptable",)
         )
+    if path == "/api/v1/owners/{owner_id}/statements/{month}":
+        out["406"] = _problem(
+            "Accept names none of application/json, text/csv, application/pdf",
+            ("not-acceptable",),
+        )
     if method in ("post", "patch", "delete") and not path.startswith(("/api/v1/auth/", LB_PREFIX)):
         slugs = (
             "conflict",

@@ -16,6 +16,7 @@ from haven.models import Property
 from haven.properties import service
 from haven.properties.schemas import (
     AddressOut,
+    ManagementFeeOut,
     PropertyIn,
     PropertyOut,
     PropertyPatch,
@@ -42,6 +43,11 @@ def property_out(p: Property | PropertyRow) -> PropertyOut:
         ),
         year_built=p.year_built,
         unit_count=p.unit_count,
+        management_fee=(
+            ManagementFeeOut(kind=p.management_fee_kind, amount=p.management_fee_amount)
+            if p.management_fee_kind is not None and p.management_fee_amount is not None
+            else None
+        ),
         version=p.version,
         created_at=p.created_at,
         updated_at=p.updated_at,

@@ -16,6 +16,19 @@ Region = Annotated[str, Meta(max_length=100, pattern=r"^[^\x00-\x1f\x7f]*$")]
 PostalCode = Annotated[str, Meta(max_length=20, pattern=r"^[A-Za-z0-9 \-]*$")]
 
 
+class ManagementFee(RequestBody):
+    """The manager's fee: `percent` = basis points (1..10000) of the rent collected,
+    `flat` = minor units a month."""
+
+    kind: Literal["percent", "flat"]
+    amount: Annotated[int, Meta(ge=1, le=1_000_000_000_00)]
+
+
+class ManagementFeeOut(ResponseBody):
+    kind: str
+    amount: int
+
+
 class Address(RequestBody):
     line1: Name
     city: City
@@ -30,6 +43,7 @@ class PropertyIn(RequestBody):
     type: PropertyType
     address: Address
     year_built: Year | None = None
+    management_fee: ManagementFee | None = None
 
 
 class PropertyPatch(RequestBody):
@@ -37,6 +51,8 @@ class PropertyPatch(RequestBody):
     type: PropertyType | UnsetType = UNSET
     address: Address | UnsetType = UNSET
     year_built: Year | UnsetType | None = UNSET
+    # null removes the fee.
+    management_fee: ManagementFee | UnsetType | None = UNSET
 
 
 class AddressOut(ResponseBody):
@@ -55,6 +71,7 @@ class PropertyOut(ResponseBody):
     address: AddressOut
     year_built: int | None
     unit_count: int
+    management_fee: ManagementFeeOut | None
     version: int
     created_at: datetime
     updated_at: datetime

@@ -12,8 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haven.db.pagination import ListQuery, Page, sort_keys
 from haven.db.query import get_owned
 from haven.db.reader import Reader
+from haven.errors import FieldError, ValidationError
 from haven.models import Property
-from haven.properties.schemas import Address, PropertyIn, PropertyPatch
+from haven.properties.schemas import Address, ManagementFee, PropertyIn, PropertyPatch
 
 
 def _apply_address(prop: Property, address: Address) -> None:
@@ -25,6 +26,18 @@ def _apply_address(prop: Property, address: Address) -> None:
     prop.country = address.country
 
 
+def _apply_fee(prop: Property, fee: ManagementFee | None) -> None:
+    if fee is None:
+        prop.management_fee_kind = prop.management_fee_amount = None
+        return
+    if fee.kind == "percent" and fee.amount > 10_000:
+        raise ValidationError(
+            errors=[FieldError("managementFee.amount", "a percent fee is 1..10000 basis points")]
+        )
+    prop.management_fee_kind = fee.kind
+    prop.management_fee_amount = fee.amount
+
+
 async def create(session: AsyncSession, organization_id: uuid.UUID, data: PropertyIn) -> Property:
     prop = Property(
         organization_id=organization_id,
@@ -34,6 +47,7 @@ async def create(session: AsyncSession, organization_id: uuid.UUID, data: Proper
         unit_count=0,
     )
     _apply_address(prop, data.address)
+    _apply_fee(prop, data.management_fee)
     session.add(prop)
     await session.flush()
     return prop
@@ -52,6 +66,8 @@ async def update(session: AsyncSession, prop: Property, data: PropertyPatch) -> 
         _apply_address(prop, data.address)
     if data.year_built is not UNSET:
         prop.year_built = data.year_built
+    if data.management_fee is not UNSET:
+        _apply_fee(prop, data.management_fee)
     await session.flush()
     return prop
 
@@ -80,6 +96,8 @@ class PropertyRow(NamedTuple):
     country: str
     year_built: int | None
     unit_count: int
+    management_fee_kind: str | None
+    management_fee_amount: int | None
     version: int
     created_at: datetime
     updated_at: datetime

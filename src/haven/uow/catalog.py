@@ -50,6 +50,11 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     # One per organization and billing date on which a real run posted anything
     # (emitted by haven.billing.service.run; its id is stable for that date).
     "billing_run": ("completed",),
+    # Owners (docs/owners.md): a share set is written as one row per owner; putting a set on a
+    # date that had one deletes that set's rows. A payout reversal is a payout too.
+    "owner": _CRUD,
+    "property_ownership": ("created", "deleted"),
+    "owner_payout": ("created",),
 }
 
 EVENT_TYPES: frozenset[str] = frozenset(
@@ -114,6 +119,14 @@ SAMPLE_DATA: dict[str, dict[str, Any]] = {
         "endDate": None,
     },
     "billing_run": {"date": "2026-12-01", "period": "2026-12", "posted": 12, "entryIds": [_ID]},
+    "owner": {"kind": "person", "name": "Rhea Landlord", "payoutReference": "payee_8f2c1a"},
+    "property_ownership": {
+        "propertyId": _ID,
+        "ownerId": _ID,
+        "effectiveFrom": "2026-01-01",
+        "basisPoints": 10000,
+    },
+    "owner_payout": {"ownerId": _ID, "amount": 100000, "paidOn": "2026-12-01", "reversesId": None},
 }
 
 

@@ -1,0 +1,1 @@
+"""Rental owners: ownership shares, payouts and monthly owner statements."""
