@@ -154,6 +154,19 @@ def build_matrix_world(client: TestClient[Any]) -> MatrixWorld:
         client.post(f"{API}/webhooks", headers=owner.headers, json={"url": PUBLIC_WEBHOOK})
     )
     events = ok(client.get(f"{API}/events", headers=owner.headers, params={"limit": 1}), 200)
+    rental_owner = _owner(client, owner)
+    ok(
+        client.put(
+            f"{API}/properties/{prop['id']}/ownership",
+            headers=owner.headers,
+            json={
+                "effectiveFrom": "2026-01-01",
+                "shares": [{"ownerId": rental_owner, "basisPoints": 10000}],
+            },
+        ),
+        200,
+    )
+    payout = _payout(client, owner, rental_owner)
     ids = {
         "property_id": prop["id"],
         "unit_id": unit["id"],
@@ -166,6 +179,9 @@ def build_matrix_world(client: TestClient[Any]) -> MatrixWorld:
         "key_id": key_id,
         "webhook_id": webhook,
         "event_id": events["items"][0]["id"],
+        "owner_id": rental_owner,
+        "payout_id": payout,
+        "month": "2026-10",
     }
     other = register(client, organization="Elsewhere Estates")
     accounts["other_org"] = other
@@ -178,7 +194,7 @@ def build_matrix_world(client: TestClient[Any]) -> MatrixWorld:
     if RESIDENTS:
         accounts["resident"] = resident_account(client, owner, tenant["id"])
         accounts["other_org_resident"] = resident_account(client, other, other_tenant["id"])
-    secrets = {v for k, v in ids.items() if k != "event_id"} | {
+    secrets = {v for k, v in ids.items() if k not in ("event_id", "month")} | {
         a.user_id for c, a in accounts.items() if c not in ("other_org", "other_org_resident")
     }
     return MatrixWorld(
@@ -191,6 +207,24 @@ def build_matrix_world(client: TestClient[Any]) -> MatrixWorld:
 
 
 # -- throwaway records, one set per cell -------------------------------------------------------
+
+
+def _owner(client: TestClient[Any], account: Account) -> str:
+    return _created(
+        client.post(
+            f"{API}/owners", headers=account.headers, json={"kind": "person", "name": "Rhea Matrix"}
+        )
+    )
+
+
+def _payout(client: TestClient[Any], account: Account, owner_id: str) -> str:
+    return _created(
+        client.post(
+            f"{API}/owners/{owner_id}/payouts",
+            headers={**account.headers, "Idempotency-Key": f"matrix-{unique()}"},
+            json={"amount": 2500, "paidOn": "2026-10-05", "reference": "matrix"},
+        )
+    )
 
 
 def _unit(w: MatrixWorld) -> str:
@@ -278,6 +312,8 @@ FRESH: dict[str, Callable[[MatrixWorld, str], dict[str, str]]] = {
     "member": lambda w, c: {"member_id": _member(w)},
     "key": lambda w, c: {"key_id": _key(w)},
     "webhook": lambda w, c: {"webhook_id": _webhook(w)},
+    "owner": lambda w, c: {"owner_id": _owner(w.client, w.owner)},
+    "payout": lambda w, c: {"payout_id": _payout(w.client, w.owner, w.ids["owner_id"])},
     "session": _second_session,
 }
 

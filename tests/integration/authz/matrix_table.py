@@ -123,6 +123,18 @@ DELETE /api/v1/webhooks/{webhook_id}                              204     204   
 GET    /api/v1/webhooks/{webhook_id}/deliveries                   200     200   403    403       404
 POST   /api/v1/webhooks/{webhook_id}/redeliver                    202     202   403    403       404
 POST   /api/v1/webhooks/{webhook_id}/rotate-secret                200     200   403    403       404
+GET    /api/v1/owners                                             200     200   200    200       200
+POST   /api/v1/owners                                             201     201   403    403       201
+GET    /api/v1/owners/{owner_id}                                  200     200   200    200       404
+PATCH  /api/v1/owners/{owner_id}                                  200     200   403    403       404
+DELETE /api/v1/owners/{owner_id}                                  204     204   403    403       404
+GET    /api/v1/owners/{owner_id}/properties                       200     200   200    200       404
+GET    /api/v1/owners/{owner_id}/payouts                          200     200   200    200       404
+POST   /api/v1/owners/{owner_id}/payouts                          201     201   403    403       404
+POST   /api/v1/owners/{owner_id}/payouts/{payout_id}/reverse      201     201   403    403       404
+GET    /api/v1/owners/{owner_id}/statements/{month}               200     200   200    200       404
+GET    /api/v1/properties/{property_id}/ownership                 200     200   200    200       404
+PUT    /api/v1/properties/{property_id}/ownership                 200     200   403    403       404
 """
 
 # The operations open to residents: (resident, other_org_resident). Every other operation is

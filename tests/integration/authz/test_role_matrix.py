@@ -130,6 +130,14 @@ CALLS: dict[str, Call] = {
     "POST /api/v1/webhooks": Call(body={"url": PUBLIC_WEBHOOK}),
     "DELETE /api/v1/webhooks/{webhook_id}": Call(fresh="webhook"),
     "POST /api/v1/webhooks/{webhook_id}/redeliver": Call(body={"eventId": "{event_id}"}),
+    "DELETE /api/v1/owners/{owner_id}": Call(fresh="owner"),
+    "POST /api/v1/owners/{owner_id}/payouts/{payout_id}/reverse": Call(fresh="payout"),
+    "PUT /api/v1/properties/{property_id}/ownership": Call(
+        body={
+            "effectiveFrom": "2026-03-01",
+            "shares": [{"ownerId": "{owner_id}", "basisPoints": 10000}],
+        }
+    ),
     "GET /api/v1/units": Call(params={"propertyId": "{property_id}"}),
     "GET /api/v1/leases": Call(params={"unitId": "{unit_id}"}),
     "GET /api/v1/maintenance-requests": Call(params={"propertyId": "{property_id}"}),
