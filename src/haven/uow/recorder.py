@@ -154,7 +154,7 @@ def _before_commit(session: Session) -> None:
     connection = session.connection()
     rows = audit.rows(notes, buffer.actor, deleted, buffer.instance_id, buffer.request_id)
     by_org = tail.by_organization(events, deleted)
-    if tail.fits(connection, by_org):
+    if tail.fits(connection, rows, by_org):
         tail.write(connection, rows, by_org, record)
         return
     if rows:

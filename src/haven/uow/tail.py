@@ -15,8 +15,8 @@ committed first) fails the one statement, as it failed one of the four.
 Only a write whose events belong to at most one organization goes this way: the order in
 which PostgreSQL runs sibling CTEs is not defined, and two counter locks must always be
 taken in the one order haven.uow.outbox.write keeps. Other writes (an organization and
-another's rows in one transaction: rare) and SQLite (embedded, no round trips to save)
-take the statement-per-table path.
+another's rows in one transaction: rare; a job's batch of more than `MAX_ROWS` rows) and
+SQLite (embedded, no round trips to save) take the statement-per-table path.
 """
 
 from __future__ import annotations
@@ -43,9 +43,25 @@ def by_organization(
     return by_org
 
 
-def fits(connection: Connection, by_org: dict[uuid.UUID, list[outbox.PendingEvent]]) -> bool:
-    """Whether `write` can take these rows (PostgreSQL, events of one organization at most)."""
-    return connection.dialect.name == "postgresql" and len(by_org) <= 1
+# Rows per tail statement at most: a request writes a handful; a job's large transaction (a
+# billing batch) goes the statement-per-table way, whose executemany SQLAlchemy pages
+# under the driver's bound-parameter limit (32767 on asyncpg), which one multi-row VALUES
+# would not be.
+MAX_ROWS = 200
+
+
+def fits(
+    connection: Connection,
+    audit_rows: list[dict[str, Any]],
+    by_org: dict[uuid.UUID, list[outbox.PendingEvent]],
+) -> bool:
+    """Whether `write` can take these rows (PostgreSQL, events of one organization at most,
+    a request's handful of rows)."""
+    return (
+        connection.dialect.name == "postgresql"
+        and len(by_org) <= 1
+        and len(audit_rows) + sum(len(items) for items in by_org.values()) <= MAX_ROWS
+    )
 
 
 def write(
