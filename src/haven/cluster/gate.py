@@ -43,6 +43,7 @@ from haven.cluster.ratelimit import header, limits_for, operator_limit, refuse
 from haven.cluster.runtime import Cluster
 from haven.errors import DependencyUnavailableError
 from haven.store.gate import CACHED_VIEW, SCOPE_KEY, CachedView, Prefetch
+from haven.store.idempotency import edge_key
 from haven.store.ratelimit import Decision, Limit
 
 log = structlog.get_logger("haven.gate")
@@ -128,7 +129,11 @@ class GateMiddleware:
         view = self.views.get(path) if method == "GET" else None
         try:
             decision, prefetch = await gate.run(
-                limits, sid, via_cookie, view.name() if view is not None else ""
+                limits,
+                sid,
+                via_cookie,
+                view.name() if view is not None else "",
+                edge_key(scope) if method == "POST" else None,
             )
         except (RedisError, OSError, TimeoutError) as exc:
             self._unavailable(exc)

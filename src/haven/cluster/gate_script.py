@@ -35,7 +35,8 @@ from redis.exceptions import NoScriptError
 
 from haven.auth.sessions import SESSION_TOUCH_LUA
 from haven.store.client import KEYS_LUA, Keys
-from haven.store.gate import Prefetch
+from haven.store.gate import EdgeClaim, Prefetch
+from haven.store.idempotency import CLAIM_LUA, LOCK_TTL_MS, new_token
 from haven.store.org_cache import CACHED_READ_LUA
 from haven.store.ratelimit import RATE_STEP_LUA, Decision, Limit, RateLimiter, decide
 
@@ -44,8 +45,10 @@ from haven.store.ratelimit import RATE_STEP_LUA, Decision, Limit, RateLimiter, d
 # slide (haven.auth.sessions), the versioned cache read (haven.store.org_cache).
 # KEYS[1..n]: rate counters; KEYS[n + 1]: the session.
 # ARGV[1]: window ms; ARGV[1 + i]: limit of KEYS[i]; then session TTL, session max age, now,
-# key prefix, cache name ('' for none).
-# Denied: {0, i, count, pttl}. Allowed: {1, count1, pttl1, ..., session, authz, version, cached}.
+# key prefix, cache name ('' for none), Idempotency-Key ('' for none), its path, marker token,
+# marker TTL ms.
+# Denied: {0, i, count, pttl}. Allowed: {1, count1, pttl1, ..., session, authz, version, cached,
+# idem key, idem cached, idem claimed}.
 GATE_LUA = "\n".join(
     (
         "local n = #KEYS - 1",
@@ -57,14 +60,22 @@ GATE_LUA = "\n".join(
         "local now = tonumber(ARGV[n + 4])",
         "local prefix = ARGV[n + 5]",
         "local name = ARGV[n + 6]",
+        "local ikey = ARGV[n + 7]",
+        "local ipath = ARGV[n + 8]",
+        "local itoken = ARGV[n + 9]",
+        "local ittl = ARGV[n + 10]",
         KEYS_LUA,
         SESSION_TOUCH_LUA,
         "local oid = decoded and type(decoded['oid']) == 'string' and decoded['oid'] or nil",
         CACHED_READ_LUA,
+        CLAIM_LUA,
         "out[#out + 1] = session",
         "out[#out + 1] = authz",
         "out[#out + 1] = version",
         "out[#out + 1] = cached",
+        "out[#out + 1] = idem_key",
+        "out[#out + 1] = idem_cached",
+        "out[#out + 1] = idem_claimed",
         "return out",
     )
 )
@@ -88,12 +99,21 @@ class Gate:
         self._session_prefix = keys.session("")
 
     async def run(
-        self, limits: list[Limit], sid: str, via_cookie: bool, cache_name: str
+        self,
+        limits: list[Limit],
+        sid: str,
+        via_cookie: bool,
+        cache_name: str,
+        idempotency: tuple[str, str] | None = None,
     ) -> tuple[Decision | None, Prefetch | None]:
         """One round trip. (decision, prefetch): decision None when `limits` is empty;
-        prefetch None when a limit refused the request (the session was not touched)."""
+        prefetch None when a limit refused the request (the session was not touched).
+        `idempotency` (key, path) of a keyed POST: the same trip claims the key
+        (haven.store.idempotency.CLAIM_LUA), left in `prefetch.claim`."""
         rate = self.keys.rate
         n = len(limits)
+        ikey, ipath = idempotency if idempotency is not None else ("", "")
+        token = new_token() if idempotency is not None else ""
         args: list[Any] = [
             "EVALSHA",
             self._script.sha,
@@ -107,6 +127,10 @@ class Gate:
             time.time(),
             self.keys.prefix,
             cache_name,
+            ikey,
+            ipath,
+            token,
+            LOCK_TTL_MS,
         ]
         try:
             raw = await self.redis.execute_command(*args)
@@ -114,7 +138,14 @@ class Gate:
             raw = await self._script(keys=args[3 : 4 + n], args=args[4 + n :])
         if raw[0] == 0:
             return decide(limits, raw), None
-        session, authz, version, cached = raw[1 + 2 * n :]
+        session, authz, version, cached, idem_key, idem_cached, idem_claimed = raw[1 + 2 * n :]
+        claim = None
+        if idem_key:
+            claim = EdgeClaim(
+                idem_key.decode() if isinstance(idem_key, bytes) else idem_key,
+                idem_cached,
+                token if idem_claimed else None,
+            )
         prefetch = Prefetch(
             sid=sid,
             via_cookie=via_cookie,
@@ -123,5 +154,6 @@ class Gate:
             version=int(version) if version is not None else None,
             cache_name=cache_name,
             cached=cached,
+            claim=claim,
         )
         return (decide(limits, raw) if n else None), prefetch

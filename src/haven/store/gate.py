@@ -37,6 +37,17 @@ def cached_view(name: Callable[[], str]) -> dict[str, Any]:
     return {CACHED_VIEW: CachedView(name)}
 
 
+@dataclass(frozen=True, slots=True)
+class EdgeClaim:
+    """What the gate did with a POST's Idempotency-Key (haven.store.idempotency.CLAIM_LUA):
+    `cached` is the stored answer's copy when there was one; otherwise `token` is the
+    in-flight marker's token when the gate took it, None when another request holds it."""
+
+    cache_key: str
+    cached: bytes | None
+    token: str | None
+
+
 @dataclass(slots=True)
 class Prefetch:
     """What the gate read for this request; `session` None means revoked or expired.
@@ -50,6 +61,13 @@ class Prefetch:
     version: int | None  # the organization's cache version (None: session unreadable)
     cache_name: str
     cached: bytes | None
+    # A keyed POST's claim, until the unit of work takes it over (`take_claim`).
+    claim: EdgeClaim | None = None
+
+    def take_claim(self) -> EdgeClaim | None:
+        """The gate's Idempotency-Key claim, handed over once (whoever takes it releases it)."""
+        claim, self.claim = self.claim, None
+        return claim
 
 
 def prefetch_of(scope: Any) -> Prefetch | None:

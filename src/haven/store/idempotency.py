@@ -45,6 +45,7 @@ from haven.errors import (
 )
 from haven.store import locks
 from haven.store.client import Keys
+from haven.store.gate import EdgeClaim
 
 KEY_HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -55,6 +56,29 @@ KEPT_HEADERS = ("etag", "location", "cache-control")
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as a header value allows
 
 log = structlog.get_logger("haven.idempotency")
+
+# The claim as a Lua fragment, for the edge's gate script (haven.cluster.gate_script), which
+# learns the organization and user from the session it read: the stored answer's copy, else
+# the in-flight marker (SET NX PX), so a keyed POST's claim costs no round trip of its own.
+# Expects `prefix`, `oid` (nil: none), `decoded` (the session record or nil), `ikey` (the
+# key, '' for none), `ipath`, `itoken`, `ittl`; leaves `idem_key` (false: no claim),
+# `idem_cached` (false: none) and `idem_claimed` (1 when the marker was taken).
+# `cache_scope_of` spells the same name; tests/integration/perf checks both agree.
+CLAIM_LUA = """
+local idem_key = false
+local idem_cached = false
+local idem_claimed = false
+if oid and ikey ~= '' and decoded and type(decoded['uid']) == 'string' then
+  idem_key = prefix .. ':idem:' .. redis.sha1hex(
+    oid .. '\\n' .. decoded['uid'] .. '\\nPOST\\n' .. ipath .. '\\n' .. ikey)
+  idem_cached = redis.call('GET', idem_key)
+  if not idem_cached then
+    if redis.call('SET', idem_key .. ':inflight', itoken, 'NX', 'PX', ittl) then
+      idem_claimed = 1
+    end
+  end
+end
+"""
 
 
 class StoredResponse(msgspec.Struct, frozen=True):
@@ -85,6 +109,7 @@ class Claim:
     token: str
     refresher: asyncio.Task[None] | None = None
     stored: StoredResponse | None = None
+    released: bool = False
 
 
 def replay_response(stored: StoredResponse) -> Response[bytes]:
@@ -108,9 +133,21 @@ def fingerprint_of(body: bytes) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
+def _raw_scope(organization_id: Any, user_id: Any, method: str, path: str, key: str) -> bytes:
+    return "\n".join((str(organization_id), str(user_id), method, path, key)).encode()
+
+
 def scope_of(organization_id: Any, user_id: Any, method: str, path: str, key: str) -> str:
-    raw = "\n".join((str(organization_id), str(user_id), method, path, key))
-    return hashlib.sha256(raw.encode()).hexdigest()
+    """The database record's `scope_hash` (SHA-256 of the scope)."""
+    return hashlib.sha256(_raw_scope(organization_id, user_id, method, path, key)).hexdigest()
+
+
+def cache_scope_of(organization_id: Any, user_id: Any, method: str, path: str, key: str) -> str:
+    """The Redis copy's and marker's name part: SHA-1 of the same scope, which the edge's
+    gate script computes itself from the session it read (`CLAIM_LUA`; Lua has no SHA-256)."""
+    return hashlib.sha1(  # noqa: S324 - a key name, not a signature
+        _raw_scope(organization_id, user_id, method, path, key)
+    ).hexdigest()
 
 
 def answer(stored: StoredResponse, fingerprint: str) -> IdempotentReplay:
@@ -129,11 +166,40 @@ def check_key(key: str) -> None:
         )
 
 
+def edge_key(scope: Any) -> tuple[str, str] | None:
+    """(key, path) of a POST the edge's gate may claim the Idempotency-Key of; None for
+    anything else (a malformed key is left to the unit of work, which answers 422)."""
+    path = scope.get("path", "")
+    if scope.get("method") != "POST" or not path.startswith(API_PREFIX):
+        return None
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"idempotency-key":
+            key = value.decode("latin-1")
+            return (key, path) if _KEY_PATTERN.match(key) else None
+    return None
+
+
+def new_token() -> str:
+    return locks.new_token()
+
+
+def from_edge(edge: EdgeClaim, scope: str, fingerprint: str, organization_id: Any) -> Claim:
+    """The gate's claim as this request's: replay, 422 (other body), 409 (in flight) or held."""
+    if edge.cached is not None:
+        raise answer(msgspec.msgpack.decode(edge.cached, type=StoredResponse), fingerprint)
+    if edge.token is None:
+        raise IdempotencyInFlightError(
+            "A request with this Idempotency-Key is still being processed; retry shortly"
+        )
+    lock_key = f"{edge.cache_key}:inflight"
+    return Claim(scope, fingerprint, organization_id, edge.cache_key, lock_key, edge.token)
+
+
 async def claim(
-    redis: Redis, keys: Keys, scope: str, fingerprint: str, organization_id: Any
+    redis: Redis, keys: Keys, scope: str, fingerprint: str, organization_id: Any, cache_scope: str
 ) -> Claim:
     """Take the key's in-flight marker, or raise: replay, 422 (other body) or 409 (in flight)."""
-    cache_key = keys.idempotency(scope)
+    cache_key = keys.idempotency(cache_scope)
     cached: Any = await redis.get(cache_key)
     if cached is not None:
         raise answer(msgspec.msgpack.decode(cached, type=StoredResponse), fingerprint)
@@ -171,9 +237,35 @@ async def committed(redis: Redis, claim: Claim) -> None:
         log.warning("idempotency_cache_failed", error=repr(exc))
 
 
+def queue_settled(pipe: Any, claim: Claim) -> None:
+    """After the commit, queued on the unit of work's one pipeline: `committed`, then the
+    marker's release (in that order: a retry finds the copy or, without it, the record)."""
+    if claim.refresher is not None:
+        claim.refresher.cancel()
+    claim.released = True
+    if claim.stored is not None:
+        pipe.set(
+            claim.cache_key,
+            msgspec.msgpack.encode(claim.stored),
+            px=int(RETENTION.total_seconds() * 1000),
+        )
+    locks.queue_release(pipe, claim.lock_key, claim.token)
+
+
+async def release_marker(redis: Redis, cache_key: str, token: str) -> None:
+    """Let go of a marker the gate took for a request that never used it."""
+    try:
+        await locks.release(redis, f"{cache_key}:inflight", token)
+    except Exception as exc:  # the marker expires by itself
+        log.warning("idempotency_release_failed", error=repr(exc))
+
+
 async def release(redis: Redis, claim: Claim) -> None:
     if claim.refresher is not None:
         claim.refresher.cancel()
+    if claim.released:
+        return
+    claim.released = True
     try:
         await locks.release(redis, claim.lock_key, claim.token)
     except Exception as exc:  # the marker expires by itself

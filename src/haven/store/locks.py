@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -23,14 +24,23 @@ return 0
 """
 
 
+def new_token() -> str:
+    return secrets.token_hex(16)
+
+
 async def acquire(redis: Redis, key: str, ttl_ms: int) -> str | None:
     """The lock's token if this caller got it, else None."""
-    token = secrets.token_hex(16)
+    token = new_token()
     return token if await redis.set(key, token, nx=True, px=ttl_ms) else None
 
 
 async def release(redis: Redis, key: str, token: str) -> bool:
     return bool(await redis.eval(_RELEASE, 1, key, token))
+
+
+def queue_release(pipe: Any, key: str, token: str) -> None:
+    """`release`, queued on a pipeline (its reply is that of `release`)."""
+    pipe.eval(_RELEASE, 1, key, token)
 
 
 async def extend(redis: Redis, key: str, token: str, ttl_ms: int) -> bool:

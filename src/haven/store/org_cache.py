@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
@@ -40,9 +41,14 @@ async def bump(redis: Redis, keys: Keys, organization_ids: Iterable[uuid.UUID]) 
     if not ids:
         return
     async with redis.pipeline(transaction=False) as pipe:
-        for org in ids:
-            pipe.incr(keys.org_version(str(org)))
+        queue_bump(pipe, keys, ids)
         await pipe.execute()
+
+
+def queue_bump(pipe: Any, keys: Keys, organization_ids: Iterable[uuid.UUID]) -> None:
+    """`bump`, queued on a pipeline the caller sends (the unit of work's after-commit trip)."""
+    for org in organization_ids:
+        pipe.incr(keys.org_version(str(org)))
 
 
 async def version(redis: Redis, keys: Keys, organization_id: uuid.UUID) -> int:

@@ -26,8 +26,9 @@ from litestar.utils.scope.state import ScopeState
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import Principal
-from haven.services import Services
-from haven.store.idempotency import API_PREFIX, KEPT_HEADERS, KEY_HEADER
+from haven.services import Services, services_of
+from haven.store.gate import prefetch_of
+from haven.store.idempotency import API_PREFIX, KEPT_HEADERS, KEY_HEADER, release_marker
 from haven.uow.actor import ANONYMOUS, Actor
 from haven.uow.tx import Answer, IdempotencyRequest, RequestTx
 
@@ -49,6 +50,7 @@ async def _open_write(
     idempotent = None
     if key is not None and request.method == "POST" and request.url.path.startswith(API_PREFIX):
         idempotent = IdempotencyRequest(key, request.method, request.url.path, await request.body())
+    prefetch = prefetch_of(request.scope)
     tx = await RequestTx.open(
         services.sessionmaker(bind=services.write_engine),
         services.redis,
@@ -57,6 +59,7 @@ async def _open_write(
         instance_id=services.settings.instance_id,
         request_id=request.scope.get("state", {}).get("request_id"),
         idempotent=idempotent,
+        edge=prefetch.take_claim() if prefetch is not None else None,
     )
     request.scope.setdefault("state", {})[TX_KEY] = tx
     return tx
@@ -115,6 +118,15 @@ def _answer(held: list[Message]) -> Answer:
     return Answer(status, media_type, kept, bytes(body))
 
 
+async def _release_unused_claim(scope: Scope) -> None:
+    """A key the edge claimed for a request that never opened a unit of work (refused by its
+    principal, its CSRF check or its validation): let go of the marker now."""
+    prefetch = prefetch_of(scope)
+    edge = prefetch.take_claim() if prefetch is not None else None
+    if edge is not None and edge.token is not None:
+        await release_marker(services_of(scope["app"]).redis, edge.cache_key, edge.token)
+
+
 def write_boundary(app: ASGIApp) -> ASGIApp:
     """Middleware: finish a write's unit of work before its answer is sent."""
 
@@ -137,6 +149,7 @@ def write_boundary(app: ASGIApp) -> ASGIApp:
                 tx = scope.get("state", {}).pop(TX_KEY, None)
                 if tx is not None:
                     await tx.close()
+                await _release_unused_claim(scope)
         except BaseException:
             # Nothing held has left, whatever Litestar's inner error layer noted when the
             # handler's answer reached `hold`: clear that note so the app's error handler

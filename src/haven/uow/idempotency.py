@@ -7,14 +7,17 @@ writes `idempotency_records` rows for the unit of work (haven.uow.tx).
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haven.db.base import utcnow
 from haven.models import IdempotencyRecord
 from haven.store.idempotency import RETENTION, Claim, StoredResponse, answer, remember
+from haven.uow.recorder import buffer_of
 
 
 async def check_database(session: AsyncSession, claim: Claim, redis: Redis) -> None:
@@ -43,19 +46,20 @@ async def check_database(session: AsyncSession, claim: Claim, redis: Redis) -> N
 
 
 def record(session: AsyncSession, claim: Claim, stored: StoredResponse) -> None:
-    """Add the successful answer to the request's transaction, so it commits with the write."""
+    """Add the successful answer to the request's transaction, so it commits with the write
+    (in the transaction's last statement, with the audit rows and events: haven.uow.tail)."""
     claim.stored = stored
-    session.add(
-        IdempotencyRecord(
-            scope_hash=claim.scope,
-            organization_id=claim.organization_id,
-            fingerprint=stored.fingerprint,
-            status_code=stored.status,
-            media_type=stored.media_type,
-            headers=json.dumps(stored.headers),
-            body=stored.body,
-        )
-    )
+    buffer_of(session).record = {
+        "id": uuid.uuid4(),
+        "scope_hash": claim.scope,
+        "organization_id": claim.organization_id,
+        "fingerprint": stored.fingerprint,
+        "status_code": stored.status,
+        "media_type": stored.media_type,
+        "headers": json.dumps(stored.headers),
+        "body": stored.body,
+        "created_at": utcnow(),
+    }
 
 
 async def purge_expired(session: AsyncSession, now: datetime | None = None) -> int:

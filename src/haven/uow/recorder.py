@@ -10,8 +10,9 @@ SQLAlchemy's global `Session`:
   (haven.uow.outbox) of what the flush wrote;
 * a savepoint remembers how far both lists went, and rolling it back cuts both
   back there; a full rollback forgets everything;
-* `before_commit` flushes what is left, then writes the audit rows and the events
-  as the last statements of the transaction.
+* `before_commit` flushes what is left, then writes the audit rows, the events and
+  the Idempotency-Key record (`record`) as the last statement of the transaction
+  (haven.uow.tail: one statement on PostgreSQL; one per table otherwise).
 
 Who acted, on which instance and for which request is set once, by whoever opened
 the session (haven.uow.tx for a request, `as_system` for a job).
@@ -29,8 +30,8 @@ from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 
-from haven.models import AuditEvent, Organization
-from haven.uow import audit, outbox
+from haven.models import AuditEvent, IdempotencyRecord, Organization
+from haven.uow import audit, outbox, tail
 from haven.uow.actor import ANONYMOUS, Actor
 
 _KEY = "haven_write_buffer"  # the one session.info key: this module's own
@@ -52,11 +53,14 @@ class WriteBuffer:
     at_end: list[AfterCommit] = field(default_factory=list)  # after commit or rollback
     # id(savepoint) -> (len(audit notes), len(events)) when it began
     savepoints: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # The Idempotency-Key record (an idempotency_records row), written with the commit.
+    record: dict[str, Any] | None = None
 
     def forget(self) -> None:
         """A full rollback: nothing this transaction noted happened."""
         self.audit = audit.AuditNotes()
         self.events = []
+        self.record = None
         self.deleted_organizations = set()
         self.savepoints = {}
 
@@ -144,14 +148,21 @@ def _before_commit(session: Session) -> None:
     buffer.audit, buffer.events, buffer.savepoints = audit.AuditNotes(), [], {}
     deleted = buffer.deleted_organizations
     buffer.deleted_organizations = set()
-    if not notes.notes and not events:
+    record, buffer.record = buffer.record, None
+    if not notes.notes and not events and record is None:
         return
     connection = session.connection()
     rows = audit.rows(notes, buffer.actor, deleted, buffer.instance_id, buffer.request_id)
+    by_org = tail.by_organization(events, deleted)
+    if tail.fits(connection, rows, by_org):
+        tail.write(connection, rows, by_org, record)
+        return
     if rows:
         connection.execute(insert(AuditEvent), rows)
     if events:
         outbox.write(connection, events, deleted)
+    if record is not None:
+        connection.execute(insert(IdempotencyRecord), [record])
 
 
 def _transaction_began(session: Session, transaction: SessionTransaction) -> None:

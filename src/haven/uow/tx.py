@@ -8,14 +8,19 @@ then does, in this order and nowhere else:
    Idempotency-Key record to the transaction;
 2. COMMIT: the write buffer (haven.uow.recorder) writes the audit rows and the
    outbox events as its last statements;
-3. the answer is copied to Redis (a cache of the record);
-4. the cache version of every organization the write changed is bumped;
-5. the after-commit callbacks run (e.g. publishing a role change).
+3. one Redis round trip (a pipeline): the answer is copied to Redis (a cache
+   of the record), the cache version of every organization the write changed
+   is bumped, and the key's in-flight marker is released;
+4. the after-commit callbacks run (e.g. publishing a role change).
 
 `close` always runs last: it rolls back whatever did not commit, ends the
-session, lets go of the Idempotency-Key's in-flight marker and runs the
-`at_end` callbacks (e.g. releasing the billing run's lock only once its
-charges have committed).
+session, lets go of the Idempotency-Key's in-flight marker (if the commit's
+pipeline did not) and runs the `at_end` callbacks (e.g. releasing the billing
+run's lock only once its charges have committed).
+
+The key's claim costs no round trip of its own when the edge's gate script took
+it (haven.store.gate.EdgeClaim, passed as `edge`): a keyed POST is then the
+gate's trip and the commit's pipeline, two Redis round trips in all.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from haven.errors import IdempotencyInFlightError, VersionMismatchError
 from haven.store import idempotency, org_cache
 from haven.store.client import Keys
+from haven.store.gate import EdgeClaim
 from haven.store.idempotency import Claim, StoredResponse
 from haven.uow import idempotency as records
 from haven.uow.actor import Actor
@@ -86,26 +92,36 @@ class RequestTx:
         instance_id: str | None,
         request_id: str | None,
         idempotent: IdempotencyRequest | None,
+        edge: EdgeClaim | None = None,
     ) -> RequestTx:
         as_actor(session, actor, instance_id, request_id)
         tx = cls(session, redis, keys, None)
         if idempotent is None:
+            if edge is not None and edge.token is not None:
+                await idempotency.release_marker(redis, edge.cache_key, edge.token)
             return tx
         try:
             idempotency.check_key(idempotent.key)  # 422 for a malformed key, even signed out
             if actor.organization_id is None:
                 return tx  # sign-up, sign-in: nothing to scope the key to
-            scope = idempotency.scope_of(
+            parts = (
                 actor.organization_id,
                 actor.scope_id,
                 idempotent.method,
                 idempotent.path,
                 idempotent.key,
             )
+            scope = idempotency.scope_of(*parts)
+            cache_key = keys.idempotency(idempotency.cache_scope_of(*parts))
             fingerprint = idempotency.fingerprint_of(idempotent.body)
-            tx.claim = await idempotency.claim(
-                redis, keys, scope, fingerprint, actor.organization_id
-            )
+            if edge is not None and edge.cache_key == cache_key:
+                tx.claim = idempotency.from_edge(edge, scope, fingerprint, actor.organization_id)
+            else:
+                if edge is not None and edge.token is not None:  # not this request's scope
+                    await idempotency.release_marker(redis, edge.cache_key, edge.token)
+                tx.claim = await idempotency.claim(
+                    redis, keys, scope, fingerprint, actor.organization_id, cache_key
+                )
             await records.check_database(session, tx.claim, redis)
         except BaseException:
             await tx.close()
@@ -148,17 +164,31 @@ class RequestTx:
             raise IdempotencyInFlightError(
                 "A request with this Idempotency-Key completed meanwhile; retry to replay it"
             ) from None
-        if self.claim is not None:
-            await idempotency.committed(self.redis, self.claim)
-        try:  # cached views then expire by their TTL
-            await org_cache.bump(self.redis, self.keys, take_changed(self.session))
-        except Exception as exc:
-            log.warning("cache_version_bump_failed", error=repr(exc))
+        await self._settle()
         for callback in self.buffer.after_commit:
             try:
                 await callback()
             except Exception as exc:  # a cache bump failing must not undo a committed write
                 log.warning("after_commit_failed", error=repr(exc))
+
+    async def _settle(self) -> None:
+        """The commit's one Redis round trip: the answer's copy, the changed organizations'
+        cache versions and the marker's release, pipelined (each may fail alone: the record
+        still answers a retry, cached views expire by their TTL, the marker by its own)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if self.claim is not None:
+                idempotency.queue_settled(pipe, self.claim)
+            org_cache.queue_bump(pipe, self.keys, take_changed(self.session))
+            if not len(pipe):
+                return
+            try:
+                results = await pipe.execute(raise_on_error=False)
+            except Exception as exc:
+                log.warning("after_commit_redis_failed", error=repr(exc))
+                return
+        failed = [r for r in results if isinstance(r, Exception)]
+        if failed:
+            log.warning("after_commit_redis_failed", error=repr(failed[0]))
 
     async def close(self) -> None:
         """Roll back what did not commit, end the session, let go of the key."""

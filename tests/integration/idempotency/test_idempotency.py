@@ -143,12 +143,12 @@ def test_in_flight_marker_of_a_dead_instance_expires(
 
     import redis as redis_sync
 
-    from haven.store.idempotency import LOCK_TTL_MS, scope_of
+    from haven.store.idempotency import LOCK_TTL_MS, cache_scope_of
 
     lease = active_lease(client, owner)
     key = uuid.uuid4().hex
     path = f"/api/v1/leases/{lease['id']}/payments"
-    scope = scope_of(owner.organization_id, owner.user_id, "POST", path, key)
+    scope = cache_scope_of(owner.organization_id, owner.user_id, "POST", path, key)
     conn = redis_sync.Redis.from_url(valkey.url)
     try:
         conn.set(f"haven:idem:{scope}:inflight", "dead-instance", px=LOCK_TTL_MS)

@@ -1,0 +1,114 @@
+"""The transaction's last statement on PostgreSQL: audit rows, numbered events and the
+Idempotency-Key record in one round trip.
+
+Before COMMIT the write buffer (haven.uow.recorder) has three kinds of rows to add: the
+audit trail (haven.uow.audit), the outbox events with their feed positions
+(haven.uow.outbox, which takes the organization's counter row lock with an
+INSERT .. ON CONFLICT DO UPDATE .. RETURNING) and the answer's Idempotency-Key record.
+Sent one by one that is four statements, four round trips. On PostgreSQL they are one
+statement with data-modifying CTEs: the counter's upsert is a CTE, the events read the
+new top position from it (so the lock is taken, and held to COMMIT, exactly as before),
+and every CTE runs once and to completion whether or not the main SELECT reads it. A
+failure anywhere (the record's unique scope: a concurrent request with the same key
+committed first) fails the one statement, as it failed one of the four.
+
+Only a write whose events belong to at most one organization goes this way: the order in
+which PostgreSQL runs sibling CTEs is not defined, and two counter locks must always be
+taken in the one order haven.uow.outbox.write keeps. Other writes (an organization and
+another's rows in one transaction: rare; a job's batch of more than `MAX_ROWS` rows) and
+SQLite (embedded, no round trips to save) take the statement-per-table path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import insert, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection
+
+from haven.db.base import utcnow
+from haven.models import AuditEvent, Event, EventCounter, IdempotencyRecord
+from haven.uow import outbox
+
+
+def by_organization(
+    pending: list[outbox.PendingEvent], deleted_organizations: set[uuid.UUID]
+) -> dict[uuid.UUID, list[outbox.PendingEvent]]:
+    by_org: dict[uuid.UUID, list[outbox.PendingEvent]] = {}
+    for item in pending:
+        if item.organization_id not in deleted_organizations:
+            by_org.setdefault(item.organization_id, []).append(item)
+    return by_org
+
+
+# Rows per tail statement at most: a request writes a handful; a job's large transaction (a
+# billing batch) goes the statement-per-table way, whose executemany SQLAlchemy pages
+# under the driver's bound-parameter limit (32767 on asyncpg), which one multi-row VALUES
+# would not be.
+MAX_ROWS = 200
+
+
+def fits(
+    connection: Connection,
+    audit_rows: list[dict[str, Any]],
+    by_org: dict[uuid.UUID, list[outbox.PendingEvent]],
+) -> bool:
+    """Whether `write` can take these rows (PostgreSQL, events of one organization at most,
+    a request's handful of rows)."""
+    return (
+        connection.dialect.name == "postgresql"
+        and len(by_org) <= 1
+        and len(audit_rows) + sum(len(items) for items in by_org.values()) <= MAX_ROWS
+    )
+
+
+def write(
+    connection: Connection,
+    audit_rows: list[dict[str, Any]],
+    by_org: dict[uuid.UUID, list[outbox.PendingEvent]],
+    record: dict[str, Any] | None,
+) -> None:
+    """Audit rows, events (one organization) and the Idempotency-Key record: one statement."""
+    ctes = []
+    main: Any = select(literal(1))
+    if by_org:
+        ((organization_id, items),) = by_org.items()
+        count = len(items)
+        counter = (
+            pg_insert(EventCounter)
+            .values(organization_id=organization_id, position=count, purged_through=0)
+            .on_conflict_do_update(
+                index_elements=[EventCounter.organization_id],
+                set_={"position": EventCounter.position + count},
+            )
+            .returning(EventCounter.position)
+            .cte("haven_counter")
+        )
+        top = select(counter.c.position).scalar_subquery()
+        at = utcnow()
+        events = insert(Event).values(
+            [
+                {
+                    "id": uuid.uuid4(),
+                    "organization_id": organization_id,
+                    "position": top - (count - 1 - offset),
+                    "type": item.type,
+                    "resource_type": item.resource_type,
+                    "resource_id": item.resource_id,
+                    "data": item.data,
+                    "occurred_at": at,
+                }
+                for offset, item in enumerate(items)
+            ]
+        )
+        ctes.append(events.cte("haven_events"))
+        main = select(counter.c.position)
+    if audit_rows:
+        ctes.append(insert(AuditEvent).values(audit_rows).cte("haven_audit"))
+    if record is not None:
+        ctes.append(insert(IdempotencyRecord).values(record).cte("haven_record"))
+    if not ctes and not by_org:
+        return
+    connection.execute(main.add_cte(*ctes))

@@ -1,0 +1,287 @@
+"""Round trips per keyed POST, counted on the wire (not timed, not inferred from a log).
+
+A relay in front of Valkey and one in front of PostgreSQL (`Relay`) passes every byte on
+and counts the exchanges: an exchange starts when the client sends after the server last
+spoke, so commands a client pipelines in one write are one round trip, and a statement
+that needs a Parse first (asyncpg's prepare) is two. The app is warmed up first (its
+statements prepared on its one pooled connection), so what is counted is the steady state.
+
+Left out of the count, by what they carry: the instance's heartbeat (its registry keys),
+the in-flight marker's refresh (only a POST slower than a second sends it) and the
+dependency monitor's `SELECT 1`.
+
+Pinned (issue 19, "writes in two round trips"): Redis is two round trips (the gate's
+script, which also claims the key, and the commit's pipeline). PostgreSQL is pinned at
+what the unit of work sends today (BEGIN, the key's record lookup, the handler's own
+statements, the one tail statement, COMMIT); docs/architecture.md says what is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from litestar.testing import TestClient
+
+from haven.store.embedded import EmbeddedValkey
+from support import register
+from support_leases import active_lease, pay
+
+TENANT = {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com"}
+_SSL_CODES = {80877103, 80877104}  # SSLRequest, GSSENCRequest: no type byte either
+
+
+def _quietly_close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+class Relay:
+    """A TCP relay that records each exchange's client bytes, per connection."""
+
+    def __init__(self, host: str, port: int, postgres: bool) -> None:
+        self.upstream = (host, port)
+        self.postgres = postgres
+        self.turns: list[list[str]] = []
+        self.recording = False
+        self.lock = threading.Lock()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        for sock in self.sockets:
+            _quietly_close(sock)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                server = socket.create_connection(self.upstream)
+            except OSError:
+                client.close()
+                continue
+            self.sockets += [client, server]
+            state: dict[str, Any] = {"last": None, "turn": None, "buf": b"", "started": False}
+            state["names"] = {}
+            threading.Thread(target=self._up, args=(client, server, state), daemon=True).start()
+            threading.Thread(target=self._down, args=(server, client, state), daemon=True).start()
+
+    def _up(self, client: socket.socket, server: socket.socket, state: dict[str, Any]) -> None:
+        while True:
+            try:
+                data = client.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                _quietly_close(server)
+                return
+            with self.lock:
+                if state["last"] != "client":
+                    state["last"] = "client"
+                    state["turn"] = []
+                    if self.recording:
+                        self.turns.append(state["turn"])
+                state["buf"] += data
+                self._parse(state)
+            try:
+                server.sendall(data)
+            except OSError:
+                client.close()
+                return
+
+    def _down(self, server: socket.socket, client: socket.socket, state: dict[str, Any]) -> None:
+        while True:
+            try:
+                data = server.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                _quietly_close(client)
+                return
+            with self.lock:
+                state["last"] = "server"
+            try:
+                client.sendall(data)
+            except OSError:
+                server.close()
+                return
+
+    def _parse(self, state: dict[str, Any]) -> None:
+        if not self.postgres:  # RESP: keep the text; the commands are read from it
+            state["turn"].append(state["buf"].decode("latin-1"))
+            state["buf"] = b""
+            return
+        buf: bytes = state["buf"]
+        while True:
+            if not state["started"]:
+                if len(buf) < 8:
+                    break
+                length, code = struct.unpack("!ii", buf[:8])
+                if len(buf) < length:
+                    break
+                buf = buf[length:]
+                state["started"] = code not in _SSL_CODES
+                continue
+            if len(buf) < 5:
+                break
+            kind = chr(buf[0])
+            length = struct.unpack("!i", buf[1:5])[0]
+            if len(buf) < 1 + length:
+                break
+            body, buf = buf[5 : 1 + length], buf[1 + length :]
+            if kind == "Q":
+                state["turn"].append(body.split(b"\0")[0].decode())
+            elif kind == "P":
+                name, query = body.split(b"\0")[:2]
+                state["names"][name] = query.decode()
+                state["turn"].append(query.decode())
+            elif kind == "B":
+                name = body.split(b"\0")[1]
+                state["turn"].append(state["names"].get(name, "?"))
+        state["buf"] = buf
+
+
+def _relayed(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rsplit("@", 1)[0] + "@" if "@" in parts.netloc else ""
+    return urlunsplit(parts._replace(netloc=f"{userinfo}127.0.0.1:{port}"))
+
+
+def _redis_commands(turn: list[str]) -> list[str]:
+    """The command names of one Redis exchange (each RESP array's first bulk string)."""
+    text = "".join(turn)
+    names = []
+    for chunk in text.split("*")[1:]:
+        lines = chunk.split("\r\n")
+        if len(lines) > 2 and lines[0].isdigit() and lines[1].startswith("$"):
+            names.append(lines[2].upper())
+    return names
+
+
+def _counted_redis(turns: list[list[str]], prefix: str) -> list[list[str]]:
+    kept = []
+    for turn in turns:
+        text = "".join(turn)
+        if f"{prefix}:instance" in text or "pexpire" in text or prefix not in text:
+            continue
+        kept.append(_redis_commands(turn))
+    return kept
+
+
+def _counted_sql(turns: list[list[str]]) -> list[list[str]]:
+    kept = []
+    for turn in turns:
+        verbs = [s.split()[0].rstrip(";").upper() for s in turn if s.strip()]
+        if turn and all(s.strip().upper() == "SELECT 1" for s in turn):
+            continue
+        kept.append(verbs)
+    return kept
+
+
+@pytest.fixture
+def relays(database: Any, valkey: EmbeddedValkey) -> Any:
+    if database.backend != "postgresql":
+        pytest.skip("round trips are counted on PostgreSQL (SQLite is embedded: none)")
+    pg = urlsplit(database.url)
+    rd = urlsplit(valkey.url)
+    pg_relay = Relay(pg.hostname or "127.0.0.1", pg.port or 5432, postgres=True)
+    redis_relay = Relay(rd.hostname or "127.0.0.1", rd.port or 6379, postgres=False)
+    yield pg_relay, redis_relay
+    pg_relay.close()
+    redis_relay.close()
+
+
+def _counted(
+    relays: tuple[Relay, Relay], prefix: str, send: Callable[[], Any]
+) -> tuple[Any, list[list[str]], list[list[str]]]:
+    pg_relay, redis_relay = relays
+    with pg_relay.lock, redis_relay.lock:
+        pg_relay.turns, redis_relay.turns = [], []
+        pg_relay.recording = redis_relay.recording = True
+    try:
+        response = send()
+    finally:
+        with pg_relay.lock, redis_relay.lock:
+            pg_relay.recording = redis_relay.recording = False
+    return (
+        response,
+        _counted_sql(pg_relay.turns),
+        _counted_redis(redis_relay.turns, prefix),
+    )
+
+
+def test_a_keyed_post_costs_two_redis_round_trips(
+    app_factory: Callable[..., TestClient[Any]],
+    database: Any,
+    valkey: EmbeddedValkey,
+    relays: tuple[Relay, Relay],
+) -> None:
+    pg_relay, redis_relay = relays
+    prefix = f"w{uuid.uuid4().hex[:6]}"
+    client = app_factory(
+        rate_limit_enabled=True,
+        redis_key_prefix=prefix,
+        database_url=_relayed(database.url, pg_relay.port),
+        redis_url=_relayed(valkey.url, redis_relay.port),
+        webhook_worker=False,
+        db_pool_min=1,
+        db_pool_max=1,
+    )
+    owner = register(client)
+    lease = active_lease(client, owner)
+
+    def tenant() -> Any:
+        key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+        return client.post("/api/v1/tenants", headers={**owner.headers, **key}, json=TENANT)
+
+    def payment() -> Any:
+        key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+        return pay(client, owner, lease["id"], 100, headers=key)
+
+    for send in (tenant, tenant, payment, payment):  # warm up: statements prepared
+        assert send().status_code == 201
+
+    response, sql, redis = _counted(relays, prefix, tenant)
+    assert response.status_code == 201, response.text
+    # The gate's script (session, limits and the key's claim); then, after COMMIT, one
+    # pipeline: the answer's copy, the marker's release, the cache-version bump.
+    assert redis == [["EVALSHA"], ["SET", "EVAL", "INCRBY"]], redis
+    # BEGIN, the key's record lookup, the tenant row, the tail (audit row, counter, event,
+    # the key's record: one statement, haven.uow.tail), COMMIT.
+    assert sql == [["BEGIN"], ["SELECT"], ["INSERT"], ["WITH"], ["COMMIT"]], sql
+
+    response, sql, redis = _counted(relays, prefix, payment)
+    assert response.status_code == 201, response.text
+    assert redis == [["EVALSHA"], ["SET", "EVAL", "INCRBY"]], redis
+    # BEGIN, the key's record lookup, the lease, the entry, the balance after it, the
+    # tail, COMMIT.
+    assert sql == [
+        ["BEGIN"], ["SELECT"], ["SELECT"], ["INSERT"], ["SELECT"], ["WITH"], ["COMMIT"]
+    ], sql  # fmt: skip
+
+    # A replay: the gate's trip read the stored copy; no statement at all.
+    key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    first = client.post("/api/v1/tenants", headers={**owner.headers, **key}, json=TENANT)
+    assert first.status_code == 201
+    response, sql, redis = _counted(
+        relays,
+        prefix,
+        lambda: client.post("/api/v1/tenants", headers={**owner.headers, **key}, json=TENANT),
+    )
+    assert response.headers["idempotent-replayed"] == "true"
+    assert response.content == first.content
+    assert (sql, redis) == ([], [["EVALSHA"]])
