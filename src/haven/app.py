@@ -39,6 +39,7 @@ from haven.openapi import document_contract, document_problems
 from haven.organizations.routes import MembersController, OrganizationController
 from haven.properties.routes import PropertiesController
 from haven.reports.routes import ReportsController
+from haven.residents.routes import InvitationsController, TenantAccessController
 from haven.services import attach, open_services, provide_reader, provide_services
 from haven.status.routes import status_assets, status_page
 from haven.store import idempotency
@@ -72,6 +73,8 @@ API_HANDLERS: list[Any] = [
     WebhooksController,
     DashboardController,
     ReportsController,
+    TenantAccessController,
+    InvitationsController,
 ]
 
 

@@ -50,6 +50,8 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     # One per organization and billing date on which a real run posted anything
     # (emitted by haven.billing.service.run; its id is stable for that date).
     "billing_run": ("completed",),
+    # Resident invitations (haven.residents): created, then updated when accepted or revoked.
+    "tenant_invitation": ("created", "updated"),
 }
 
 EVENT_TYPES: frozenset[str] = frozenset(
@@ -112,6 +114,13 @@ SAMPLE_DATA: dict[str, dict[str, Any]] = {
         "amount": 7500,
         "startDate": "2026-12-01",
         "endDate": None,
+    },
+    "tenant_invitation": {
+        "tenantId": _ID,
+        "email": "ada@example.com",
+        "expiresAt": "2026-12-04T10:00:00Z",
+        "acceptedAt": None,
+        "revokedAt": None,
     },
     "billing_run": {"date": "2026-12-01", "period": "2026-12", "posted": 12, "entryIds": [_ID]},
 }
