@@ -44,7 +44,8 @@ def test_an_invitation_signs_the_tenant_in_as_a_resident_once(
     assert accepted.json()["role"] == "resident"
     bearer = {"Authorization": f"Bearer {accepted.json()['accessToken']}"}
     me = client.get("/api/v1/auth/me", headers=bearer)
-    assert me.status_code == 200 and me.json()["role"] == "resident"
+    assert me.status_code == 200
+    assert me.json()["role"] == "resident"
 
     assert_problem(accept(client, body["token"]), 400, "invalid-invitation")  # used
     assert _login(client, tenant["email"]).status_code == 200
@@ -137,7 +138,8 @@ def test_bad_invitations(client: TestClient[Any], owner: Account) -> None:
     no_email = _tenant_on_lease(client, owner, email=None)
     assert_problem(invite(client, owner, no_email["id"]), 422)
     given = invite(client, owner, no_email["id"], email="given@example.com")
-    assert given.status_code == 201 and given.json()["email"] == "given@example.com"
+    assert given.status_code == 201
+    assert given.json()["email"] == "given@example.com"
     taken = _tenant_on_lease(client, owner, email=owner.email)
     assert_problem(invite(client, owner, taken["id"]), 409)
     no_lease = create_tenant(client, owner)

@@ -11,7 +11,7 @@ from typing import Any
 from litestar.testing import TestClient
 
 from support import PROPERTY, Account, assert_problem, register
-from support_leases import charge, new_unit
+from support_leases import charge
 from support_residents import Resident, resident
 
 
@@ -79,7 +79,8 @@ def test_a_resident_sees_only_their_own(
                 client.get(f"/api/v1/leases/{lease['id']}{path}", headers=me.headers), 404
             )
     ledger = client.get(f"/api/v1/leases/{mine.lease['id']}/ledger", headers=me.headers)
-    assert ledger.status_code == 200 and ledger.json()["balance"] == 120000
+    assert ledger.status_code == 200
+    assert ledger.json()["balance"] == 120000
     deposit = client.get(f"/api/v1/leases/{mine.lease['id']}/deposit-statement", headers=me.headers)
     assert deposit.status_code == 200, deposit.text
 
