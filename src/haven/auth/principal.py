@@ -190,6 +190,15 @@ async def provide_principal(request: Request[Any, Any, Any], services: Services)
     if found is None or sid is None:
         raise NotSignedInError("Your session has ended; sign in again")
     data, role = found
+    ids = session_ids(data)
+    if ids is None:
+        raise NotSignedInError("Your session has ended; sign in again")
+    allowed = request.route_handler.opt.get("roles")
+    tenant_id = None
+    if role == RESIDENT:  # before CSRF: a closed route is 404 to a resident, never a 403
+        tenant_id = await resident_access(services, sid, data, ids[0], ids[1])
+        if allowed is None or RESIDENT not in allowed:
+            raise NotFoundError()  # closed to residents: as if nothing were there
     if via_cookie and request.method in UNSAFE_METHODS:
         sent = request.headers.get("x-csrf-token", "")
         if not hmac.compare_digest(sent.encode(), data.csrf.encode()):
@@ -197,16 +206,7 @@ async def provide_principal(request: Request[Any, Any, Any], services: Services)
                 "Cookie-authenticated writes need the X-CSRF-Token header "
                 "(the csrfToken from login, also in the haven_csrf cookie)"
             )
-    ids = session_ids(data)
-    if ids is None:
-        raise NotSignedInError("Your session has ended; sign in again")
-    allowed = request.route_handler.opt.get("roles")
-    tenant_id = None
-    if role == RESIDENT:
-        tenant_id = await resident_access(services, sid, data, ids[0], ids[1])
-        if allowed is None or RESIDENT not in allowed:
-            raise NotFoundError()  # closed to residents: as if nothing were there
-    elif allowed is not None and role not in allowed:
+    if role != RESIDENT and allowed is not None and role not in allowed:
         raise ForbiddenError(f"The {role} role cannot do this")
     return Principal(
         user_id=ids[0],

@@ -207,6 +207,9 @@ def test_everything_else_is_closed_to_residents_with_404(
         ),
         404,
     )
+    # A cookie write without its CSRF token: still the 404, not a 403.
+    no_csrf = client.post("/api/v1/properties", headers=me.cookie_headers, json=PROPERTY)
+    assert_problem(no_csrf, 404, "not-found")
     # An unknown path answers the same.
     unknown = assert_problem(client.get("/api/v1/nothing-here", headers=me.headers), 404)
     assert unknown["type"].endswith("not-found")
