@@ -448,6 +448,21 @@ def run_scenario(client: TestClient[Any]) -> dict[str, Exchange]:
     call("POST", "/api/v1/webhooks/{webhook_id}/rotate-secret", w)
     call("GET", "/api/v1/audit-events", params={"limit": 5})
 
+    # -- a resident: the tenant is invited, accepts, and staff revoke the access again
+    invitation = call(
+        "POST",
+        "/api/v1/tenants/{tenant_id}/invitations",
+        t,
+        json_body={"email": f"tom.{secrets.token_hex(3)}@example.com"},
+    )
+    call(
+        "POST",
+        "/api/v1/invitations/accept",
+        json_body={"token": invitation["token"], "password": "tom's own passphrase"},
+        auth=None,
+    )
+    call("DELETE", "/api/v1/tenants/{tenant_id}/access", t)
+
     # -- deletes, then the caller's own password and session
     call("DELETE", "/api/v1/webhooks/{webhook_id}", w)
     call("DELETE", "/api/v1/maintenance-requests/{request_id}", mr)
@@ -498,7 +513,7 @@ def scenario_instance() -> Iterator[TestClient[Any]]:
             valkey.cleanup()
 
 
-SECRET_FIELDS = frozenset({"accessToken", "csrfToken", "key", "secret", "signingSecret"})
+SECRET_FIELDS = frozenset({"accessToken", "csrfToken", "key", "secret", "signingSecret", "token"})
 
 
 def redact(value: Any) -> Any:

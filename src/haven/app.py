@@ -40,6 +40,7 @@ from haven.organizations.routes import MembersController, OrganizationController
 from haven.owners.routes import OwnersController, PropertyOwnershipController
 from haven.properties.routes import PropertiesController
 from haven.reports.routes import ReportsController
+from haven.residents.routes import InvitationsController, TenantAccessController
 from haven.services import attach, open_services, provide_reader, provide_services
 from haven.status.routes import status_assets, status_page
 from haven.store import idempotency
@@ -75,6 +76,8 @@ API_HANDLERS: list[Any] = [
     ReportsController,
     OwnersController,
     PropertyOwnershipController,
+    TenantAccessController,
+    InvitationsController,
 ]
 
 

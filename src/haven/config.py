@@ -49,6 +49,8 @@ class Settings:
     secret_key_generated: bool = False
     session_ttl: int = 86400
     session_max_age: int = 2592000
+    invitation_ttl_days: int = 7  # how long a resident invitation's token stays valid
+    resident_grace_days: int = 30  # a resident signs in until their last lease's end + this
     session_cookie_name: str = "haven_session"
     shutdown_timeout_ms: int = 30000
     drain_delay_ms: int = 5000
@@ -402,6 +404,8 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
         "secret_key_generated": generated,
         "session_ttl": session_ttl,
         "session_max_age": session_max_age,
+        "invitation_ttl_days": _int(env, "INVITATION_TTL_DAYS", 7, 1, 90),
+        "resident_grace_days": _int(env, "RESIDENT_GRACE_DAYS", 30, 0, 366),
         "session_cookie_name": _token(env, "SESSION_COOKIE_NAME", _COOKIE_NAME, "_ -")
         or "haven_session",
         "shutdown_timeout_ms": _int(env, "SHUTDOWN_TIMEOUT", 30000, 0, 3_600_000),

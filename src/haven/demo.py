@@ -18,6 +18,8 @@ from haven.uow import create_sessionmaker
 
 DEMO_EMAIL = "test@example.com"
 DEMO_PASSWORD = "password"  # noqa: S105 - the documented development login
+# The first demo tenant signs in as a resident with the same password (docs/residents.md).
+DEMO_RESIDENT_EMAIL = "ada@example.com"
 
 PORTFOLIO: list[tuple[str, PropertyType, str, str, str, int, int, int]] = [
     ("Maple Court", "residential", "12 Maple Street", "Springfield", "US", 1998, 6, 125000),
@@ -77,6 +79,7 @@ async def load_demo_data(settings: Settings) -> bool:
                 )
             await _demo_leases(session, org_id)
             await _demo_owner(session, org_id, created[0])
+            await _demo_resident(session, settings, org_id, account.user.id)
         return True
     finally:
         await engine.dispose()
@@ -179,3 +182,30 @@ async def _demo_leases(session: Any, org_id: Any) -> None:
                 PaymentIn(amount=lease.rent, received_on=first, method="bank_transfer"),
                 None,
             )
+
+
+async def _demo_resident(session: Any, settings: Settings, org_id: Any, owner_id: Any) -> None:
+    """Ada, on the first lease, is invited and accepts: a resident login to try."""
+    from sqlalchemy import select
+
+    from haven.models import Tenant
+    from haven.residents import service as residents
+    from haven.residents.schemas import AcceptIn, InvitationIn
+
+    tenant = await session.scalar(
+        select(Tenant).where(Tenant.organization_id == org_id, Tenant.email == DEMO_RESIDENT_EMAIL)
+    )
+    _, token = await residents.invite(
+        session,
+        org_id,
+        tenant.id,
+        owner_id,
+        InvitationIn(),
+        ttl_days=settings.invitation_ttl_days,
+        grace_days=settings.resident_grace_days,
+    )
+    await residents.accept(
+        session,
+        AcceptIn(token=token, password=DEMO_PASSWORD),
+        grace_days=settings.resident_grace_days,
+    )

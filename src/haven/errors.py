@@ -89,6 +89,12 @@ class NotFoundError(HavenError):
     status, slug, title = 404, "not-found", "Not found"
 
 
+class InvalidInvitationError(HavenError):
+    """One answer for an unknown, malformed, expired, used or revoked invitation token."""
+
+    status, slug, title = 400, "invalid-invitation", "This invitation cannot be used"
+
+
 class MethodNotAllowedError(HavenError):
     status, slug, title = 405, "method-not-allowed", "Method not allowed"
 

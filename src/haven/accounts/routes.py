@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth import authz, service, tokens
 from haven.auth.authz import Authz
-from haven.auth.principal import PEOPLE_ONLY, Principal, session_id_of
+from haven.auth.principal import OPEN_TO_RESIDENTS, Principal, session_id_of
 from haven.auth.schemas import (
     LoginIn,
     LoginOut,
@@ -120,6 +120,9 @@ async def _signed_in(
     return Response(body, status_code=status_code, cookies=cookies, headers=NO_STORE)
 
 
+signed_in = _signed_in  # accepting an invitation signs the new resident in the same way
+
+
 class AuthController(Controller):
     path = "/auth"
     tags = ["auth"]
@@ -145,10 +148,12 @@ class AuthController(Controller):
         self, request: Request[Any, Any, Any], services: Services, db: AsyncSession, data: LoginIn
     ) -> Response[LoginOut]:
         """Sign in with email and password: a new session cookie, CSRF token and bearer token."""
-        account = await service.authenticate(db, data)
+        account = await service.authenticate(
+            db, data, resident_grace_days=services.settings.resident_grace_days
+        )
         return await _signed_in(request, services, account, HTTP_200_OK)
 
-    @post("/logout", status_code=HTTP_204_NO_CONTENT, opt=PEOPLE_ONLY)
+    @post("/logout", status_code=HTTP_204_NO_CONTENT, opt=OPEN_TO_RESIDENTS)
     async def logout(self, services: Services, principal: Principal) -> Response[None]:
         """End this session on every instance at once."""
         await services.sessions.revoke(principal.sid, principal.session)
@@ -158,7 +163,7 @@ class AuthController(Controller):
         response.delete_cookie(CSRF_COOKIE, path="/")
         return response
 
-    @post("/token", status_code=HTTP_200_OK, opt=PEOPLE_ONLY)
+    @post("/token", status_code=HTTP_200_OK, opt=OPEN_TO_RESIDENTS)
     async def token(self, services: Services, principal: Principal) -> Response[TokenOut]:
         """A fresh Bearer token for this session (sent as a Bearer token or the session
         cookie with X-CSRF-Token). It lasts until the session's absolute end
@@ -178,7 +183,7 @@ class AuthController(Controller):
         )
         return Response(body, headers=NO_STORE)
 
-    @post("/password", status_code=HTTP_204_NO_CONTENT, opt=PEOPLE_ONLY)
+    @post("/password", status_code=HTTP_204_NO_CONTENT, opt=OPEN_TO_RESIDENTS)
     async def change_password(
         self, services: Services, db: AsyncSession, principal: Principal, data: PasswordChangeIn
     ) -> None:
@@ -195,7 +200,7 @@ class AuthController(Controller):
         )
         after_commit(db, publish_after)
 
-    @get("/me", opt=PEOPLE_ONLY)
+    @get("/me", opt=OPEN_TO_RESIDENTS)
     async def me(self, db: AsyncSession, principal: Principal) -> Response[MeOut]:
         """The signed-in user, their organization and role, and the session's CSRF token."""
         account = await service.account_of(db, principal.user_id)
@@ -209,7 +214,7 @@ class AuthController(Controller):
         )
         return Response(body, headers=NO_STORE)
 
-    @get("/sessions", opt=PEOPLE_ONLY)
+    @get("/sessions", opt=OPEN_TO_RESIDENTS)
     async def sessions(self, services: Services, principal: Principal) -> Response[dict[str, Any]]:
         """The caller's own live sessions, newest first."""
         items: list[SessionInfo] = await services.sessions.list_for_user(
@@ -217,7 +222,7 @@ class AuthController(Controller):
         )
         return Response({"items": items, "nextCursor": None}, headers=NO_STORE)
 
-    @delete("/sessions/{session_id:str}", status_code=HTTP_204_NO_CONTENT, opt=PEOPLE_ONLY)
+    @delete("/sessions/{session_id:str}", status_code=HTTP_204_NO_CONTENT, opt=OPEN_TO_RESIDENTS)
     async def revoke_session(
         self,
         services: Services,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from haven.auth.service import credentials_of
 from haven.auth.sessions import SessionData
-from haven.models.organization import ROLES
+from haven.models.organization import MEMBER_ROLES
 from haven.services import Services
 
 REMOVED = "x"
@@ -64,7 +64,7 @@ def _parse(raw: bytes | str) -> Authz | str | None:
         return REMOVED
     epoch, _, rest = text.partition(":")
     version, _, role = rest.partition(":")
-    if not (epoch.isdigit() and version.isdigit()) or role not in ROLES:
+    if not (epoch.isdigit() and version.isdigit()) or role not in MEMBER_ROLES:
         return None
     return Authz(int(epoch), int(version), role)
 

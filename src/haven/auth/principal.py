@@ -12,6 +12,14 @@ session: the principal then acts for the key's organization with the key's role 
 by its creator's), names the key in `api_key_id`, and may not call handlers marked
 `PEOPLE_ONLY` (sessions, passwords, members, API keys themselves). A key sent as the
 session cookie is refused.
+
+Residents (role `resident`, a tenant who signs in) are closed out by default: a handler
+is open to them only when its `roles(...)` names RESIDENT (`opt=roles(*ANYONE, RESIDENT)`,
+or `OPEN_TO_RESIDENTS` for a route open to every signed-in person); anywhere else a
+resident gets the 404 of a missing resource, never 403. A handler open to residents must
+scope what it reads to `principal.resident_tenant_id`. Every request of a resident also
+checks their access is still open (haven.auth.residents): once it ended the session is
+deleted and the answer is 401.
 """
 
 from __future__ import annotations
@@ -27,8 +35,10 @@ from litestar import Request
 from haven.auth import authz
 from haven.auth.apikeys import keys as api_keys
 from haven.auth.apikeys import verify as api_key_verify
+from haven.auth.residents import resident_tenant, tenant_access
 from haven.auth.sessions import SessionData, session_id_from_scope
-from haven.errors import CsrfError, ForbiddenError, NotSignedInError
+from haven.errors import CsrfError, ForbiddenError, NotFoundError, NotSignedInError
+from haven.models.organization import RESIDENT as RESIDENT  # `roles(*ANYONE, RESIDENT)`
 from haven.services import Services
 from haven.store.gate import prefetch_of
 
@@ -52,6 +62,8 @@ def roles(*allowed: str, people_only: bool = False) -> dict[str, Any]:
 
 # Handler `opt` for routes open to every signed-in person but not to API keys.
 PEOPLE_ONLY: dict[str, Any] = {"people_only": True}
+# The same, residents included (their own session, password and profile).
+OPEN_TO_RESIDENTS: dict[str, Any] = roles(*ANYONE, RESIDENT, people_only=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +77,8 @@ class Principal:
     # Set when an API key, not a session, authenticated the request; user_id is then the
     # key's creator, sid is "" and session a stand-in naming only the user and organization.
     api_key_id: uuid.UUID | None = None
+    # Set for a resident: the tenant they sign in for; what they read is scoped to it.
+    resident_tenant_id: uuid.UUID | None = None
 
     @property
     def actor(self) -> str:
@@ -176,6 +190,15 @@ async def provide_principal(request: Request[Any, Any, Any], services: Services)
     if found is None or sid is None:
         raise NotSignedInError("Your session has ended; sign in again")
     data, role = found
+    ids = session_ids(data)
+    if ids is None:
+        raise NotSignedInError("Your session has ended; sign in again")
+    allowed = request.route_handler.opt.get("roles")
+    tenant_id = None
+    if role == RESIDENT:  # before CSRF: a closed route is 404 to a resident, never a 403
+        tenant_id = await resident_access(services, sid, data, ids[0], ids[1])
+        if allowed is None or RESIDENT not in allowed:
+            raise NotFoundError()  # closed to residents: as if nothing were there
     if via_cookie and request.method in UNSAFE_METHODS:
         sent = request.headers.get("x-csrf-token", "")
         if not hmac.compare_digest(sent.encode(), data.csrf.encode()):
@@ -183,12 +206,8 @@ async def provide_principal(request: Request[Any, Any, Any], services: Services)
                 "Cookie-authenticated writes need the X-CSRF-Token header "
                 "(the csrfToken from login, also in the haven_csrf cookie)"
             )
-    allowed = request.route_handler.opt.get("roles")
-    if allowed is not None and role not in allowed:
+    if role != RESIDENT and allowed is not None and role not in allowed:
         raise ForbiddenError(f"The {role} role cannot do this")
-    ids = session_ids(data)
-    if ids is None:
-        raise NotSignedInError("Your session has ended; sign in again")
     return Principal(
         user_id=ids[0],
         organization_id=ids[1],
@@ -196,4 +215,20 @@ async def provide_principal(request: Request[Any, Any, Any], services: Services)
         sid=sid,
         session=data,
         via_cookie=via_cookie,
+        resident_tenant_id=tenant_id,
     )
+
+
+async def resident_access(
+    services: Services, sid: str, data: SessionData, user_id: uuid.UUID, org_id: uuid.UUID
+) -> uuid.UUID:
+    """The resident's tenant while their access is open; else every session of theirs
+    ends and the answer is 401 (haven.auth.residents)."""
+    async with services.sessionmaker(bind=services.read_engine) as db:
+        tenant_id = await resident_tenant(db, user_id, org_id)
+        grace = services.settings.resident_grace_days
+        if tenant_id is not None and await tenant_access(db, org_id, tenant_id, grace):
+            return tenant_id
+    await services.sessions.revoke(sid, data)
+    await services.sessions.revoke_all(str(user_id))
+    raise NotSignedInError("Your access has ended; ask your property manager")

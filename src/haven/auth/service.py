@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.passwords import hash_password, verify_password
+from haven.auth.residents import tenant_access
 from haven.auth.schemas import LoginIn, RegisterIn
 from haven.errors import (
     ConflictError,
@@ -19,6 +20,7 @@ from haven.errors import (
     WrongPasswordError,
 )
 from haven.models import Membership, Organization, User
+from haven.models.organization import RESIDENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,12 @@ async def account_of(session: AsyncSession, user_id: uuid.UUID) -> Account | Non
     return Account(row[0], row[1], row[2]) if row else None
 
 
-async def authenticate(session: AsyncSession, data: LoginIn) -> Account:
+async def authenticate(
+    session: AsyncSession, data: LoginIn, *, resident_grace_days: int = 30
+) -> Account:
+    """The account for these credentials; a resident whose access has ended (their last
+    lease's end plus the grace days, haven.auth.residents) hears the same as a wrong
+    password, so an address reveals nothing about a tenancy."""
     stmt = (
         select(User, Organization, Membership)
         .join(Membership, Membership.user_id == User.id)
@@ -90,6 +97,14 @@ async def authenticate(session: AsyncSession, data: LoginIn) -> Account:
     row = (await session.execute(stmt)).first()
     ok = await verify_password(row[0].password_hash if row else None, data.password)
     if row is None or not ok:
+        raise InvalidCredentialsError("Wrong email or password")
+    membership: Membership = row[2]
+    if membership.role == RESIDENT and (
+        membership.tenant_id is None
+        or not await tenant_access(
+            session, membership.organization_id, membership.tenant_id, resident_grace_days
+        )
+    ):
         raise InvalidCredentialsError("Wrong email or password")
     return Account(row[0], row[1], row[2])
 

@@ -42,6 +42,7 @@ from haven.cluster.asgi import (
 from haven.cluster.ratelimit import header, limits_for, operator_limit, refuse
 from haven.cluster.runtime import Cluster
 from haven.errors import DependencyUnavailableError
+from haven.models.organization import RESIDENT
 from haven.store.gate import CACHED_VIEW, SCOPE_KEY, CachedView, Prefetch
 from haven.store.idempotency import edge_key
 from haven.store.ratelimit import Decision, Limit
@@ -169,8 +170,12 @@ class GateMiddleware:
         # Only a member in good standing per the authorization mirror read in the same round
         # trip; anything else (mirror missing or behind, removed, older credential epoch) goes
         # to the route, whose principal consults the database and refuses or re-publishes.
-        if authz.verdict(data, authz.parse(prefetch.authz)) != authz.OK:
+        current = authz.parse(prefetch.authz)
+        if authz.verdict(data, current) != authz.OK:
             return None
+        if isinstance(current, authz.Authz) and current.role == RESIDENT:
+            return None  # closed to residents: the route's principal answers 404
+
         return prefetch.cached
 
     async def _app_with(

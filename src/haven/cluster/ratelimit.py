@@ -40,7 +40,9 @@ from haven.web import client_ip_from_scope
 
 LOGIN_PATH = "/api/v1/auth/login"
 REGISTER_PATH = "/api/v1/auth/register"
-AUTH_PATHS = frozenset({LOGIN_PATH, REGISTER_PATH})
+# Accepting an invitation sets a password like sign-up: limited per IP+email and per IP.
+ACCEPT_PATH = "/api/v1/invitations/accept"
+AUTH_PATHS = frozenset({LOGIN_PATH, REGISTER_PATH, ACCEPT_PATH})
 PASSWORD_PATH = "/api/v1/auth/password"  # noqa: S105 - a route, not a secret
 MAX_BUFFERED_BODY = 1024 * 1024
 HOUR = 3600

@@ -10,7 +10,7 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haven.auth.principal import MANAGERS, Principal, roles
+from haven.auth.principal import ANYONE, MANAGERS, RESIDENT, Principal, roles
 from haven.billing import service as billing
 from haven.db.reader import Reader
 from haven.leases import service, terms
@@ -82,7 +82,7 @@ class LeasesController(Controller):
     path = "/leases"
     tags = ["leases"]
 
-    @get("/")
+    @get("/", opt=roles(*ANYONE, RESIDENT))
     async def list_leases(
         self,
         reader: Reader,
@@ -93,7 +93,13 @@ class LeasesController(Controller):
         tenant_id: Annotated[uuid.UUID | None, Parameter(query="tenantId")] = None,
         property_id: Annotated[uuid.UUID | None, Parameter(query="propertyId")] = None,
     ) -> Response[ListOf[LeaseOut]]:
-        """Leases; filter by status, unitId, tenantId, propertyId; sort `createdAt`, `startDate`."""
+        """Leases; filter by status, unitId, tenantId, propertyId; sort `createdAt`, `startDate`.
+
+        A resident sees only the leases they are a tenant on."""
+        resident = principal.resident_tenant_id
+        if resident is not None and tenant_id not in (None, resident):
+            return Response(ListOf([], None), headers=NO_STORE)
+        tenant_id = resident or tenant_id
         result = await service.list_leases(
             reader,
             principal.organization_id,
@@ -117,7 +123,7 @@ class LeasesController(Controller):
         lease = await service.create(db, principal.organization_id, data)
         return with_etag(request, await render(db, lease), lease.version, HTTP_201_CREATED)
 
-    @get("/{lease_id:uuid}")
+    @get("/{lease_id:uuid}", opt=roles(*ANYONE, RESIDENT))
     async def show(
         self,
         request: Request[Any, Any, Any],
@@ -125,8 +131,10 @@ class LeasesController(Controller):
         principal: Principal,
         lease_id: uuid.UUID,
     ) -> Response[LeaseOut]:
-        """One lease."""
-        lease = await service.get(db, principal.organization_id, lease_id)
+        """One lease (a resident: one they are a tenant on)."""
+        lease = await service.get(
+            db, principal.organization_id, lease_id, tenant_id=principal.resident_tenant_id
+        )
         return with_etag(request, await render(db, lease), lease.version)
 
     @patch("/{lease_id:uuid}", opt=roles(*MANAGERS))

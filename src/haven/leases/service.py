@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from msgspec import UNSET
 from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, or_, select
@@ -16,7 +16,13 @@ from haven.billing.schedule import escalations
 from haven.db.pagination import ListQuery, Page, sort_keys
 from haven.db.query import get_owned, scoped
 from haven.db.reader import Reader
-from haven.errors import ConflictError, FieldError, LeaseOverlapError, ValidationError
+from haven.errors import (
+    ConflictError,
+    FieldError,
+    LeaseOverlapError,
+    NotFoundError,
+    ValidationError,
+)
 from haven.leases.schemas import LateFee, LeaseIn, LeasePatch
 from haven.ledger.service import post_deposit_charge
 from haven.models import Lease, LeaseTenant, RentChange, Tenant, Unit
@@ -154,9 +160,51 @@ async def get(
     lease_id: uuid.UUID,
     *,
     for_update: bool = False,
+    tenant_id: uuid.UUID | None = None,
 ) -> Lease:
-    """The organization's lease (404 otherwise); `for_update` locks its row (PostgreSQL)."""
-    return await get_owned(session, Lease, organization_id, lease_id, for_update=for_update)
+    """The organization's lease (404 otherwise); `for_update` locks its row (PostgreSQL).
+    With `tenant_id` (a resident's), a lease that tenant is not on is 404 too."""
+    lease = await get_owned(session, Lease, organization_id, lease_id, for_update=for_update)
+    if tenant_id is not None:
+        stmt = select(LeaseTenant.lease_id).where(
+            LeaseTenant.lease_id == lease.id, LeaseTenant.tenant_id == tenant_id
+        )
+        if (await session.execute(stmt)).first() is None:
+            raise NotFoundError(f"No lease with id {lease_id}")
+    return lease
+
+
+class _LeaseId(NamedTuple):
+    lease_id: uuid.UUID
+
+
+_RESIDENT_LEASE = (
+    select(LeaseTenant.lease_id)
+    .join(Lease, Lease.id == LeaseTenant.lease_id)
+    .where(
+        Lease.organization_id == bindparam("organization_id"),
+        LeaseTenant.lease_id == bindparam("lease_id"),
+        LeaseTenant.tenant_id == bindparam("tenant_id"),
+    )
+)
+
+
+async def require_tenant_lease(
+    reader: Reader, organization_id: uuid.UUID, lease_id: uuid.UUID, tenant_id: uuid.UUID
+) -> None:
+    """404 unless the tenant (a resident's) is on the organization's lease."""
+    params = {"organization_id": organization_id, "lease_id": lease_id, "tenant_id": tenant_id}
+    if not await reader.rows(_RESIDENT_LEASE, params, _LeaseId):
+        raise NotFoundError(f"No lease with id {lease_id}")
+
+
+def tenant_units(tenant_id: Any) -> Any:
+    """The ids of the units the tenant has (or had) a lease on: a resident's units."""
+    return (
+        select(Lease.unit_id)
+        .join(LeaseTenant, LeaseTenant.lease_id == Lease.id)
+        .where(LeaseTenant.tenant_id == tenant_id)
+    )
 
 
 async def tenants_of(

@@ -11,7 +11,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haven.auth.principal import MANAGERS, Principal, roles
+from haven.auth.principal import ANYONE, MANAGERS, RESIDENT, Principal, roles
 from haven.db.reader import Reader
 from haven.errors import FieldError, MalformedRequestError, ValidationError
 from haven.leases import service as leases
@@ -60,7 +60,7 @@ class LeaseLedgerController(Controller):
     path = "/leases/{lease_id:uuid}"
     tags = ["ledger"]
 
-    @get("/ledger")
+    @get("/ledger", opt=roles(*ANYONE, RESIDENT))
     async def ledger(
         self, reader: Reader, principal: Principal, lease_id: uuid.UUID
     ) -> Response[LedgerOut]:
@@ -72,6 +72,10 @@ class LeaseLedgerController(Controller):
         left by days past each charge's due date (`current` = not yet overdue). The buckets
         add up to the balance; a credit balance shows as a negative `current`.
         """
+        if principal.resident_tenant_id is not None:  # a resident: only a lease of theirs
+            await leases.require_tenant_lease(
+                reader, principal.organization_id, lease_id, principal.resident_tenant_id
+            )
         view = await service.view(reader, principal.organization_id, lease_id)
         body = LedgerOut(
             lease_id=lease_id,
@@ -133,6 +137,7 @@ class LeaseLedgerController(Controller):
 
     @get(
         "/deposit-statement",
+        opt=roles(*ANYONE, RESIDENT),
         responses={
             200: ResponseSpec(DepositStatementOut, description="JSON, or CSV for Accept: text/csv")
         },
@@ -146,7 +151,9 @@ class LeaseLedgerController(Controller):
     ) -> Response[Any]:
         """The deposit's statement for the tenants: charged, paid, deductions, refunds, held."""
         csv = wants_csv(request)
-        lease = await leases.get(db, principal.organization_id, lease_id)
+        lease = await leases.get(
+            db, principal.organization_id, lease_id, tenant_id=principal.resident_tenant_id
+        )
         org = await get_organization(db, principal.organization_id)
         return _statement(await service.deposit_statement(db, org, lease), csv)
 

@@ -10,7 +10,7 @@ from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from haven.auth.principal import MANAGERS, STAFF, Principal, roles
+from haven.auth.principal import ANYONE, MANAGERS, RESIDENT, STAFF, Principal, roles
 from haven.db.reader import Reader
 from haven.maintenance import service
 from haven.maintenance.schemas import (
@@ -40,6 +40,8 @@ def request_out(r: MaintenanceRequest | MaintenanceRow) -> MaintenanceOut:
         status=r.status,
         assignee_id=r.assignee_id,
         created_by_id=r.created_by_id,
+        created_by_tenant_id=r.created_by_tenant_id,
+        created_by_resident=r.created_by_tenant_id is not None,
         cost_estimate=r.cost_estimate,
         cost_actual=r.cost_actual,
         version=r.version,
@@ -54,16 +56,26 @@ def comment_out(c: MaintenanceComment | CommentRow, names: dict[uuid.UUID, str])
         request_id=c.request_id,
         author_id=c.author_id,
         author_name=names.get(c.author_id) if c.author_id else None,
+        author_tenant_id=c.author_tenant_id,
+        by_resident=c.author_tenant_id is not None,
         body=c.body,
         created_at=c.created_at,
     )
+
+
+async def _get(db: AsyncSession, principal: Principal, request_id: uuid.UUID) -> MaintenanceRequest:
+    """The organization's request; for a resident, only one about a unit of their leases."""
+    row = await service.get(db, principal.organization_id, request_id)
+    if principal.resident_tenant_id is not None:
+        await service.visible_to_resident(db, row, principal.resident_tenant_id)
+    return row
 
 
 class MaintenanceController(Controller):
     path = "/maintenance-requests"
     tags = ["maintenance"]
 
-    @get("/")
+    @get("/", opt=roles(*ANYONE, RESIDENT))
     async def list_requests(
         self,
         reader: Reader,
@@ -75,7 +87,9 @@ class MaintenanceController(Controller):
         unit_id: Annotated[uuid.UUID | None, Parameter(query="unitId")] = None,
         assignee_id: Annotated[uuid.UUID | None, Parameter(query="assigneeId")] = None,
     ) -> Response[ListOf[MaintenanceOut]]:
-        """Maintenance requests, newest first; sort by `createdAt`, `updatedAt` or `title`."""
+        """Maintenance requests, newest first; sort by `createdAt`, `updatedAt` or `title`.
+
+        A resident sees the requests about the units of their leases."""
         result = await service.list_requests(
             reader,
             principal.organization_id,
@@ -88,11 +102,12 @@ class MaintenanceController(Controller):
             property_id=property_id,
             unit_id=unit_id,
             assignee_id=assignee_id,
+            resident_tenant_id=principal.resident_tenant_id,
         )
         body = ListOf([request_out(r) for r in result.items], result.next_cursor)
         return Response(body, headers=NO_STORE)
 
-    @post("/", status_code=HTTP_201_CREATED, opt=roles(*STAFF))
+    @post("/", status_code=HTTP_201_CREATED, opt=roles(*STAFF, RESIDENT))
     async def create(
         self,
         request: Request[Any, Any, Any],
@@ -100,11 +115,18 @@ class MaintenanceController(Controller):
         principal: Principal,
         data: MaintenanceIn,
     ) -> Response[MaintenanceOut]:
-        """Open a maintenance request for a property (and optionally one of its units)."""
-        row = await service.create(db, principal.organization_id, principal.user_id, data)
+        """Open a maintenance request for a property (and optionally one of its units);
+        a resident opens one for a unit of their leases (no assignee or costs)."""
+        row = await service.create(
+            db,
+            principal.organization_id,
+            principal.user_id,
+            data,
+            resident_tenant_id=principal.resident_tenant_id,
+        )
         return with_etag(request, request_out(row), row.version, HTTP_201_CREATED)
 
-    @get("/{request_id:uuid}")
+    @get("/{request_id:uuid}", opt=roles(*ANYONE, RESIDENT))
     async def show(
         self,
         request: Request[Any, Any, Any],
@@ -113,7 +135,7 @@ class MaintenanceController(Controller):
         request_id: uuid.UUID,
     ) -> Response[MaintenanceOut]:
         """One maintenance request."""
-        row = await service.get(db, principal.organization_id, request_id)
+        row = await _get(db, principal, request_id)
         return with_etag(request, request_out(row), row.version)
 
     @patch("/{request_id:uuid}", opt=roles(*STAFF))
@@ -159,7 +181,7 @@ class MaintenanceController(Controller):
         row = await service.transition(db, row, data.to)
         return with_etag(request, request_out(row), row.version)
 
-    @get("/{request_id:uuid}/comments")
+    @get("/{request_id:uuid}/comments", opt=roles(*ANYONE, RESIDENT))
     async def list_comments(
         self,
         db: AsyncSession,
@@ -169,7 +191,7 @@ class MaintenanceController(Controller):
         page: ListParams,
     ) -> Response[ListOf[CommentOut]]:
         """Comments on a request, oldest first (`sort=-createdAt` for newest first)."""
-        row = await service.get(db, principal.organization_id, request_id)
+        row = await _get(db, principal, request_id)
         result = await service.list_comments(
             reader, row, limit=page.limit, cursor=page.cursor, sort=page.sort
         )
@@ -177,7 +199,7 @@ class MaintenanceController(Controller):
         body = ListOf([comment_out(c, names) for c in result.items], result.next_cursor)
         return Response(body, headers=NO_STORE)
 
-    @post("/{request_id:uuid}/comments", status_code=HTTP_201_CREATED, opt=roles(*STAFF))
+    @post("/{request_id:uuid}/comments", status_code=HTTP_201_CREATED, opt=roles(*STAFF, RESIDENT))
     async def add_comment(
         self,
         db: AsyncSession,
@@ -185,8 +207,10 @@ class MaintenanceController(Controller):
         request_id: uuid.UUID,
         data: CommentIn,
     ) -> Response[CommentOut]:
-        """Comment on a request as the signed-in user."""
-        row = await service.get(db, principal.organization_id, request_id)
-        comment = await service.add_comment(db, row, principal.user_id, data)
+        """Comment on a request as the signed-in user (a resident: on one of their units)."""
+        row = await _get(db, principal, request_id)
+        comment = await service.add_comment(
+            db, row, principal.user_id, data, resident_tenant_id=principal.resident_tenant_id
+        )
         names = await service.user_names(db, [comment.author_id])
         return Response(comment_out(comment, names), status_code=HTTP_201_CREATED, headers=NO_STORE)

@@ -55,6 +55,9 @@ class MaintenanceOut(ResponseBody):
     status: str
     assignee_id: uuid.UUID | None
     created_by_id: uuid.UUID | None
+    # Set when a resident opened it: the tenant they sign in for.
+    created_by_tenant_id: uuid.UUID | None
+    created_by_resident: bool
     cost_estimate: int | None
     cost_actual: int | None
     version: int
@@ -71,5 +74,8 @@ class CommentOut(ResponseBody):
     request_id: uuid.UUID
     author_id: uuid.UUID | None
     author_name: str | None
+    # Set when a resident wrote it: the tenant they sign in for.
+    author_tenant_id: uuid.UUID | None
+    by_resident: bool
     body: str
     created_at: datetime

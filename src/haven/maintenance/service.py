@@ -14,9 +14,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haven.db.pagination import ListQuery, Page, sort_keys
 from haven.db.query import get_owned, scoped
 from haven.db.reader import Reader
-from haven.errors import FieldError, InvalidTransitionError, ValidationError
+from haven.errors import FieldError, InvalidTransitionError, NotFoundError, ValidationError
+from haven.leases.service import tenant_units
 from haven.maintenance.schemas import CommentIn, MaintenanceIn, MaintenancePatch
-from haven.models import MaintenanceComment, MaintenanceRequest, Membership, Property, Unit, User
+from haven.models import (
+    Lease,
+    MaintenanceComment,
+    MaintenanceRequest,
+    Membership,
+    Property,
+    Unit,
+    User,
+)
 
 # Every allowed status change; anything else is a 409 `invalid-transition`.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -50,6 +59,7 @@ class MaintenanceRow(NamedTuple):
     status: str
     assignee_id: uuid.UUID | None
     created_by_id: uuid.UUID | None
+    created_by_tenant_id: uuid.UUID | None
     cost_estimate: int | None
     cost_actual: int | None
     version: int
@@ -63,6 +73,7 @@ class CommentRow(NamedTuple):
     id: uuid.UUID
     request_id: uuid.UUID
     author_id: uuid.UUID | None
+    author_tenant_id: uuid.UUID | None
     body: str
     created_at: datetime
 
@@ -79,6 +90,8 @@ LIST = ListQuery(
         "property_id": lambda value: MaintenanceRequest.property_id == value,
         "unit_id": lambda value: MaintenanceRequest.unit_id == value,
         "assignee_id": lambda value: MaintenanceRequest.assignee_id == value,
+        # A resident's requests: those about a unit they have a lease on.
+        "resident_tenant_id": lambda value: MaintenanceRequest.unit_id.in_(tenant_units(value)),
     },
 )
 COMMENTS = ListQuery(
@@ -125,9 +138,46 @@ async def _check_references(
             raise _invalid("assigneeId", "is not a member of your organization")
 
 
+async def check_resident_request(
+    session: AsyncSession, tenant_id: uuid.UUID, data: MaintenanceIn
+) -> None:
+    """A resident opens a request only for a unit of their leases, and sets no assignee or
+    costs (staff do)."""
+    if data.unit_id is None:
+        raise _invalid("unitId", "is required: the unit of your lease the request is about")
+    found = await session.execute(tenant_units(tenant_id).where(Lease.unit_id == data.unit_id))
+    if found.first() is None:
+        raise _invalid("unitId", "is not a unit of your leases")
+    for name, value in (
+        ("assigneeId", data.assignee_id),
+        ("costEstimate", data.cost_estimate),
+        ("costActual", data.cost_actual),
+    ):
+        if value is not None:
+            raise _invalid(name, "is set by staff, not by residents")
+
+
+async def visible_to_resident(
+    session: AsyncSession, row: MaintenanceRequest, tenant_id: uuid.UUID
+) -> None:
+    """404 unless the request is about a unit the resident has a lease on."""
+    if row.unit_id is not None:
+        found = await session.execute(tenant_units(tenant_id).where(Lease.unit_id == row.unit_id))
+        if found.first() is not None:
+            return
+    raise NotFoundError(f"No maintenancerequest with id {row.id}")
+
+
 async def create(
-    session: AsyncSession, organization_id: uuid.UUID, author_id: uuid.UUID, data: MaintenanceIn
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    author_id: uuid.UUID,
+    data: MaintenanceIn,
+    *,
+    resident_tenant_id: uuid.UUID | None = None,
 ) -> MaintenanceRequest:
+    if resident_tenant_id is not None:
+        await check_resident_request(session, resident_tenant_id, data)
     await _check_references(
         session, organization_id, data.property_id, data.unit_id, data.assignee_id
     )
@@ -141,6 +191,7 @@ async def create(
         status="open",
         assignee_id=data.assignee_id,
         created_by_id=author_id,
+        created_by_tenant_id=resident_tenant_id,
         cost_estimate=data.cost_estimate,
         cost_actual=data.cost_actual,
     )
@@ -226,6 +277,7 @@ async def list_requests(
     property_id: uuid.UUID | None = None,
     unit_id: uuid.UUID | None = None,
     assignee_id: uuid.UUID | None = None,
+    resident_tenant_id: uuid.UUID | None = None,
 ) -> Page[MaintenanceRow]:
     return await LIST.page(
         reader,
@@ -239,16 +291,23 @@ async def list_requests(
         property_id=property_id,
         unit_id=unit_id,
         assignee_id=assignee_id,
+        resident_tenant_id=resident_tenant_id,
     )
 
 
 async def add_comment(
-    session: AsyncSession, row: MaintenanceRequest, author_id: uuid.UUID, data: CommentIn
+    session: AsyncSession,
+    row: MaintenanceRequest,
+    author_id: uuid.UUID,
+    data: CommentIn,
+    *,
+    resident_tenant_id: uuid.UUID | None = None,
 ) -> MaintenanceComment:
     comment = MaintenanceComment(
         organization_id=row.organization_id,
         request_id=row.id,
         author_id=author_id,
+        author_tenant_id=resident_tenant_id,
         body=data.body,
     )
     session.add(comment)

@@ -4,6 +4,7 @@ from haven.db.base import Base
 from haven.models.apikey import ApiKey
 from haven.models.audit import AuditEvent
 from haven.models.events import Event, EventCounter, WebhookDelivery, WebhookSubscription
+from haven.models.invitation import TenantInvitation
 from haven.models.lease import (
     IdempotencyRecord,
     JobRun,
@@ -44,6 +45,7 @@ __all__ = [
     "RecurringCharge",
     "RentChange",
     "Tenant",
+    "TenantInvitation",
     "Unit",
     "User",
     "Vendor",

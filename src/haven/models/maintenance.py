@@ -67,6 +67,10 @@ class MaintenanceRequest(IdMixin, TimestampsMixin, VersionedMixin, Base):
     created_by_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
+    # Set when a resident opened it: the tenant they sign in for (kept if their login goes).
+    created_by_tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="SET NULL")
+    )
     # Minor units; BIGINT because Money allows amounts above 2**31.
     cost_estimate: Mapped[int | None] = mapped_column(BigInteger)
     cost_actual: Mapped[int | None] = mapped_column(BigInteger)
@@ -85,4 +89,8 @@ class MaintenanceComment(IdMixin, TimestampsMixin, VersionedMixin, Base):
         ForeignKey("maintenance_requests.id", ondelete="CASCADE")
     )
     author_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Set when a resident wrote it: the tenant they sign in for.
+    author_tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="SET NULL")
+    )
     body: Mapped[str] = mapped_column(Text)

@@ -9,7 +9,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from haven.db.base import Base, IdMixin, TimestampsMixin, VersionedMixin
 
-ROLES = ("owner", "manager", "staff", "viewer")
+ROLES = ("owner", "manager", "staff", "viewer")  # staff roles, most powerful first
+# A tenant who signs in to see what is theirs (haven.auth.residents); never a staff role.
+RESIDENT = "resident"
+MEMBER_ROLES = (*ROLES, RESIDENT)
 
 
 class Organization(IdMixin, TimestampsMixin, VersionedMixin, Base):
@@ -43,3 +46,7 @@ class Membership(IdMixin, TimestampsMixin, VersionedMixin, Base):
     )
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(16))
+    # Set exactly for role "resident": the tenant whose leases the member may see.
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True
+    )

@@ -17,6 +17,7 @@ from haven.clock import today_in_zone
 from haven.db.base import utcnow
 from haven.errors import ConflictError, FieldError, NotFoundError, ValidationError
 from haven.models import Membership, Organization, User
+from haven.models.organization import RESIDENT
 from haven.organizations.schemas import MemberIn, MemberPatch, OrganizationPatch
 
 
@@ -117,6 +118,9 @@ async def update_member(
     session: AsyncSession, organization_id: uuid.UUID, row: MemberRow, data: MemberPatch
 ) -> MemberRow:
     user, membership = row
+    if data.role is not UNSET and membership.role == RESIDENT:
+        # A resident's access follows their tenancy (haven.residents); never a staff role.
+        raise ConflictError("A resident cannot be given a staff role; invite staff as members")
     if data.role is not UNSET and data.role != membership.role:
         if membership.role == "owner" and await _owner_count(session, organization_id) <= 1:
             raise ConflictError("An organization needs at least one owner")

@@ -55,6 +55,8 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "owner": _CRUD,
     "property_ownership": ("created", "deleted"),
     "owner_payout": ("created",),
+    # Resident invitations (haven.residents): created, then updated when accepted or revoked.
+    "tenant_invitation": ("created", "updated"),
 }
 
 EVENT_TYPES: frozenset[str] = frozenset(
@@ -117,6 +119,13 @@ SAMPLE_DATA: dict[str, dict[str, Any]] = {
         "amount": 7500,
         "startDate": "2026-12-01",
         "endDate": None,
+    },
+    "tenant_invitation": {
+        "tenantId": _ID,
+        "email": "ada@example.com",
+        "expiresAt": "2026-12-04T10:00:00Z",
+        "acceptedAt": None,
+        "revokedAt": None,
     },
     "billing_run": {"date": "2026-12-01", "period": "2026-12", "posted": 12, "entryIds": [_ID]},
     "owner": {"kind": "person", "name": "Rhea Landlord", "payoutReference": "payee_8f2c1a"},

@@ -144,7 +144,7 @@ async def resolve(services: Services, key: str) -> KeyIdentity:
         creator = await authz.load(services, creator_id, org_id)
     if not isinstance(creator, authz.Authz):
         raise _refused("The member who created this API key has left the organization")
-    if found.role not in ROLES:
+    if found.role not in ROLES or creator.role not in ROLES:  # never a resident's
         raise _refused("This API key is not valid")
     if claimed:
         task = asyncio.get_running_loop().create_task(_touch(services, key_id))

@@ -1,0 +1,1 @@
+"""Residents: tenants invited to sign in and see what is theirs."""
