@@ -209,6 +209,29 @@ def build_matrix_world(client: TestClient[Any]) -> MatrixWorld:
 # -- throwaway records, one set per cell -------------------------------------------------------
 
 
+def _leased_tenant(w: MatrixWorld) -> str:
+    """A tenant with an email on a current (month-to-month) lease of a new unit: invitable."""
+    tenant = create_tenant(w.client, w.owner, lastName="Invitee")
+    active_lease(w.client, w.owner, unit_id=_unit(w), tenant_ids=[tenant["id"]], endDate=None)
+    return str(tenant["id"])
+
+
+def _invitation(w: MatrixWorld) -> dict[str, str]:
+    invited = w.client.post(
+        f"{API}/tenants/{_leased_tenant(w)}/invitations",
+        headers={**w.owner.headers, **key()},
+        json={},
+    )
+    return {"token": ok(invited, 201)["token"]}
+
+
+def _resident_tenant(w: MatrixWorld) -> dict[str, str]:
+    tenant_id = _leased_tenant(w)
+    resident_account(w.client, w.owner, tenant_id)
+    w.client.cookies.clear()
+    return {"tenant_id": tenant_id}
+
+
 def _owner(client: TestClient[Any], account: Account) -> str:
     return _created(
         client.post(
@@ -313,6 +336,9 @@ FRESH: dict[str, Callable[[MatrixWorld, str], dict[str, str]]] = {
     "key": lambda w, c: {"key_id": _key(w)},
     "webhook": lambda w, c: {"webhook_id": _webhook(w)},
     "owner": lambda w, c: {"owner_id": _owner(w.client, w.owner)},
+    "leased_tenant": lambda w, c: {"tenant_id": _leased_tenant(w)},
+    "invitation": lambda w, c: _invitation(w),
+    "resident_tenant": lambda w, c: _resident_tenant(w),
     "payout": lambda w, c: {"payout_id": _payout(w.client, w.owner, w.ids["owner_id"])},
     "session": _second_session,
 }

@@ -123,6 +123,9 @@ DELETE /api/v1/webhooks/{webhook_id}                              204     204   
 GET    /api/v1/webhooks/{webhook_id}/deliveries                   200     200   403    403       404
 POST   /api/v1/webhooks/{webhook_id}/redeliver                    202     202   403    403       404
 POST   /api/v1/webhooks/{webhook_id}/rotate-secret                200     200   403    403       404
+POST   /api/v1/tenants/{tenant_id}/invitations                    201     201   201    403       404
+DELETE /api/v1/tenants/{tenant_id}/access                         204     204   403    403       404
+POST   /api/v1/invitations/accept                                 201     201   201    201       201
 GET    /api/v1/owners                                             200     200   200    200       200
 POST   /api/v1/owners                                             201     201   403    403       201
 GET    /api/v1/owners/{owner_id}                                  200     200   200    200       404
@@ -170,6 +173,7 @@ RESIDENT: dict[str, tuple[int, int]] = {
     "GET /api/v1/maintenance-requests/{request_id}": (200, 404),
     "GET /api/v1/maintenance-requests/{request_id}/comments": (200, 404),
     "POST /api/v1/maintenance-requests/{request_id}/comments": (201, 404),
+    "POST /api/v1/invitations/accept": (201, 201),
 }
 
 

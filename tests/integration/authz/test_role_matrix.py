@@ -130,6 +130,11 @@ CALLS: dict[str, Call] = {
     "POST /api/v1/webhooks": Call(body={"url": PUBLIC_WEBHOOK}),
     "DELETE /api/v1/webhooks/{webhook_id}": Call(fresh="webhook"),
     "POST /api/v1/webhooks/{webhook_id}/redeliver": Call(body={"eventId": "{event_id}"}),
+    "POST /api/v1/tenants/{tenant_id}/invitations": Call(fresh="leased_tenant", body={}),
+    "DELETE /api/v1/tenants/{tenant_id}/access": Call(fresh="resident_tenant"),
+    "POST /api/v1/invitations/accept": Call(
+        fresh="invitation", body={"token": "{token}", "password": "matrix password {uniq}"}
+    ),
     "DELETE /api/v1/owners/{owner_id}": Call(fresh="owner"),
     "POST /api/v1/owners/{owner_id}/payouts/{payout_id}/reverse": Call(fresh="payout"),
     "PUT /api/v1/properties/{property_id}/ownership": Call(
