@@ -48,7 +48,7 @@ async def run_billing(
     on: date | None,
     redis_url: str,
     now: datetime | None = None,
-    batch_size: int = service.BATCH_SIZE,
+    batch_size: int | None = None,
 ) -> list[service.BatchedRun]:
     """Bill every organization for `on`, or for its own local date at `now` (default: now)."""
     now = now or datetime.now(UTC)

@@ -407,6 +407,7 @@ BATCH_SIZE = 500  # leases per transaction of a batched run
 class BatchedRun:
     """What a batched run did for one organization: counts, not the charges (flat memory)."""
 
+    organization_id: uuid.UUID
     on: date
     period: str
     leases: int = 0
@@ -423,7 +424,7 @@ async def run_batched(
     today: date,
     prepare: Callable[[AsyncSession], None] = lambda _session: None,
     committed: Callable[[AsyncSession], Awaitable[None]] | None = None,
-    batch_size: int = BATCH_SIZE,
+    batch_size: int | None = None,
 ) -> BatchedRun:
     """`run` for one organization in transactions of `batch_size` leases (keyset over
     (created_at, id)), each committed before the next is read: memory stays flat however many
@@ -434,8 +435,9 @@ async def run_batched(
     `prepare` sets up each session (the audit actor); `committed(session)` runs after each
     commit (to bump the organization's cache version with what the session changed).
     """
+    size = batch_size or BATCH_SIZE
     start, end = schedule.month_of(on)
-    out = BatchedRun(on=on, period=schedule.period_label(on))
+    out = BatchedRun(organization_id, on, schedule.period_label(on))
 
     async def transaction(work: Callable[[AsyncSession], Awaitable[None]]) -> None:
         async with maker() as session:
@@ -458,12 +460,12 @@ async def run_batched(
 
         async def batch(session: AsyncSession) -> None:
             nonlocal after, done
-            due = await _leases_due(session, organization_id, start, end, after, batch_size)
+            due = await _leases_due(session, organization_id, start, end, after, size)
             if not due:
                 done = True
                 return
             after = (due[-1].created_at, due[-1].id)
-            done = len(due) < batch_size
+            done = len(due) < size
             charges = await _plan_leases(session, due, on)
             await post_planned(session, charges)
             out.leases += len(due)

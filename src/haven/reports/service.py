@@ -72,12 +72,13 @@ async def _balances(session: AsyncSession, lease_ids: list[uuid.UUID]) -> dict[u
 
 
 async def rent_roll_batches(
-    session: AsyncSession, organization_id: uuid.UUID, today: date, batch: int = PROPERTY_BATCH
+    session: AsyncSession, organization_id: uuid.UUID, today: date, batch: int | None = None
 ) -> AsyncIterator[list[RentRollRow]]:
     """The rent roll's rows in report order (property name, property, unit label), a batch of
     properties at a time: keyset over (name, id) on ix_properties_org_name, then those
     properties' units, active leases, tenants, rents and balances, each one statement on an
     index. Memory is bounded by a batch, whatever the portfolio's size."""
+    batch = batch or PROPERTY_BATCH
     after: tuple[str, uuid.UUID] | None = None
     while True:
         stmt = select(Property.id, Property.name).where(Property.organization_id == organization_id)
@@ -196,7 +197,7 @@ async def rent_roll_csv_stream(
     sessions: Callable[[], AbstractAsyncContextManager[AsyncSession]],
     organization_id: uuid.UUID,
     today: date,
-    batch: int = PROPERTY_BATCH,
+    batch: int | None = None,
 ) -> AsyncIterator[bytes]:
     """The rent roll as CSV, one chunk per batch of properties (the header first): the body is
     never whole in memory. Reads in its own session, open while the response streams."""
