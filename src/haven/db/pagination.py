@@ -229,7 +229,8 @@ class ListQuery(Generic[R]):
                 stmt = stmt.where(self._filters[name](bindparam(name)))
             if after:
                 value = bindparam("after_value", type_=key.column.type)
-                stmt = stmt.where(_after(key, self._id, value, bindparam("after_id")))
+                after_id = bindparam("after_id", type_=self._id.type)
+                stmt = stmt.where(_after(key, self._id, value, after_id))
             stmt = stmt.order_by(*_order(key, self._id)).limit(bindparam("limit"))
             self._built[shape] = stmt
         return stmt
