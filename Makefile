@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint format clean install reliability bench multihost contract
+.PHONY: run test lint format clean install reliability bench bench-scale multihost contract
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -54,6 +54,12 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	cd bench/peers/express && npm ci --no-audit --no-fund --silent
 	$(BIN)/python -m bench
+
+## Scale bench: 1,000 vs 100,000 units (2M ledger entries) in throwaway PostgreSQL databases
+## (BENCH_DATABASE_URL or HAVEN_TEST_DATABASE_URL); writes bench/RESULTS-scale.md.
+## BENCH_SCALE_ARGS="--units 5000" for a quick run.
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale $(BENCH_SCALE_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench

@@ -1,8 +1,9 @@
 """Billing outside a request: every organization's charges for its own local date, once.
 
 `haven jobs billing` and the scheduler (haven.jobs.scheduler) both come here. The
-writes go through the ORM in one transaction per organization, so the audit
-listener records each entry, with the system actor `system:billing`.
+writes go through the ORM, so the audit listener records each entry, with the system
+actor `system:billing`; `haven jobs billing` commits a batch of leases at a time
+(`service.run_batched`), so its memory stays flat for any portfolio.
 """
 
 from __future__ import annotations
@@ -43,8 +44,12 @@ async def organizations(maker: async_sessionmaker[AsyncSession]) -> list[tuple[u
 
 
 async def run_billing(
-    settings: Settings, on: date | None, redis_url: str, now: datetime | None = None
-) -> list[service.BillingResult]:
+    settings: Settings,
+    on: date | None,
+    redis_url: str,
+    now: datetime | None = None,
+    batch_size: int | None = None,
+) -> list[service.BatchedRun]:
     """Bill every organization for `on`, or for its own local date at `now` (default: now)."""
     now = now or datetime.now(UTC)
     engine = create_engine(settings.with_overrides(db_pool_min=1, db_pool_max=2))
@@ -57,15 +62,21 @@ async def run_billing(
                 raise BillingBusyError("another billing run holds the lock; try again later")
             maker = create_sessionmaker(engine.execution_options(**{WRITE_OPTION: True}))
             results = []
+
+            async def committed(session: AsyncSession) -> None:
+                await org_cache.bump(redis, keys, take_changed(session))
+
             for org_id, timezone in await organizations(maker):
                 today = local_date(now, timezone)
-                async with maker() as session, session.begin():
-                    as_system(session, settings.instance_id)
-                    result = await service.run(
-                        session, org_id, on or today, dry_run=False, today=today
-                    )
-                    changed = take_changed(session)
-                await org_cache.bump(redis, keys, changed)
+                result = await service.run_batched(
+                    maker,
+                    org_id,
+                    on or today,
+                    today=today,
+                    prepare=lambda session: as_system(session, settings.instance_id),
+                    committed=committed,
+                    batch_size=batch_size,
+                )
                 results.append(result)
             return results
     finally:

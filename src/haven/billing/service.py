@@ -21,11 +21,12 @@ change after it was posted), `reconcile` posts the difference as an adjustment
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -101,8 +102,15 @@ def late_fee_amount(lease: Lease, rent: int) -> int:
 
 
 async def _leases_due(
-    session: AsyncSession, organization_id: uuid.UUID | None, start: date, end: date
+    session: AsyncSession,
+    organization_id: uuid.UUID | None,
+    start: date,
+    end: date,
+    after: tuple[datetime, uuid.UUID] | None = None,
+    limit: int | None = None,
 ) -> Sequence[Lease]:
+    """The leases billed for the month [start, end], in (created_at, id) order; a batch of
+    `limit` after the keyset `after` (ix_leases_org_created serves both) when given."""
     stmt = select(Lease).where(
         Lease.status.in_(BILLED_STATUSES),
         Lease.start_date <= end,
@@ -110,7 +118,12 @@ async def _leases_due(
     )
     if organization_id is not None:
         stmt = stmt.where(Lease.organization_id == organization_id)
-    return (await session.execute(stmt.order_by(Lease.created_at, Lease.id))).scalars().all()
+    if after is not None:
+        stmt = stmt.where(tuple_(Lease.created_at, Lease.id) > tuple_(*after))
+    stmt = stmt.order_by(Lease.created_at, Lease.id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return (await session.execute(stmt)).scalars().all()
 
 
 async def terms_of(session: AsyncSession, leases_: Sequence[Lease]) -> dict[uuid.UUID, Terms]:
@@ -270,17 +283,22 @@ async def plan(
     """The charges due on `on`, plus adjustments (already posted ones marked so)."""
     start, end = schedule.month_of(on)
     due_leases = await _leases_due(session, organization_id, start, end)
+    return schedule.period_label(on), await _plan_leases(session, due_leases, on)
+
+
+async def _plan_leases(
+    session: AsyncSession, due_leases: Sequence[Lease], on: date
+) -> list[PlannedCharge]:
     terms = await terms_of(session, due_leases)
     books = await _ledgers(session, [lease.id for lease in due_leases])
     planned: list[PlannedCharge] = []
     for lease in due_leases:
         planned.extend(_lease_plan(lease, terms[lease.id], books[lease.id], on, reconcile=True))
-    return schedule.period_label(on), planned
+    return planned
 
 
-async def _post(session: AsyncSession, charge: PlannedCharge) -> None:
-    """Insert the charge's entry unless its billing key exists (another run won the race)."""
-    entry = LedgerEntry(
+def _entry(charge: PlannedCharge) -> LedgerEntry:
+    return LedgerEntry(
         id=uuid.uuid4(),
         organization_id=charge.organization_id,
         lease_id=charge.lease_id,
@@ -292,6 +310,11 @@ async def _post(session: AsyncSession, charge: PlannedCharge) -> None:
         billing_key=charge.billing_key,
         created_at=datetime.now(UTC),
     )
+
+
+async def _post(session: AsyncSession, charge: PlannedCharge) -> None:
+    """Insert the charge's entry unless its billing key exists (another run won the race)."""
+    entry = _entry(charge)
     try:
         async with session.begin_nested():
             session.add(entry)
@@ -306,9 +329,23 @@ async def _post(session: AsyncSession, charge: PlannedCharge) -> None:
 
 
 async def post_planned(session: AsyncSession, charges: Sequence[PlannedCharge]) -> None:
-    for charge in charges:
-        if charge.status == "would_post":
-            await _post(session, charge)
+    """Post the charges not posted yet: all in one savepoint (one flush, the INSERTs batched);
+    when a billing key exists already (a concurrent run won some), one savepoint per charge."""
+    todo = [charge for charge in charges if charge.status == "would_post"]
+    if len(todo) > 1:
+        entries = [_entry(charge) for charge in todo]
+        try:
+            async with session.begin_nested():
+                session.add_all(entries)
+        except IntegrityError:
+            pass  # the savepoint's rows are gone: charge by charge below
+        else:
+            for charge, entry in zip(todo, entries, strict=True):
+                charge.status, charge.entry_id = "posted", entry.id
+                mark_changed(session, charge.organization_id)
+            return
+    for charge in todo:
+        await _post(session, charge)
 
 
 async def reconcile(session: AsyncSession, org: Organization, lease: Lease) -> list[PlannedCharge]:
@@ -363,6 +400,119 @@ async def run(
     return result
 
 
+BATCH_SIZE = 500  # leases per transaction of a batched run
+
+
+@dataclass(slots=True)
+class BatchedRun:
+    """What a batched run did for one organization: counts, not the charges (flat memory)."""
+
+    organization_id: uuid.UUID
+    on: date
+    period: str
+    leases: int = 0
+    batches: int = 0
+    posted: int = 0
+    already_posted: int = 0
+
+
+async def run_batched(
+    maker: Callable[[], AbstractAsyncContextManager[AsyncSession]],
+    organization_id: uuid.UUID,
+    on: date,
+    *,
+    today: date,
+    prepare: Callable[[AsyncSession], None] = lambda _session: None,
+    committed: Callable[[AsyncSession], Awaitable[None]] | None = None,
+    batch_size: int | None = None,
+) -> BatchedRun:
+    """`run` for one organization in transactions of `batch_size` leases (keyset over
+    (created_at, id)), each committed before the next is read: memory stays flat however many
+    leases there are, and a run that stops halfway is finished by the next one (the billing
+    keys post each charge once). Leases move along first, in their own transaction; the
+    `billing_run.completed` event comes last, after every batch.
+
+    `prepare` sets up each session (the audit actor); `committed(session)` runs after each
+    commit (to bump the organization's cache version with what the session changed).
+    """
+    size = batch_size or BATCH_SIZE
+    start, end = schedule.month_of(on)
+    out = BatchedRun(organization_id, on, schedule.period_label(on))
+
+    async def transaction(work: Callable[[AsyncSession], Awaitable[None]]) -> None:
+        async with maker() as session:
+            async with session.begin():
+                prepare(session)
+                await work(session)
+            if committed is not None:
+                await committed(session)
+
+    async def move_along(session: AsyncSession) -> None:
+        as_of = min(on, today)
+        await leases.end_expired(session, organization_id, as_of)
+        await leases.activate_renewals(session, organization_id, as_of)
+
+    await transaction(move_along)
+    after: tuple[datetime, uuid.UUID] | None = None
+    posted_ids: list[uuid.UUID] = []
+    while True:
+        done = False
+
+        async def batch(session: AsyncSession) -> None:
+            nonlocal after, done
+            due = await _leases_due(session, organization_id, start, end, after, size)
+            if not due:
+                done = True
+                return
+            after = (due[-1].created_at, due[-1].id)
+            done = len(due) < size
+            charges = await _plan_leases(session, due, on)
+            await post_planned(session, charges)
+            out.leases += len(due)
+            out.batches += 1
+            for charge in charges:
+                if charge.posted and charge.entry_id is not None:
+                    out.posted += 1
+                    posted_ids.append(charge.entry_id)
+                elif charge.existed:
+                    out.already_posted += 1
+
+        await transaction(batch)
+        if done:
+            break
+    if posted_ids:
+
+        async def announce(session: AsyncSession) -> None:
+            _completed(session, organization_id, on, out.period, posted_ids)
+
+        await transaction(announce)
+    return out
+
+
+def _completed(
+    session: AsyncSession,
+    org_id: uuid.UUID,
+    on: date,
+    period: str,
+    entry_ids: Sequence[uuid.UUID],
+) -> None:
+    run_id = uuid.uuid5(org_id, f"billing-run:{on.isoformat()}")
+    emit(
+        session,
+        org_id,
+        "billing_run.completed",
+        "billing_run",
+        run_id,
+        {
+            "id": str(run_id),
+            "date": on.isoformat(),
+            "period": period,
+            "posted": len(entry_ids),
+            "entryIds": [str(i) for i in entry_ids],
+        },
+    )
+
+
 def _announce(session: AsyncSession, result: BillingResult) -> None:
     """A `billing_run.completed` event per organization that this run posted anything for.
 
@@ -375,18 +525,5 @@ def _announce(session: AsyncSession, result: BillingResult) -> None:
         if charge.posted:
             posted.setdefault(charge.organization_id, []).append(charge)
     for org_id, charges in posted.items():
-        run_id = uuid.uuid5(org_id, f"billing-run:{result.on.isoformat()}")
-        emit(
-            session,
-            org_id,
-            "billing_run.completed",
-            "billing_run",
-            run_id,
-            {
-                "id": str(run_id),
-                "date": result.on.isoformat(),
-                "period": result.period,
-                "posted": len(charges),
-                "entryIds": [str(c.entry_id) for c in charges if c.entry_id is not None],
-            },
-        )
+        ids = [c.entry_id for c in charges if c.entry_id is not None]
+        _completed(session, org_id, result.on, result.period, ids)

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any, Generic, NamedTuple, TypeVar
 
 import msgspec
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, or_, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlalchemy.sql.elements import BindParameter
 
@@ -125,11 +125,14 @@ def _decode(cursor: str, sort_name: str, key: SortKey) -> tuple[Any, uuid.UUID]:
 
 
 def _after(key: SortKey, id_column: Any, value: Any, last_id: Any) -> ColumnElement[bool]:
-    """Rows strictly after (value, last_id) in the (key, id) order."""
-    column = key.column
+    """Rows strictly after (value, last_id) in the (key, id) order, as one row-value
+    comparison: the planner turns it into an index range (the (organization, key, id)
+    index), so a page deep in a long list reads only its own rows; `a > v OR (a = v AND
+    id > i)` is the same set but makes PostgreSQL filter every row before the cursor."""
+    row = tuple_(key.column, id_column)
     if key.descending:
-        return or_(column < value, and_(column == value, id_column < last_id))
-    return or_(column > value, and_(column == value, id_column > last_id))
+        return row < tuple_(value, last_id)
+    return row > tuple_(value, last_id)
 
 
 def _order(key: SortKey, id_column: Any) -> tuple[Any, Any]:
@@ -226,7 +229,8 @@ class ListQuery(Generic[R]):
                 stmt = stmt.where(self._filters[name](bindparam(name)))
             if after:
                 value = bindparam("after_value", type_=key.column.type)
-                stmt = stmt.where(_after(key, self._id, value, bindparam("after_id")))
+                after_id = bindparam("after_id", type_=self._id.type)
+                stmt = stmt.where(_after(key, self._id, value, after_id))
             stmt = stmt.order_by(*_order(key, self._id)).limit(bindparam("limit"))
             self._built[shape] = stmt
         return stmt

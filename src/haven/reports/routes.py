@@ -6,12 +6,15 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import Principal
 from haven.errors import NotAcceptableError
+from haven.organizations.service import get_organization, today_in
 from haven.reports import service
 from haven.reports.schemas import AgingReportOut, RentRollOut
+from haven.services import Services
 from haven.web import NO_STORE, csv_response, wants_csv
 
 JSON = "application/json"
@@ -27,24 +30,34 @@ class ReportsController(Controller):
         responses={200: ResponseSpec(RentRollOut, description="JSON, or CSV for Accept: text/csv")},
     )
     async def rent_roll(
-        self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal
-    ) -> Response[Any]:
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        principal: Principal,
+        services: Services,
+    ) -> Response[Any] | Stream:
         """Every unit with its active lease, rent and balance; CSV with `Accept: text/csv`."""
         accept = request.headers.get("accept")
         wanted = request.accept.best_match([JSON, CSV]) if accept else JSON
         if wanted is None:
             raise NotAcceptableError("This report is available as application/json or text/csv")
-        report = await service.rent_roll(db, principal.organization_id)
         if wanted == CSV:
-            headers = {
-                **NO_STORE,
-                "Content-Disposition": 'attachment; filename="rent-roll.csv"',
-            }
-            return Response(
-                service.rent_roll_csv(report),
+            # Streamed: a batch of properties at a time, read in its own session (the
+            # request's ends with the handler), so the body is never whole in memory.
+            today = today_in(await get_organization(db, principal.organization_id))
+
+            def read_session() -> AsyncSession:
+                return services.sessionmaker(bind=services.read_engine)
+
+            return Stream(
+                service.rent_roll_csv_stream(read_session, principal.organization_id, today),
                 media_type="text/csv; charset=utf-8",
-                headers=headers,
+                headers={
+                    **NO_STORE,
+                    "Content-Disposition": 'attachment; filename="rent-roll.csv"',
+                },
             )
+        report = await service.rent_roll(db, principal.organization_id)
         return Response(report, headers=NO_STORE)
 
     @get(

@@ -5,16 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import UTC, date, datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.leases.service import rents_in_force
 from haven.ledger import repository
 from haven.ledger.aging import BUCKETS, Aging, summarize
 from haven.ledger.schemas import AgingOut
-from haven.models import Lease, LeaseTenant, Property, Tenant, Unit
+from haven.models import Lease, LeaseTenant, LedgerEntry, Property, Tenant, Unit
 from haven.organizations.service import get_organization, today_in
 from haven.reports.schemas import (
     AgingReportOut,
@@ -54,51 +56,110 @@ async def _tenant_names(session: AsyncSession, lease_ids: list[uuid.UUID]) -> di
     return {k: "; ".join(v) for k, v in names.items()}
 
 
-async def rent_roll(session: AsyncSession, organization_id: uuid.UUID) -> RentRollOut:
-    org = await get_organization(session, organization_id)
-    today = today_in(org)
-    units = (
-        await session.execute(
-            select(Unit, Property.name)
-            .join(Property, Property.id == Unit.property_id)
-            .where(Unit.organization_id == organization_id)
-            .order_by(Property.name, Property.id, Unit.label)
-        )
-    ).all()
-    leases = {
-        lease.unit_id: lease
-        for lease in (
-            await session.execute(
-                select(Lease).where(
-                    Lease.organization_id == organization_id, Lease.status == "active"
+PROPERTY_BATCH = 100  # properties per keyset batch of the rent roll (their units, leases...)
+
+
+async def _balances(session: AsyncSession, lease_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Each lease's balance (the sum of its entries' signed amounts, as `summarize` counts)."""
+    if not lease_ids:
+        return {}
+    rows = await session.execute(
+        select(LedgerEntry.lease_id, func.sum(LedgerEntry.amount))
+        .where(LedgerEntry.lease_id.in_(lease_ids))
+        .group_by(LedgerEntry.lease_id)
+    )
+    return {lease_id: int(total or 0) for lease_id, total in rows}
+
+
+async def rent_roll_batches(
+    session: AsyncSession, organization_id: uuid.UUID, today: date, batch: int | None = None
+) -> AsyncIterator[list[RentRollRow]]:
+    """The rent roll's rows in report order (property name, property, unit label), a batch of
+    properties at a time: keyset over (name, id) on ix_properties_org_name, then those
+    properties' units, active leases, tenants, rents and balances, each one statement on an
+    index. Memory is bounded by a batch, whatever the portfolio's size."""
+    batch = batch or PROPERTY_BATCH
+    after: tuple[str, uuid.UUID] | None = None
+    while True:
+        stmt = select(Property.id, Property.name).where(Property.organization_id == organization_id)
+        if after is not None:
+            stmt = stmt.where(tuple_(Property.name, Property.id) > tuple_(*after))
+        props = (
+            await session.execute(stmt.order_by(Property.name, Property.id).limit(batch))
+        ).all()
+        if not props:
+            return
+        after = (props[-1].name, props[-1].id)
+        names_of = {p.id: p.name for p in props}
+        units = (
+            (
+                await session.execute(
+                    select(Unit)
+                    .where(
+                        Unit.organization_id == organization_id,
+                        Unit.property_id.in_(list(names_of)),
+                    )
+                    .order_by(Unit.property_id, Unit.label, Unit.id)
                 )
             )
-        ).scalars()
-    }
-    names = await _tenant_names(session, [lease.id for lease in leases.values()])
-    rents = await rents_in_force(session, leases.values(), today)
-    ledgers = await repository.lines_by_lease(session, organization_id)
-    items: list[RentRollRow] = []
-    for unit, property_name in units:
-        lease = leases.get(unit.id)
-        balance = summarize(ledgers.get(lease.id, []), today).balance if lease else 0
-        items.append(
-            RentRollRow(
-                property_id=unit.property_id,
-                property_name=property_name,
-                unit_id=unit.id,
-                unit_label=unit.label,
-                unit_status=unit.status,
-                market_rent=unit.market_rent,
-                lease_id=lease.id if lease else None,
-                tenants=names.get(lease.id, "") if lease else "",
-                rent=rents[lease.id] if lease else 0,
-                deposit=lease.deposit if lease else 0,
-                start_date=lease.start_date if lease else None,
-                end_date=lease.end_date if lease else None,
-                balance=balance,
-            )
+            .scalars()
+            .all()
         )
+        leases = (
+            {
+                lease.unit_id: lease
+                for lease in (
+                    await session.execute(
+                        select(Lease).where(
+                            Lease.unit_id.in_([u.id for u in units]), Lease.status == "active"
+                        )
+                    )
+                ).scalars()
+            }
+            if units
+            else {}
+        )
+        lease_ids = [lease.id for lease in leases.values()]
+        names = await _tenant_names(session, lease_ids)
+        rents = await rents_in_force(session, leases.values(), today)
+        balances = await _balances(session, lease_ids)
+        by_property: dict[uuid.UUID, list[Unit]] = {}
+        for unit in units:
+            by_property.setdefault(unit.property_id, []).append(unit)
+        rows: list[RentRollRow] = []
+        for prop in props:
+            for unit in by_property.get(prop.id, []):
+                lease = leases.get(unit.id)
+                rows.append(
+                    RentRollRow(
+                        property_id=unit.property_id,
+                        property_name=prop.name,
+                        unit_id=unit.id,
+                        unit_label=unit.label,
+                        unit_status=unit.status,
+                        market_rent=unit.market_rent,
+                        lease_id=lease.id if lease else None,
+                        tenants=names.get(lease.id, "") if lease else "",
+                        rent=rents[lease.id] if lease else 0,
+                        deposit=lease.deposit if lease else 0,
+                        start_date=lease.start_date if lease else None,
+                        end_date=lease.end_date if lease else None,
+                        balance=balances.get(lease.id, 0) if lease else 0,
+                    )
+                )
+        session.expunge_all()  # the batch's ORM rows are done with: keep memory flat
+        if rows:
+            yield rows
+        if len(props) < batch:
+            return
+
+
+async def rent_roll(session: AsyncSession, organization_id: uuid.UUID) -> RentRollOut:
+    org = await get_organization(session, organization_id)
+    currency, today = org.currency, today_in(org)
+    items: list[RentRollRow] = []
+    async for rows in rent_roll_batches(session, organization_id, today):
+        items.extend(rows)
     totals = RentRollTotals(
         units=len(items),
         occupied_units=sum(1 for i in items if i.lease_id is not None),
@@ -107,7 +168,7 @@ async def rent_roll(session: AsyncSession, organization_id: uuid.UUID) -> RentRo
         balance=sum(i.balance for i in items),
     )
     return RentRollOut(
-        currency=org.currency, generated_at=datetime.now(UTC), items=items, totals=totals
+        currency=currency, generated_at=datetime.now(UTC), items=items, totals=totals
     )
 
 
@@ -119,13 +180,33 @@ def _cell(value: object) -> str:
     return text
 
 
-def rent_roll_csv(report: RentRollOut) -> str:
+def _csv_lines(rows: Iterable[Sequence[object]]) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([header for header, _ in RENT_ROLL_COLUMNS])
-    for row in report.items:
-        writer.writerow([_cell(getattr(row, attr)) for _, attr in RENT_ROLL_COLUMNS])
-    return out.getvalue()
+    writer.writerows(rows)
+    return out.getvalue().encode()
+
+
+def rent_roll_csv(report: RentRollOut) -> str:
+    rows = [[header for header, _ in RENT_ROLL_COLUMNS]]
+    rows += [[_cell(getattr(r, attr)) for _, attr in RENT_ROLL_COLUMNS] for r in report.items]
+    return _csv_lines(rows).decode()
+
+
+async def rent_roll_csv_stream(
+    sessions: Callable[[], AbstractAsyncContextManager[AsyncSession]],
+    organization_id: uuid.UUID,
+    today: date,
+    batch: int | None = None,
+) -> AsyncIterator[bytes]:
+    """The rent roll as CSV, one chunk per batch of properties (the header first): the body is
+    never whole in memory. Reads in its own session, open while the response streams."""
+    yield _csv_lines([[header for header, _ in RENT_ROLL_COLUMNS]])
+    async with sessions() as session:
+        async for rows in rent_roll_batches(session, organization_id, today, batch):
+            yield _csv_lines(
+                [_cell(getattr(row, attr)) for _, attr in RENT_ROLL_COLUMNS] for row in rows
+            )
 
 
 def _aging_out(aging: Aging) -> AgingOut:

@@ -1,0 +1,1 @@
+"""`python -m bench.scale`: costs at 1,000 and 100,000 units (bench/RESULTS-scale.md)."""
