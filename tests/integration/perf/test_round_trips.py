@@ -249,9 +249,10 @@ def test_every_cached_read_is_exactly_one_round_trip(
         after = json.loads(r.get(key) or b"{}")
     finally:
         r.close()
-    assert stale.status_code == 200 and stale.content == first.content
+    assert stale.status_code == 200
+    assert stale.content == first.content
     sent = _sent_under(commands, prefix)
     assert len(sent) == 1, sent
     assert sent[0].upper().startswith("EVALSHA")
     assert after["seen"] > before["seen"] - 60  # stamped again (it was set 120 s back)
-    assert after["uid"] == before["uid"] and after["oid"] == before["oid"]
+    assert (after["uid"], after["oid"]) == (before["uid"], before["oid"])
