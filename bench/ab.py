@@ -10,7 +10,13 @@ on a shared machine the ratio of interleaved runs is the figure to read, not the
 
 Environment: AB_REPEATS (default 7), AB_SECONDS (default 4), AB_CONNS (default 8),
 AB_FORWARDED_FOR (an X-Forwarded-For value to send, as nginx would), AB_BODY (a JSON body:
-POST it to PATH with the Bearer token instead of GETting it with the cookie).
+POST it to PATH with the Bearer token instead of GETting it with the cookie), AB_LOG_LEVEL
+(both builds' LOG_LEVEL, default warning), AB_THIS_LOG_LEVEL (this build's only: e.g. info
+against warning measures the access line's cost per request).
+
+`python -m bench.ab --baseline [PATH]`: "other" is the raw-ASGI baseline (bench/baseline.py,
+the same server and event loop) on this build's Valkey, reading the session and the cached
+dashboard this build stored: this/other is then Haven's CPU per request over the raw one's.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -41,9 +48,12 @@ BODY = os.environ.get("AB_BODY")
 
 def start(name: str, tmp: Path, pythonpath: str | None) -> tuple[Cluster, str, int, int]:
     port = free_port()
+    level = os.environ.get("AB_LOG_LEVEL", "warning")
+    if name == "this":
+        level = os.environ.get("AB_THIS_LOG_LEVEL", level)
     env = {
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp / (name + '.db')}",
-        "LOG_LEVEL": "warning",
+        "LOG_LEVEL": level,
         "RATE_LIMIT_GLOBAL": "10000000",
         "RATE_LIMIT_PER_USER": "10000000",
         "RATE_LIMIT_AUTH": "10000",
@@ -87,6 +97,49 @@ def start(name: str, tmp: Path, pythonpath: str | None) -> tuple[Cluster, str, i
     return cluster, f"{url}|{cookie}|{token}", pid, valkey_pid
 
 
+def start_baseline(
+    this: Cluster, target: str, tmp: Path
+) -> tuple[subprocess.Popen[bytes], str, int]:
+    """The raw baseline on `this` cluster's Valkey, serving the dashboard `this` cached."""
+    import redis
+
+    url, cookie, token = target.split("|")
+    httpx.get(url + "/api/v1/dashboard", headers={"Cookie": f"haven_session={cookie}"})
+    assert this.valkey is not None
+    client = redis.Redis.from_url(this.valkey.url)
+    try:
+        keys = sorted(client.scan_iter(match="*:cache:*dashboard*"))
+    finally:
+        client.close()
+    if not keys:
+        raise SystemExit("no cached dashboard key found in Valkey")
+    prefix = keys[0].decode().split(":cache:")[0]
+    port = free_port()
+    env = {
+        **os.environ,
+        "BASELINE_REDIS_URL": this.valkey.url,
+        "BASELINE_SESSION_PREFIX": f"{prefix}:session:",
+        "BASELINE_CACHE_KEY": keys[-1].decode(),
+        "PYTHONPATH": str(HERE.parent),
+    }
+    with (tmp / "baseline.log").open("wb") as out:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "bench.baseline", str(port)], env=env, stdout=out, stderr=out
+        )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):  # up to 20 s
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    else:
+        child.kill()
+        raise SystemExit("the baseline did not start")
+    return child, f"{base}|{cookie}|{token}", child.pid
+
+
 def wrk_command(target: str, path: str) -> tuple[dict[str, str], list[str]]:
     """Warm the cache with one GET (or POST once); wrk's environment and arguments for `path`."""
     url, cookie, token = target.split("|")
@@ -108,13 +161,22 @@ def main() -> int:
     if len(sys.argv) < 2:
         print(__doc__)
         return 2
-    other_src = str(Path(sys.argv[1]).resolve())
+    baseline = sys.argv[1] == "--baseline"
+    other_src = "" if baseline else str(Path(sys.argv[1]).resolve())
     path = sys.argv[2] if len(sys.argv) > 2 else "/api/v1/dashboard"
     tmp = Path(tempfile.mkdtemp(prefix="haven-ab-"))
     clusters: list[Cluster] = []
+    children: list[subprocess.Popen[bytes]] = []
     try:
         targets: dict[str, tuple[str, int, int]] = {}
-        for name, pp in (("other", other_src), ("this", None)):
+        if baseline:
+            cluster, target, pid, valkey_pid = start("this", tmp, None)
+            clusters.append(cluster)
+            targets["this"] = (target, pid, valkey_pid)
+            child, base_target, base_pid = start_baseline(cluster, target, tmp)
+            children.append(child)
+            targets["other"] = (base_target, base_pid, valkey_pid)
+        for name, pp in () if baseline else (("other", other_src), ("this", None)):
             cluster, target, pid, valkey_pid = start(name, tmp, pp)
             clusters.append(cluster)
             targets[name] = (target, pid, valkey_pid)
@@ -158,6 +220,9 @@ def main() -> int:
             f"(per repeat: {', '.join(f'{r:.2f}' for r in ratios)})"
         )
     finally:
+        for child in children:
+            child.terminate()
+            child.wait(10)
         for cluster in clusters:
             cluster.stop()
         shutil.rmtree(tmp, ignore_errors=True)
