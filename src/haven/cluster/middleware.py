@@ -56,16 +56,6 @@ EXPOSED_HEADERS = [
 access_log = structlog.get_logger("haven.access")
 
 
-def request_id_from(scope: Scope) -> str:
-    for name, value in scope.get("headers", ()):
-        if name == b"x-request-id":
-            candidate = value.decode("latin-1")
-            if _VALID_REQUEST_ID.match(candidate):
-                return candidate
-            break
-    return urandom(16).hex()  # as random as uuid4().hex, without building a UUID
-
-
 class Edge:
     """The one ASGI callable in front of Litestar (see the module docstring).
 
@@ -310,4 +300,4 @@ def install(app: Litestar, cluster: Cluster) -> None:
     app.asgi_handler = Edge(handler, cluster, cors)
 
 
-__all__ = ["Edge", "install", "is_open_endpoint", "request_id_from"]
+__all__ = ["Edge", "install", "is_open_endpoint"]
