@@ -8,23 +8,35 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from typing import Any
 
+import msgspec
 import structlog
 
 from haven.config import Settings
+
+# JSON lines through msgspec (compact, UTF-8): the stdlib's json.dumps was most of an access
+# line's cost (bench/RESULTS-lean.md). Anything msgspec cannot encode is logged as its repr,
+# as structlog's own fallback does.
+_json = msgspec.json.Encoder(enc_hook=repr)
+
+
+def _dumps(event: object, **_: object) -> str:
+    return _json.encode(event).decode()
 
 
 def configure_logging(settings: Settings) -> None:
     level = getattr(logging, settings.log_level.upper())
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
+        structlog.processors.JSONRenderer(serializer=_dumps)
         if settings.log_format == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )
     shared: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _timestamp,
     ]
     structlog.configure(
         processors=[
@@ -48,3 +60,17 @@ def _add_instance(instance_id: str) -> structlog.typing.Processor:
         return event
 
     return processor
+
+
+_second: list[Any] = [-1, ""]  # the last whole second seen and its ISO text
+
+
+def _timestamp(_: object, __: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    """`timestamp` in UTC ISO 8601 with microseconds ("2026-11-27T21:30:24.191346Z", as
+    TimeStamper(fmt="iso", utc=True) writes it), its date and time formatted once a second."""
+    now = time.time()
+    second = int(now)
+    if second != _second[0]:
+        _second[0], _second[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    event["timestamp"] = f"{_second[1]}.{int((now - second) * 1_000_000):06d}Z"
+    return event

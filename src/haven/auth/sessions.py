@@ -31,7 +31,10 @@ from haven.store.client import KEYS_LUA, Keys
 # and KEYS_LUA's functions in scope; leaves `session` (false when gone), `decoded` (the
 # record as a table, nil when gone or unreadable) and `authz` (false when missing).
 # SessionStore.lookup runs it alone; the edge gate (haven.store.gate) runs it between the
-# rate-limit step and the cached-view read, in one round trip.
+# rate-limit step and the cached-view read, in one round trip. It also rewrites the
+# record's lastSeen when it is over LAST_SEEN_GRANULARITY old (`session` is then the new
+# record), so no request needs a second round trip for it.
+LAST_SEEN_GRANULARITY = 60  # seconds; lastSeenAt is rewritten at most once a minute
 SESSION_TOUCH_LUA = """
 local session = redis.call('GET', skey)
 local decoded = nil
@@ -52,12 +55,19 @@ if session then
   end
   if session then
     redis.call('EXPIRE', skey, ttl)
+    -- lastSeen, at most once a minute, in the same call (accept() then finds it fresh)
+    local seen = decoded and tonumber(decoded['seen'])
+    if seen and now - seen > LAST_SEEN_GRANULARITY then
+      decoded['seen'] = now
+      session = cjson.encode(decoded)
+      redis.call('SET', skey, session, 'KEEPTTL')
+    end
     if decoded and type(decoded['uid']) == 'string' then
       authz = redis.call('GET', user_authz_key(decoded['uid']))
     end
   end
 end
-"""
+""".replace("LAST_SEEN_GRANULARITY", str(LAST_SEEN_GRANULARITY))
 
 # KEYS[1]: the session. ARGV: TTL, max age, now, key prefix. Returns {session, authz}.
 _TOUCH = "\n".join(
@@ -105,7 +115,6 @@ redis.call('SET', KEYS[1], new, 'EX', ARGV[2])
 return 1
 """
 
-LAST_SEEN_GRANULARITY = 60  # seconds; lastSeenAt is rewritten at most once a minute
 AUTHZ_TTL = 300  # seconds; the mirror re-reads the database at least this often
 
 

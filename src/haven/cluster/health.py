@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from litestar import Request, Response, Router, get, post
@@ -49,7 +48,16 @@ ENV_NAMES = {
 
 
 def now_iso() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """UTC now as "2026-11-27T21:30:24.191Z"; the date and time are formatted once a second
+    (every probe answer carries it)."""
+    now = time.time()
+    second = int(now)
+    if second != _second[0]:
+        _second[0], _second[1] = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+    return f"{_second[1]}.{int((now - second) * 1000):03d}Z"
+
+
+_second: list[Any] = [-1, ""]  # the last whole second seen and its ISO text
 
 
 def _mb(value: int) -> str:

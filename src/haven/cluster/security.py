@@ -1,4 +1,4 @@
-"""Helmet-equivalent response headers, pure ASGI.
+"""Helmet-equivalent response headers, prebuilt once and added by the edge (cluster.middleware).
 
 The API answers JSON, so its CSP allows nothing at all; the Swagger UI under
 /docs loads its own assets from /docs/assets and runs one inline init script,
@@ -7,8 +7,6 @@ framing and no third-party origin.
 """
 
 from __future__ import annotations
-
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from haven.config import Settings
 
@@ -27,9 +25,10 @@ STATUS_CSP = (
 HSTS = b"max-age=31536000; includeSubDomains"
 
 
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
+class SecurityHeaders:
+    """The security headers of an answer, by path: built once per app, never per request."""
+
+    def __init__(self, settings: Settings) -> None:
         common = [
             (b"x-content-type-options", b"nosniff"),
             (b"x-frame-options", b"DENY"),
@@ -42,22 +41,3 @@ class SecurityHeadersMiddleware:
         self.api_headers = [*common, (b"content-security-policy", API_CSP)]
         self.docs_headers = [*common, (b"content-security-policy", DOCS_CSP)]
         self.status_headers = [*common, (b"content-security-policy", STATUS_CSP)]
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path = scope.get("path", "")
-        if path == "/docs" or path.startswith("/docs/"):
-            extra = self.docs_headers
-        elif path == "/status" or path.startswith("/status/"):
-            extra = self.status_headers
-        else:
-            extra = self.api_headers
-
-        async def send_wrapper(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
-            await send(message)
-
-        await self.app(scope, receive, send_wrapper)

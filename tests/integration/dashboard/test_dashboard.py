@@ -102,7 +102,7 @@ def test_cached_answer_is_the_computed_answer(client: TestClient[Any], owner: Ac
 def test_the_running_app_serves_the_dashboard_from_the_edge(client: TestClient[Any]) -> None:
     """The edge of the running app collected the dashboard's declaration from its route."""
     handler: Any = client.app.asgi_handler
-    for _ in range(10):  # RequestContext -> SecurityHeaders -> (CORS) -> Probes -> Gate
+    for _ in range(10):  # Edge -> (CORS -> Probes) -> Gate
         if isinstance(handler, GateMiddleware):
             break
         handler = handler.app

@@ -8,11 +8,13 @@ keys they name: the session, its hashed id in the rate-limit key, the organizati
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
 import redis
 from litestar.testing import TestClient
 from sqlalchemy import event
@@ -197,3 +199,67 @@ def test_a_write_costs_what_it_did(
     )
     # A replay is answered from the copy the gate's trip read: no statement, no marker.
     assert replay == (201, [], ["EVALSHA"])
+
+
+def _sent_under(commands: list[dict[str, Any]], prefix: str) -> list[str]:
+    """Every command a client sent (not from inside a script) that names a key of `prefix`,
+    but the instance's own background work (its registry heartbeat, the session count)."""
+    return [
+        c["command"]
+        for c in commands
+        if c.get("client_type") != "lua"
+        and f"{prefix}:" in c["command"]
+        and not any(b in c["command"] for b in _BACKGROUND)
+    ]
+
+
+_BACKGROUND = (":instance", ":registry", ":cluster", ":sessions:count", "SCAN", "scan")
+
+
+@pytest.mark.parametrize("via", ["cookie", "bearer"])
+@pytest.mark.parametrize("rate_limit", [True, False])
+def test_every_cached_read_is_exactly_one_round_trip(
+    app_factory: Callable[..., TestClient[Any]], valkey: EmbeddedValkey, via: str, rate_limit: bool
+) -> None:
+    """Counted, not timed: N cached reads are N EVALSHAs and not one command more, whatever
+    carries the session and with the rate limiter on or off; a session last seen over a
+    minute ago is stamped inside the same call (no second round trip for lastSeen)."""
+    prefix = f"rt{uuid.uuid4().hex[:6]}"
+    client = app_factory(rate_limit_enabled=rate_limit, redis_key_prefix=prefix)
+    owner = register(client)
+    headers = owner.cookie_headers if via == "cookie" else owner.headers
+    first = client.get("/api/v1/dashboard", headers=headers)  # computes and caches it
+    assert first.status_code == 200
+    reads = 5
+    with monitored(valkey) as commands:
+        answers = [client.get("/api/v1/dashboard", headers=headers) for _ in range(reads)]
+    assert all(a.status_code == 200 and a.content == first.content for a in answers)
+    sent = _sent_under(commands, prefix)
+    assert len(sent) == reads, sent
+    assert all(c.upper().startswith("EVALSHA") for c in sent), sent
+    assert ("ratelimit-remaining" in answers[-1].headers) is rate_limit
+
+    # lastSeen over a minute old: the gate's call rewrites it, still one round trip.
+    r = redis.Redis.from_url(valkey.url)
+    key = f"{prefix}:session:{owner.session_cookie}"
+    try:
+        before = json.loads(r.get(key) or b"{}")
+        assert before, "the session is stored under the expected key"
+        r.eval(
+            "local d = cjson.decode(redis.call('GET', KEYS[1])) d['seen'] = d['seen'] - 120"
+            " redis.call('SET', KEYS[1], cjson.encode(d), 'KEEPTTL') return 1",
+            1,
+            key,
+        )
+        with monitored(valkey) as commands:
+            stale = client.get("/api/v1/dashboard", headers=headers)
+        after = json.loads(r.get(key) or b"{}")
+    finally:
+        r.close()
+    assert stale.status_code == 200
+    assert stale.content == first.content
+    sent = _sent_under(commands, prefix)
+    assert len(sent) == 1, sent
+    assert sent[0].upper().startswith("EVALSHA")
+    assert after["seen"] > before["seen"] - 60  # stamped again (it was set 120 s back)
+    assert (after["uid"], after["oid"]) == (before["uid"], before["oid"])
