@@ -152,9 +152,13 @@ async def transition(
             f"The work order is {order.status} and cannot move to {to} (allowed: {choices})"
         )
     given = [
-        f
-        for f in ("vendor_id", "scheduled_start", "scheduled_end")
-        if getattr(data, f) is not UNSET
+        name
+        for attr, name in (
+            ("vendor_id", "vendorId"),
+            ("scheduled_start", "scheduledStart"),
+            ("scheduled_end", "scheduledEnd"),
+        )
+        if getattr(data, attr) is not UNSET
     ]
     if given and to != "scheduled":
         raise _invalid(given[0], "is accepted only when moving to scheduled")

@@ -44,9 +44,13 @@ def world(database: Any, valkey: Any, secret_key: str) -> Iterator[dict[str, Any
 
 def _bill(world: dict[str, Any], amount: int = 10000, **changes: Any) -> dict[str, Any]:
     return create_bill(
-        world["client"], world["staff"], world["vendor"]["id"], world["property"]["id"],
-        amount, **changes,
-    )  # fmt: skip
+        world["client"],
+        world["staff"],
+        world["vendor"]["id"],
+        world["property"]["id"],
+        amount,
+        **changes,
+    )
 
 
 def test_partial_payments_settle_reversal_reopens(world: dict[str, Any]) -> None:
@@ -69,8 +73,9 @@ def test_partial_payments_settle_reversal_reopens(world: dict[str, Any]) -> None
     assert second.json()["payment"]["paidOn"] == today()
     assert_problem(pay_bill(client, manager, bill["id"], 1), 409)
     # A paid bill can be neither changed nor voided.
-    assert_problem(client.patch(f"{BILLS}/{bill['id']}", headers=manager.headers,
-                                json={"amount": 20000}), 409)  # fmt: skip
+    assert_problem(
+        client.patch(f"{BILLS}/{bill['id']}", headers=manager.headers, json={"amount": 20000}), 409
+    )
     assert_problem(client.post(f"{BILLS}/{bill['id']}/void", headers=manager.headers), 409)
     reversal = reverse_payment(client, manager, bill["id"], first.json()["payment"]["id"])
     assert reversal.status_code == 201, reversal.text
@@ -90,8 +95,9 @@ def test_partial_payments_settle_reversal_reopens(world: dict[str, Any]) -> None
     audit = listing(client, manager, "/api/v1/audit-events", entityType="bill_payment")
     ids = {e["entityId"] for e in audit}
     assert {p["id"] for p in payments} <= ids
-    bill_audit = [e["action"] for e in listing(client, manager, "/api/v1/audit-events",
-                                                entityId=bill["id"])]  # fmt: skip
+    bill_audit = [
+        e["action"] for e in listing(client, manager, "/api/v1/audit-events", entityId=bill["id"])
+    ]
     assert "bill.paid" in bill_audit
     assert "bill.reopened" in bill_audit
 
@@ -99,8 +105,9 @@ def test_partial_payments_settle_reversal_reopens(world: dict[str, Any]) -> None
 def test_patch_and_void_while_unpaid(world: dict[str, Any]) -> None:
     client, staff, owner = world["client"], world["staff"], world["owner"]
     bill = _bill(world, 5000)
-    stale = client.patch(f"{BILLS}/{bill['id']}", headers={**staff.headers, "If-Match": '"4"'},
-                         json={"amount": 5500})  # fmt: skip
+    stale = client.patch(
+        f"{BILLS}/{bill['id']}", headers={**staff.headers, "If-Match": '"4"'}, json={"amount": 5500}
+    )
     assert_problem(stale, 412)
     changed = client.patch(
         f"{BILLS}/{bill['id']}",
@@ -110,8 +117,12 @@ def test_patch_and_void_while_unpaid(world: dict[str, Any]) -> None:
     assert changed.status_code == 200, changed.text
     assert changed.json()["amount"] == 5500
     before = everything(client, owner)
-    assert_problem(client.patch(f"{BILLS}/{bill['id']}", headers=staff.headers,
-                                json={"dueOn": days_from_today(-30)}), 422)  # fmt: skip
+    assert_problem(
+        client.patch(
+            f"{BILLS}/{bill['id']}", headers=staff.headers, json={"dueOn": days_from_today(-30)}
+        ),
+        422,
+    )
     assert everything(client, owner) == before
     assert_problem(client.post(f"{BILLS}/{bill['id']}/void", headers=staff.headers), 403)
     voided = client.post(f"{BILLS}/{bill['id']}/void", headers=owner.headers)
@@ -121,8 +132,9 @@ def test_patch_and_void_while_unpaid(world: dict[str, Any]) -> None:
     before = everything(client, owner)
     assert_problem(pay_bill(client, owner, bill["id"], 100), 409)
     assert_problem(client.post(f"{BILLS}/{bill['id']}/void", headers=owner.headers), 409)
-    assert_problem(client.patch(f"{BILLS}/{bill['id']}", headers=owner.headers,
-                                json={"amount": 1}), 409)  # fmt: skip
+    assert_problem(
+        client.patch(f"{BILLS}/{bill['id']}", headers=owner.headers, json={"amount": 1}), 409
+    )
     assert everything(client, owner) == before
 
 
@@ -146,8 +158,13 @@ def test_references_stay_in_the_organization_and_the_property(world: dict[str, A
     other_vendors_order = create_work_order(
         client, owner, world["property"]["id"], vendorId=create_vendor(client, owner)["id"]
     )
-    base = {"vendorId": world["vendor"]["id"], "propertyId": world["property"]["id"],
-            "amount": 100, "issuedOn": today(), "dueOn": today()}  # fmt: skip
+    base = {
+        "vendorId": world["vendor"]["id"],
+        "propertyId": world["property"]["id"],
+        "amount": 100,
+        "issuedOn": today(),
+        "dueOn": today(),
+    }
     before = everything(client, owner)
     for changes, field in (
         ({"vendorId": other_vendor["id"]}, "vendorId"),
@@ -156,8 +173,9 @@ def test_references_stay_in_the_organization_and_the_property(world: dict[str, A
         ({"workOrderId": other_vendors_order["id"]}, "workOrderId"),
         ({"dueOn": days_from_today(-1)}, "dueOn"),
     ):
-        body = assert_problem(client.post(BILLS, headers=owner.headers,
-                                          json={**base, **changes}), 422, "validation")  # fmt: skip
+        body = assert_problem(
+            client.post(BILLS, headers=owner.headers, json={**base, **changes}), 422, "validation"
+        )
         assert body["errors"][0]["field"] == field, body
     assert everything(client, owner) == before
 
@@ -168,11 +186,25 @@ def test_filters_roles_isolation(world: dict[str, Any]) -> None:
     prop = create_property(client, org)
     plumber = create_vendor(client, org)
     painter = create_vendor(client, org, name="Paint Co", trade="painting")
-    overdue = create_bill(client, org, plumber["id"], prop["id"], 100,
-                          issuedOn=days_from_today(-40), dueOn=days_from_today(-10))  # fmt: skip
+    overdue = create_bill(
+        client,
+        org,
+        plumber["id"],
+        prop["id"],
+        100,
+        issuedOn=days_from_today(-40),
+        dueOn=days_from_today(-10),
+    )
     upcoming = create_bill(client, org, painter["id"], prop["id"], 200)
-    paid_late = create_bill(client, org, painter["id"], prop["id"], 300,
-                            issuedOn=days_from_today(-40), dueOn=days_from_today(-5))  # fmt: skip
+    paid_late = create_bill(
+        client,
+        org,
+        painter["id"],
+        prop["id"],
+        300,
+        issuedOn=days_from_today(-40),
+        dueOn=days_from_today(-5),
+    )
     pay_bill(client, org, paid_late["id"], 300)
     ids = lambda items: {b["id"] for b in items}  # noqa: E731
     assert ids(listing(client, org, BILLS)) == {overdue["id"], upcoming["id"], paid_late["id"]}
@@ -180,16 +212,22 @@ def test_filters_roles_isolation(world: dict[str, Any]) -> None:
     assert ids(listing(client, org, BILLS, overdue="false")) == {upcoming["id"], paid_late["id"]}
     assert ids(listing(client, org, BILLS, status="paid")) == {paid_late["id"]}
     assert ids(listing(client, org, BILLS, vendorId=painter["id"])) == {
-        upcoming["id"], paid_late["id"]
-    }  # fmt: skip
+        upcoming["id"],
+        paid_late["id"],
+    }
     assert ids(listing(client, org, BILLS, dueBefore=today())) == {overdue["id"], paid_late["id"]}
     assert len(listing(client, org, BILLS, propertyId=prop["id"], limit=1)) == 3
     # roles
     staff, viewer = world["staff"], world["viewer"]
     mine = _bill(world, 100)
     assert_problem(pay_bill(client, staff, mine["id"], 10), 403)
-    valid = {"vendorId": world["vendor"]["id"], "propertyId": world["property"]["id"],
-             "amount": 100, "issuedOn": today(), "dueOn": today()}  # fmt: skip
+    valid = {
+        "vendorId": world["vendor"]["id"],
+        "propertyId": world["property"]["id"],
+        "amount": 100,
+        "issuedOn": today(),
+        "dueOn": today(),
+    }
     assert_problem(client.post(BILLS, headers=viewer.headers, json=valid), 403)
     assert client.get(f"{BILLS}/{mine['id']}/payments", headers=viewer.headers).status_code == 200
     paid = pay_bill(client, world["manager"], mine["id"], 10).json()["payment"]

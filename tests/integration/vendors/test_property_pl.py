@@ -12,7 +12,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from support import add_member, assert_problem, create_property, create_tenant, create_unit, register
+from support import (
+    add_member,
+    assert_problem,
+    create_property,
+    create_tenant,
+    create_unit,
+    register,
+)
 from support_leases import active_lease, pay
 from support_portfolio import app_client
 from support_vendors import (
@@ -44,10 +51,13 @@ def _portfolio(client: Any) -> dict[str, Any]:
         prop = create_property(client, owner, name=name)
         unit = create_unit(client, owner, prop["id"])
         lease = active_lease(
-            client, owner, unit_id=unit["id"],
+            client,
+            owner,
+            unit_id=unit["id"],
             tenant_ids=[create_tenant(client, owner)["id"]],
-            startDate=days_from_today(-365), endDate=days_from_today(365),
-        )  # fmt: skip
+            startDate=days_from_today(-365),
+            endDate=days_from_today(365),
+        )
         props.append(prop)
         leases.append(lease)
     vendors = [create_vendor(client, owner, name=f"{t} co", trade=t) for t in TRADES]
@@ -57,10 +67,20 @@ def _portfolio(client: Any) -> dict[str, Any]:
 OPS = st.lists(
     st.one_of(
         # (op, property index, vendor index, amount, days ago)
-        st.tuples(st.just("rent"), st.integers(0, 1), st.just(0), st.integers(1, 300_000),
-                  st.integers(0, 60)),  # fmt: skip
-        st.tuples(st.just("bill"), st.integers(0, 1), st.integers(0, 1), st.integers(1, 300_000),
-                  st.integers(0, 60)),  # fmt: skip
+        st.tuples(
+            st.just("rent"),
+            st.integers(0, 1),
+            st.just(0),
+            st.integers(1, 300_000),
+            st.integers(0, 60),
+        ),
+        st.tuples(
+            st.just("bill"),
+            st.integers(0, 1),
+            st.integers(0, 1),
+            st.integers(1, 300_000),
+            st.integers(0, 60),
+        ),
         st.tuples(st.just("reverse_rent"), st.just(0), st.just(0), st.integers(0, 50), st.just(0)),
         st.tuples(st.just("reverse_bill"), st.just(0), st.just(0), st.integers(0, 50), st.just(0)),
     ),
@@ -99,9 +119,18 @@ def test_report_equals_the_sums_for_any_history(client: Any) -> None:
                 income.append((p, days_from_today(-days), amount))
                 rent_ids.append((p, response.json()["id"], amount))
             elif op == "bill":
-                bill = create_bill(client, owner, vendors[v]["id"], props[p]["id"], amount + 5,
-                                   issuedOn=days_from_today(-90), dueOn=days_from_today(-80))  # fmt: skip
-                response = pay_bill(client, owner, bill["id"], amount, paidOn=days_from_today(-days))
+                bill = create_bill(
+                    client,
+                    owner,
+                    vendors[v]["id"],
+                    props[p]["id"],
+                    amount + 5,
+                    issuedOn=days_from_today(-90),
+                    dueOn=days_from_today(-80),
+                )
+                response = pay_bill(
+                    client, owner, bill["id"], amount, paidOn=days_from_today(-days)
+                )
                 assert response.status_code == 201, response.text
                 spent.append((p, TRADES[v], days_from_today(-days), amount))
                 bill_ids.append((p, v, bill["id"], response.json()["payment"]["id"], amount))
@@ -138,12 +167,14 @@ def test_report_equals_the_sums_for_any_history(client: Any) -> None:
             book = client.get(f"/api/v1/leases/{leases[p]['id']}/ledger", headers=owner.headers)
             entries = {e["id"]: e for e in book.json()["entries"]}
             cash = [
-                e for e in entries.values()
-                if start <= e["date"] <= end and (
+                e
+                for e in entries.values()
+                if start <= e["date"] <= end
+                and (
                     e["type"] == "payment"
                     or (e["type"] == "reversal" and entries[e["reverses"]]["type"] == "payment")
                 )
-            ]  # fmt: skip
+            ]
             assert item["income"] == -sum(e["amount"] for e in cash)
             paid_out = [
                 pmt["amount"]
@@ -157,8 +188,9 @@ def test_report_equals_the_sums_for_any_history(client: Any) -> None:
         assert totals["expenses"] == sum(i["expenses"] for i in report["items"])
         assert totals["net"] == totals["income"] - totals["expenses"]
         # The CSV says the same, to the cent.
-        text = client.get(PL, headers={**owner.headers, "Accept": "text/csv"},
-                          params={"from": start, "to": end}).text  # fmt: skip
+        text = client.get(
+            PL, headers={**owner.headers, "Accept": "text/csv"}, params={"from": start, "to": end}
+        ).text
         rows = list(csv.DictReader(io.StringIO(text)))
         assert [r["property_id"] for r in rows] == [*by_id, "total"]
         for row in rows:
@@ -201,11 +233,19 @@ def test_one_property_csv_formats_and_bad_queries(client: Any) -> None:
     ):
         assert_problem(client.get(PL, headers=owner.headers, params=params), status)
     assert_problem(
-        client.get(PL, headers=other.headers,
-                   params={"from": today(), "to": today(), "propertyId": props[0]["id"]}), 404,
-    )  # fmt: skip
+        client.get(
+            PL,
+            headers=other.headers,
+            params={"from": today(), "to": today(), "propertyId": props[0]["id"]},
+        ),
+        404,
+    )
     assert_problem(
-        client.get(PL, headers={**owner.headers, "Accept": "application/pdf"},
-                   params={"from": today(), "to": today()}), 406,
-    )  # fmt: skip
+        client.get(
+            PL,
+            headers={**owner.headers, "Accept": "application/pdf"},
+            params={"from": today(), "to": today()},
+        ),
+        406,
+    )
     assert everything(client, owner)[2] == []

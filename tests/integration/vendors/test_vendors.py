@@ -81,8 +81,9 @@ def test_list_filters_search_and_pagination(world: dict[str, Any]) -> None:
     org = register(client, organization="Lister")
     for i in range(5):
         create_vendor(client, org, name=f"Roofer {i}", trade="roofing")
-    create_vendor(client, org, name="Lapsed Locks", trade="locksmith",
-                  insuranceExpiresOn=days_from_today(-30))  # fmt: skip
+    create_vendor(
+        client, org, name="Lapsed Locks", trade="locksmith", insuranceExpiresOn=days_from_today(-30)
+    )
     create_vendor(client, org, name="Never Insured", trade="other", insuranceExpiresOn=None)
     page = client.get(VENDORS, headers=org.headers, params={"limit": 2})
     assert page.status_code == 200
@@ -105,9 +106,7 @@ def test_roles(world: dict[str, Any]) -> None:
     body = {"name": "Role Co", "trade": "general", "insuranceExpiresOn": days_from_today(30)}
     assert_problem(client.post(VENDORS, headers=world["viewer"].headers, json=body), 403)
     vendor = create_vendor(client, world["staff"], name="Staff Made")
-    assert (
-        client.get(VENDORS, headers=world["viewer"].headers).status_code == 200
-    )
+    assert client.get(VENDORS, headers=world["viewer"].headers).status_code == 200
     assert_problem(
         client.patch(f"{VENDORS}/{vendor['id']}", headers=world["viewer"].headers, json={}), 403
     )

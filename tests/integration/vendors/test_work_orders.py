@@ -79,7 +79,9 @@ def test_lifecycle_requested_scheduled_done_invoiced(world: dict[str, Any]) -> N
     assert done.json()["status"] == "done"
     assert done.json()["completedAt"]
     assert_problem(wo_transition(client, staff, order["id"], "invoiced"), 409, "conflict")
-    assert_problem(wo_transition(client, staff, order["id"], "cancelled"), 409, "invalid-transition")
+    assert_problem(
+        wo_transition(client, staff, order["id"], "cancelled"), 409, "invalid-transition"
+    )
     bill = create_bill(
         client, staff, world["vendor"]["id"], world["property"]["id"], workOrderId=order["id"]
     )
@@ -88,9 +90,9 @@ def test_lifecycle_requested_scheduled_done_invoiced(world: dict[str, Any]) -> N
     # Voiding its only bill moves it back to done; a new bill invoices it again.
     voided = client.post(f"/api/v1/bills/{bill['id']}/void", headers=owner.headers)
     assert voided.status_code == 200, voided.text
-    assert client.get(f"{WORK_ORDERS}/{order['id']}", headers=owner.headers).json()[
-        "status"
-    ] == "done"
+    assert (
+        client.get(f"{WORK_ORDERS}/{order['id']}", headers=owner.headers).json()["status"] == "done"
+    )
     create_bill(
         client, staff, world["vendor"]["id"], world["property"]["id"], workOrderId=order["id"]
     )
@@ -98,8 +100,13 @@ def test_lifecycle_requested_scheduled_done_invoiced(world: dict[str, Any]) -> N
     assert final["status"] == "invoiced"
     events = listing(client, owner, "/api/v1/audit-events", entityId=order["id"])
     actions = [e["action"] for e in events]
-    for action in ("work_order.created", "work_order.scheduled", "work_order.completed",
-                   "work_order.invoiced", "work_order.uninvoiced"):  # fmt: skip
+    for action in (
+        "work_order.created",
+        "work_order.scheduled",
+        "work_order.completed",
+        "work_order.invoiced",
+        "work_order.uninvoiced",
+    ):
         assert action in actions, actions
 
 
@@ -123,7 +130,9 @@ def test_cancel_from_requested_and_scheduled_only(world: dict[str, Any]) -> None
     assert wo_transition(client, owner, first["id"], "cancelled").json()["status"] == "cancelled"
     assert_problem(wo_transition(client, owner, first["id"], "requested"), 409)
     assert_problem(
-        wo_transition(client, owner, first["id"], "scheduled", **SCHEDULE), 409, "invalid-transition"
+        wo_transition(client, owner, first["id"], "scheduled", **SCHEDULE),
+        409,
+        "invalid-transition",
     )
     second = create_work_order(
         client, owner, world["property"]["id"], vendorId=world["vendor"]["id"], **SCHEDULE
@@ -134,9 +143,15 @@ def test_cancel_from_requested_and_scheduled_only(world: dict[str, Any]) -> None
     response = client.post(
         "/api/v1/bills",
         headers=owner.headers,
-        json={"vendorId": world["vendor"]["id"], "propertyId": world["property"]["id"],
-              "workOrderId": second["id"], "amount": 100, "issuedOn": today(), "dueOn": today()},
-    )  # fmt: skip
+        json={
+            "vendorId": world["vendor"]["id"],
+            "propertyId": world["property"]["id"],
+            "workOrderId": second["id"],
+            "amount": 100,
+            "issuedOn": today(),
+            "dueOn": today(),
+        },
+    )
     assert_problem(response, 409)
 
 
@@ -154,8 +169,11 @@ def test_a_vendor_without_insurance_is_never_assigned(world: dict[str, Any], whi
     )
     body = assert_problem(spawn, 409, "vendor-uninsured")
     assert "insurance" in body["detail"]
-    patched = client.patch(f"{WORK_ORDERS}/{order['id']}", headers=owner.headers,
-                           json={"vendorId": bad, "title": "Changed"})  # fmt: skip
+    patched = client.patch(
+        f"{WORK_ORDERS}/{order['id']}",
+        headers=owner.headers,
+        json={"vendorId": bad, "title": "Changed"},
+    )
     assert_problem(patched, 409, "vendor-uninsured")
     scheduled = wo_transition(client, owner, order["id"], "scheduled", vendorId=bad, **SCHEDULE)
     assert_problem(scheduled, 409, "vendor-uninsured")
@@ -192,9 +210,12 @@ def test_patch_rules(world: dict[str, Any]) -> None:
     assert ok.status_code == 200, ok.text
     assert ok.json()["estimate"] == 5
     assert_problem(
-        client.patch(f"{WORK_ORDERS}/{order['id']}", headers=owner.headers,
-                     json={"status": "done"}), 422, "validation",
-    )  # fmt: skip
+        client.patch(
+            f"{WORK_ORDERS}/{order['id']}", headers=owner.headers, json={"status": "done"}
+        ),
+        422,
+        "validation",
+    )
     wo_transition(client, owner, order["id"], "scheduled")
     unassign = client.patch(
         f"{WORK_ORDERS}/{order['id']}", headers=owner.headers, json={"vendorId": None}
@@ -203,11 +224,14 @@ def test_patch_rules(world: dict[str, Any]) -> None:
     wo_transition(client, owner, order["id"], "done")
     other = create_vendor(client, owner, name="Later Co")
     assert_problem(
-        client.patch(f"{WORK_ORDERS}/{order['id']}", headers=owner.headers,
-                     json={"vendorId": other["id"]}), 409,
-    )  # fmt: skip
-    titled = client.patch(f"{WORK_ORDERS}/{order['id']}", headers=owner.headers,
-                          json={"title": "Done and dusted"})  # fmt: skip
+        client.patch(
+            f"{WORK_ORDERS}/{order['id']}", headers=owner.headers, json={"vendorId": other["id"]}
+        ),
+        409,
+    )
+    titled = client.patch(
+        f"{WORK_ORDERS}/{order['id']}", headers=owner.headers, json={"title": "Done and dusted"}
+    )
     assert titled.json()["title"] == "Done and dusted"
 
 
@@ -235,24 +259,32 @@ def test_filters_roles_and_isolation(world: dict[str, Any]) -> None:
         client.patch(f"{WORK_ORDERS}/{mine['id']}", headers=viewer.headers, json={}), 403
     )
     assert_problem(
-        client.post(f"/api/v1/maintenance-requests/{mine['requestId']}/work-orders",
-                    headers=viewer.headers, json={"title": "x"}), 403,
-    )  # fmt: skip
+        client.post(
+            f"/api/v1/maintenance-requests/{mine['requestId']}/work-orders",
+            headers=viewer.headers,
+            json={"title": "x"},
+        ),
+        403,
+    )
     # another organization: 404 on every path, and its vendor cannot be assigned (422)
     before = everything(client, owner)
     assert_problem(client.get(f"{WORK_ORDERS}/{mine['id']}", headers=other.headers), 404)
     assert_problem(wo_transition(client, other, mine["id"], "cancelled"), 404)
+    assert_problem(client.patch(f"{WORK_ORDERS}/{mine['id']}", headers=other.headers, json={}), 404)
     assert_problem(
-        client.patch(f"{WORK_ORDERS}/{mine['id']}", headers=other.headers, json={}), 404
+        client.post(
+            f"/api/v1/maintenance-requests/{mine['requestId']}/work-orders",
+            headers=other.headers,
+            json={"title": "x"},
+        ),
+        404,
     )
     assert_problem(
-        client.post(f"/api/v1/maintenance-requests/{mine['requestId']}/work-orders",
-                    headers=other.headers, json={"title": "x"}), 404,
-    )  # fmt: skip
-    assert_problem(
-        client.patch(f"{WORK_ORDERS}/{mine['id']}", headers=owner.headers,
-                     json={"vendorId": vendor["id"]}), 422,
-    )  # fmt: skip
+        client.patch(
+            f"{WORK_ORDERS}/{mine['id']}", headers=owner.headers, json={"vendorId": vendor["id"]}
+        ),
+        422,
+    )
     assert everything(client, owner) == before
     assert all(w["id"] != mine["id"] for w in listing(client, other, WORK_ORDERS))
 
