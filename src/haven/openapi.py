@@ -219,8 +219,9 @@ def _statuses(path: str, method: str, op: Operation) -> dict[str, OpenAPIRespons
             "invalid-transition",
             "lease-overlap",
             "billing-in-progress",
-            "vendor-uninsured",
         )
+        if path.startswith("/api/v1/work-orders") or path.endswith("/work-orders"):
+            slugs = (*slugs, "vendor-uninsured")
         if method == "post":
             slugs = (*slugs, "idempotency-in-flight")
         out["409"] = _problem(
