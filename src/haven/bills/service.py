@@ -142,6 +142,13 @@ async def void(session: AsyncSession, bill: Bill) -> Bill:
     return bill
 
 
+async def refuse_delete_with_bills(session: AsyncSession, property_id: uuid.UUID) -> None:
+    """409 when bills name the property: they are its expense history (and keep it)."""
+    found = await session.execute(select(Bill.id).where(Bill.property_id == property_id).limit(1))
+    if found.first() is not None:
+        raise ConflictError("This property has vendor bills; it cannot be deleted")
+
+
 def _settle(bill: Bill, delta: int) -> None:
     bill.amount_paid += delta
     bill.status = "paid" if bill.amount_paid == bill.amount else "open"

@@ -278,3 +278,14 @@ def test_two_instances_paying_at_once_never_overpay(
     assert sorted(r.status_code for r in results) == [201, 409], [r.text for r in results]
     shown = world["client"].get(f"{BILLS}/{bill['id']}", headers=owner.headers).json()
     assert shown["amountPaid"] == 700
+
+
+def test_a_property_with_bills_is_not_deleted(world: dict[str, Any]) -> None:
+    client, owner = world["client"], world["owner"]
+    prop = create_property(client, owner, name="Billed Court")
+    create_bill(client, owner, world["vendor"]["id"], prop["id"], 100)
+    before = everything(client, owner)
+    response = client.delete(f"/api/v1/properties/{prop['id']}", headers=owner.headers)
+    body = assert_problem(response, 409, "conflict")
+    assert "bills" in body["detail"]
+    assert everything(client, owner) == before
