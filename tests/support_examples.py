@@ -426,6 +426,92 @@ def run_scenario(client: TestClient[Any]) -> dict[str, Exchange]:
     )
     call("GET", "/api/v1/maintenance-requests/{request_id}/comments", mr)
 
+    # -- vendors, work orders, bills, the property P&L
+    vendor = call(
+        "POST",
+        "/api/v1/vendors",
+        json_body={
+            "name": "Ace Plumbing",
+            "trade": "plumbing",
+            "contactName": "Pat Piper",
+            "email": "pat@aceplumbing.example",
+            "insuranceExpiresOn": (today + timedelta(days=365)).isoformat(),
+        },
+    )
+    v = {"vendor_id": vendor["id"]}
+    call("GET", "/api/v1/vendors", params={"trade": "plumbing"})
+    call("GET", "/api/v1/vendors/{vendor_id}", v)
+    call("PATCH", "/api/v1/vendors/{vendor_id}", v, json_body={"phone": "+1 555 0142"})
+    order = call(
+        "POST",
+        "/api/v1/maintenance-requests/{request_id}/work-orders",
+        mr,
+        json_body={"title": "Replace tap cartridge", "estimate": 15000, "vendorId": vendor["id"]},
+    )
+    wo = {"work_order_id": order["id"]}
+    call("GET", "/api/v1/work-orders", params={"vendorId": vendor["id"]})
+    call("GET", "/api/v1/work-orders/{work_order_id}", wo)
+    start = f"{(today + timedelta(days=2)).isoformat()}T09:00:00Z"
+    call(
+        "PATCH",
+        "/api/v1/work-orders/{work_order_id}",
+        wo,
+        json_body={"scheduledStart": start, "description": "Kitchen, under the sink"},
+    )
+    call(
+        "POST", "/api/v1/work-orders/{work_order_id}/transition", wo, json_body={"to": "scheduled"}
+    )
+    bill = call(
+        "POST",
+        "/api/v1/bills",
+        json_body={
+            "vendorId": vendor["id"],
+            "propertyId": prop["id"],
+            "workOrderId": order["id"],
+            "amount": 14250,
+            "issuedOn": today.isoformat(),
+            "dueOn": (today + timedelta(days=30)).isoformat(),
+            "reference": "ACE-1042",
+        },
+    )
+    b = {"bill_id": bill["id"]}
+    call("GET", "/api/v1/bills", params={"status": "open"})
+    call("GET", "/api/v1/bills/{bill_id}", b)
+    call("PATCH", "/api/v1/bills/{bill_id}", b, json_body={"description": "Cartridge and labour"})
+    paid = call(
+        "POST",
+        "/api/v1/bills/{bill_id}/payments",
+        b,
+        json_body={"amount": 5000, "method": "bank_transfer", "reference": "TX-889"},
+    )
+    call("GET", "/api/v1/bills/{bill_id}/payments", b)
+    call(
+        "POST",
+        "/api/v1/bills/{bill_id}/payments/{payment_id}/reverse",
+        {**b, "payment_id": paid["payment"]["id"]},
+    )
+    spare_bill = call(
+        "POST",
+        "/api/v1/bills",
+        json_body={
+            "vendorId": vendor["id"],
+            "propertyId": prop["id"],
+            "amount": 900,
+            "issuedOn": today.isoformat(),
+            "dueOn": today.isoformat(),
+        },
+    )
+    call("POST", "/api/v1/bills/{bill_id}/void", {"bill_id": spare_bill["id"]})
+    call(
+        "GET",
+        "/api/v1/reports/property-pl",
+        params={"from": first.isoformat(), "to": today.isoformat()},
+    )
+    spare_vendor = call(
+        "POST", "/api/v1/vendors", json_body={"name": "Spare Sparks", "trade": "electrical"}
+    )
+    call("DELETE", "/api/v1/vendors/{vendor_id}", {"vendor_id": spare_vendor["id"]})
+
     # -- webhooks, events, audit
     hook = call(
         "POST",

@@ -22,6 +22,7 @@ from haven.audit.routes import AuditController
 from haven.auth.apikeys.verify import drain as drain_api_key_writes
 from haven.auth.principal import provide_principal
 from haven.billing.routes import BillingController
+from haven.bills.routes import BillsController
 from haven.cluster.health import routes as cluster_routes
 from haven.cluster.metrics import count_statements
 from haven.cluster.middleware import install as install_cluster
@@ -48,9 +49,11 @@ from haven.tenants.routes import TenantsController
 from haven.units.routes import PropertyUnitsController, UnitsController
 from haven.uow import create_sessionmaker
 from haven.uow.http import provide_db, write_boundary
+from haven.vendors.routes import VendorsController
 from haven.web import check_json_body, provide_list_params
 from haven.webhooks.routes import WebhooksController
 from haven.webhooks.worker import DeliveryWorker, WebhookMetrics
+from haven.work_orders.routes import RequestWorkOrdersController, WorkOrdersController
 
 MAX_BODY_BYTES = 1024 * 1024
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -78,6 +81,10 @@ API_HANDLERS: list[Any] = [
     PropertyOwnershipController,
     TenantAccessController,
     InvitationsController,
+    VendorsController,
+    RequestWorkOrdersController,
+    WorkOrdersController,
+    BillsController,
 ]
 
 

@@ -80,6 +80,7 @@ async def load_demo_data(settings: Settings) -> bool:
             await _demo_leases(session, org_id)
             await _demo_owner(session, org_id, created[0])
             await _demo_resident(session, settings, org_id, account.user.id)
+            await _demo_vendors(session, org_id, account.user.id)
         return True
     finally:
         await engine.dispose()
@@ -208,4 +209,82 @@ async def _demo_resident(session: Any, settings: Settings, org_id: Any, owner_id
         session,
         AcceptIn(token=token, password=DEMO_PASSWORD),
         grace_days=settings.resident_grace_days,
+    )
+
+
+async def _demo_vendors(session: Any, org_id: Any, user_id: Any) -> None:
+    """An insured plumber, a leak they fixed (a work order, done and invoiced) and their bill,
+    paid in part: something for /vendors, /work-orders, /bills and the property P&L to show."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from haven.bills import service as bills
+    from haven.bills.schemas import BillIn, BillPaymentIn
+    from haven.maintenance import service as maintenance
+    from haven.maintenance.schemas import MaintenanceIn
+    from haven.models import Organization, Property
+    from haven.organizations.service import today_in
+    from haven.vendors import service as vendors
+    from haven.vendors.schemas import VendorIn
+    from haven.work_orders import service as work_orders
+    from haven.work_orders.schemas import WorkOrderIn, WorkOrderTransitionIn
+
+    org = await session.get(Organization, org_id)
+    today = today_in(org)
+    prop = (
+        (
+            await session.execute(
+                select(Property).where(Property.organization_id == org_id).order_by(Property.name)
+            )
+        )
+        .scalars()
+        .first()
+    )
+    plumber = await vendors.create(
+        session,
+        org_id,
+        VendorIn(
+            name="Ace Plumbing",
+            trade="plumbing",
+            contact_name="Pat Piper",
+            email="pat@aceplumbing.example",
+            phone="+1 555 0142",
+            insurance_expires_on=today.replace(year=today.year + 1, day=1),
+        ),
+    )
+    request = await maintenance.create(
+        session, org_id, user_id, MaintenanceIn(property_id=prop.id, title="Leaking kitchen tap")
+    )
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    order = await work_orders.create(
+        session,
+        request,
+        WorkOrderIn(
+            title="Replace tap cartridge",
+            estimate=15000,
+            vendor_id=plumber.id,
+            scheduled_start=start,
+            scheduled_end=start + timedelta(hours=2),
+        ),
+        today,
+    )
+    for step in ("scheduled", "done"):
+        await work_orders.transition(session, order, WorkOrderTransitionIn(to=step), today)
+    bill = await bills.create(
+        session,
+        org_id,
+        BillIn(
+            vendor_id=plumber.id,
+            property_id=prop.id,
+            work_order_id=order.id,
+            amount=14250,
+            issued_on=today - timedelta(days=2),
+            due_on=today + timedelta(days=28),
+            description="Tap cartridge and labour",
+            reference="ACE-1042",
+        ),
+    )
+    await bills.pay(
+        session, bill, BillPaymentIn(amount=5000, method="bank_transfer"), user_id, today
     )

@@ -115,6 +115,10 @@ class LeaseOverlapError(HavenError):
     status, slug, title = 409, "lease-overlap", "Another active lease on this unit overlaps"
 
 
+class VendorUninsuredError(ConflictError):
+    status, slug, title = 409, "vendor-uninsured", "The vendor's insurance has lapsed"
+
+
 class IdempotencyInFlightError(HavenError):
     status, slug, title = 409, "idempotency-in-flight", "A request with this key is in flight"
 

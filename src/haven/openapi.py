@@ -68,6 +68,7 @@ PROBLEM_SCHEMA = Schema(
 )
 
 OPEN_PATHS = frozenset({"/api/v1/auth/login", "/api/v1/auth/register"})
+PROPERTY_PL = "/api/v1/reports/property-pl"
 # Where an API key is refused (403) whatever its role: the caller's own session and account,
 # the organization's members and the keys themselves (`people_only` in haven.auth.principal;
 # tests/integration/contract/test_document.py checks this against the routes).
@@ -208,7 +209,7 @@ def _statuses(path: str, method: str, op: Operation) -> dict[str, OpenAPIRespons
         out["403"] = _problem(why, forbidden)
     if "{" in path:
         out["404"] = _problem("No such resource in your organization", ("not-found",))
-    if path == "/api/v1/reports/rent-roll" or path == "/api/v1/reports/aging":
+    if path in ("/api/v1/reports/rent-roll", "/api/v1/reports/aging", PROPERTY_PL):
         out["406"] = _problem(
             "Accept names neither application/json nor text/csv", ("not-acceptable",)
         )
@@ -224,6 +225,8 @@ def _statuses(path: str, method: str, op: Operation) -> dict[str, OpenAPIRespons
             "lease-overlap",
             "billing-in-progress",
         )
+        if path.startswith("/api/v1/work-orders") or path.endswith("/work-orders"):
+            slugs = (*slugs, "vendor-uninsured")
         if method == "post":
             slugs = (*slugs, "idempotency-in-flight")
         out["409"] = _problem(

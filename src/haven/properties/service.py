@@ -73,11 +73,13 @@ async def update(session: AsyncSession, prop: Property, data: PropertyPatch) -> 
 
 
 async def delete(session: AsyncSession, prop: Property) -> None:
+    from haven.bills.service import refuse_delete_with_bills
     from haven.leases.service import lease_statuses, refuse_delete_with_leases
 
     refuse_delete_with_leases(
         "A unit of this property", await lease_statuses(session, property_id=prop.id)
     )
+    await refuse_delete_with_bills(session, prop.id)
     await session.delete(prop)
     await session.flush()
 

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+import uuid
+from datetime import date
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import Principal
 from haven.errors import NotAcceptableError
 from haven.organizations.service import get_organization, today_in
-from haven.reports import service
-from haven.reports.schemas import AgingReportOut, RentRollOut
+from haven.reports import property_pl, service
+from haven.reports.schemas import AgingReportOut, PropertyPlOut, RentRollOut
 from haven.services import Services
 from haven.web import NO_STORE, csv_response, wants_csv
 
@@ -74,4 +77,47 @@ class ReportsController(Controller):
         report = await service.aging_report(db, principal.organization_id)
         if csv:
             return csv_response(*service.aging_csv(report), "aging.csv")
+        return Response(report, headers=NO_STORE)
+
+    @get(
+        "/property-pl",
+        responses={
+            200: ResponseSpec(
+                PropertyPlOut, description="JSON, or CSV for Accept: text/csv or format=csv"
+            )
+        },
+    )
+    async def property_pl(
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        principal: Principal,
+        start: Annotated[date, Parameter(query="from", description="First day, YYYY-MM-DD")],
+        end: Annotated[date, Parameter(query="to", description="Last day (included)")],
+        property_id: Annotated[uuid.UUID | None, Parameter(query="propertyId")] = None,
+        format_: Annotated[
+            Literal["json", "csv"] | None,
+            Parameter(query="format", description="csv: the same as Accept: text/csv"),
+        ] = None,
+    ) -> Response[Any]:
+        """Income and expenses per property over [from, to], cash basis; CSV for text/csv.
+
+        `income`: tenant payments dated in the period less payment reversals posted in it
+        (rent ledger). `expenses`: bill payments with `paidOn` in the period, reversals
+        included, also by the vendor's trade. `net` = income - expenses. Amounts in minor units.
+        """
+        csv = wants_csv(request) if format_ is None else format_ == "csv"
+        report = await property_pl.property_pl(
+            db, principal.organization_id, start, end, property_id
+        )
+        if csv:
+            headers = {
+                **NO_STORE,
+                "Content-Disposition": 'attachment; filename="property-pl.csv"',
+            }
+            return Response(
+                property_pl.property_pl_csv(report),
+                media_type="text/csv; charset=utf-8",
+                headers=headers,
+            )
         return Response(report, headers=NO_STORE)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 
+import msgspec
+
 from haven.ledger.schemas import AgingOut
 from haven.schemas import ResponseBody
 
@@ -62,3 +64,36 @@ class AgingReportOut(ResponseBody):
     generated_at: datetime
     items: list[AgingRow]
     totals: AgingTotals
+
+
+class TradeAmount(ResponseBody):
+    trade: str
+    amount: int
+
+
+class PropertyPl(ResponseBody):
+    property_id: uuid.UUID
+    property_name: str
+    # Tenant payments received in the period, net of payment reversals (cash basis).
+    income: int
+    # Bill payments made in the period, net of their reversals.
+    expenses: int
+    expenses_by_trade: list[TradeAmount]
+    net: int
+
+
+class PropertyPlTotals(ResponseBody):
+    income: int
+    expenses: int
+    expenses_by_trade: list[TradeAmount]
+    net: int
+
+
+class PropertyPlOut(ResponseBody):
+    currency: str
+    start: date = msgspec.field(name="from")
+    end: date = msgspec.field(name="to")
+    basis: str
+    generated_at: datetime
+    items: list[PropertyPl]
+    totals: PropertyPlTotals

@@ -39,8 +39,19 @@ _STATUS_VERBS: dict[str, dict[str, str]] = {
         "closed": "closed",
         "cancelled": "cancelled",
     },
+    "work_order": {
+        "scheduled": "scheduled",
+        "done": "completed",
+        "invoiced": "invoiced",
+        "cancelled": "cancelled",
+    },
+    "bill": {"paid": "paid", "void": "voided"},
 }
-_REOPENED = {("maintenance_request", "resolved", "in_progress"): "reopened"}
+_REOPENED = {
+    ("maintenance_request", "resolved", "in_progress"): "reopened",
+    ("bill", "paid", "open"): "reopened",
+    ("work_order", "invoiced", "done"): "uninvoiced",
+}
 _RESUMED = {("maintenance_request", "on_hold", "in_progress"): "resumed"}
 
 

@@ -19,10 +19,19 @@ STATUS_VERBS: dict[str, dict[str, str]] = {
         "closed": "closed",
         "cancelled": "cancelled",
     },
+    "work_order": {
+        "scheduled": "scheduled",
+        "done": "completed",
+        "invoiced": "invoiced",
+        "cancelled": "cancelled",
+    },
+    "bill": {"paid": "paid", "void": "voided"},
 }
 OLD_STATUS_VERBS: dict[tuple[str, str, str], str] = {
     ("maintenance_request", "resolved", "in_progress"): "reopened",
     ("maintenance_request", "on_hold", "in_progress"): "resumed",
+    ("bill", "paid", "open"): "reopened",
+    ("work_order", "invoiced", "done"): "uninvoiced",
 }
 
 _CRUD = ("created", "updated", "deleted")
@@ -57,6 +66,11 @@ RESOURCES: dict[str, tuple[str, ...]] = {
     "owner_payout": ("created",),
     # Resident invitations (haven.residents): created, then updated when accepted or revoked.
     "tenant_invitation": ("created", "updated"),
+    "vendor": _CRUD,
+    "work_order": (*_CRUD, "scheduled", "completed", "invoiced", "uninvoiced", "cancelled"),
+    "bill": (*_CRUD, "paid", "reopened", "voided"),
+    # Append-only: a reversal is a new row (negative amount, `reversesId` set).
+    "bill_payment": ("created",),
 }
 
 EVENT_TYPES: frozenset[str] = frozenset(
@@ -126,6 +140,37 @@ SAMPLE_DATA: dict[str, dict[str, Any]] = {
         "expiresAt": "2026-12-04T10:00:00Z",
         "acceptedAt": None,
         "revokedAt": None,
+    },
+    "vendor": {
+        "name": "Ace Plumbing",
+        "trade": "plumbing",
+        "insuranceExpiresOn": "2027-06-30",
+    },
+    "work_order": {
+        "requestId": _ID,
+        "propertyId": _ID,
+        "vendorId": _ID,
+        "title": "Replace tap washer",
+        "status": "scheduled",
+        "estimate": 12000,
+    },
+    "bill": {
+        "vendorId": _ID,
+        "propertyId": _ID,
+        "workOrderId": _ID,
+        "amount": 11500,
+        "amountPaid": 0,
+        "issuedOn": "2026-11-20",
+        "dueOn": "2026-12-20",
+        "status": "open",
+    },
+    "bill_payment": {
+        "billId": _ID,
+        "propertyId": _ID,
+        "amount": 11500,
+        "paidOn": "2026-11-27",
+        "method": "bank_transfer",
+        "reversesId": None,
     },
     "billing_run": {"date": "2026-12-01", "period": "2026-12", "posted": 12, "entryIds": [_ID]},
     "owner": {"kind": "person", "name": "Rhea Landlord", "payoutReference": "payee_8f2c1a"},

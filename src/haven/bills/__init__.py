@@ -1,0 +1,1 @@
+"""Bills: what vendors charge a property, and the payments (append-only) that settle them."""
