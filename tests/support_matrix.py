@@ -167,6 +167,10 @@ def build_matrix_world(client: TestClient[Any]) -> MatrixWorld:
         200,
     )
     payout = _payout(client, owner, rental_owner)
+    vendor = _vendor(client, owner)
+    work_order = _work_order(client, owner, request["id"], vendor)
+    bill = _bill(client, owner, vendor, prop["id"])
+    bill_payment = _bill_payment(client, owner, bill)
     ids = {
         "property_id": prop["id"],
         "unit_id": unit["id"],
@@ -180,6 +184,10 @@ def build_matrix_world(client: TestClient[Any]) -> MatrixWorld:
         "webhook_id": webhook,
         "event_id": events["items"][0]["id"],
         "owner_id": rental_owner,
+        "vendor_id": vendor,
+        "work_order_id": work_order,
+        "bill_id": bill,
+        "payment_id": bill_payment,
         "payout_id": payout,
         "month": "2026-10",
     }
@@ -230,6 +238,60 @@ def _resident_tenant(w: MatrixWorld) -> dict[str, str]:
     resident_account(w.client, w.owner, tenant_id)
     w.client.cookies.clear()
     return {"tenant_id": tenant_id}
+
+
+def _vendor(client: TestClient[Any], account: Account) -> str:
+    return _created(
+        client.post(
+            f"{API}/vendors",
+            headers=account.headers,
+            json={
+                "name": "Matrix Plumbing",
+                "trade": "plumbing",
+                "insuranceExpiresOn": "2099-12-31",
+            },
+        )
+    )
+
+
+def _work_order(client: TestClient[Any], account: Account, request_id: str, vendor: str) -> str:
+    return _created(
+        client.post(
+            f"{API}/maintenance-requests/{request_id}/work-orders",
+            headers={**account.headers, **key()},
+            json={"title": "Matrix washer", "estimate": 9000, "vendorId": vendor},
+        )
+    )
+
+
+def _bill(client: TestClient[Any], account: Account, vendor: str, property_id: str) -> str:
+    return _created(
+        client.post(
+            f"{API}/bills",
+            headers={**account.headers, **key()},
+            json={
+                "vendorId": vendor,
+                "propertyId": property_id,
+                "amount": 20000,
+                "issuedOn": "2026-10-01",
+                "dueOn": "2026-10-31",
+            },
+        )
+    )
+
+
+def _bill_payment(client: TestClient[Any], account: Account, bill: str) -> str:
+    paid = client.post(
+        f"{API}/bills/{bill}/payments",
+        headers={**account.headers, **key()},
+        json={"amount": 1000, "method": "check"},
+    )
+    return str(ok(paid, 201)["payment"]["id"])
+
+
+def _paid_bill(w: MatrixWorld) -> dict[str, str]:
+    bill = _bill(w.client, w.owner, w.ids["vendor_id"], w.ids["property_id"])
+    return {"bill_id": bill, "payment_id": _bill_payment(w.client, w.owner, bill)}
 
 
 def _owner(client: TestClient[Any], account: Account) -> str:
@@ -337,6 +399,14 @@ FRESH: dict[str, Callable[[MatrixWorld, str], dict[str, str]]] = {
     "webhook": lambda w, c: {"webhook_id": _webhook(w)},
     "owner": lambda w, c: {"owner_id": _owner(w.client, w.owner)},
     "leased_tenant": lambda w, c: {"tenant_id": _leased_tenant(w)},
+    "vendor": lambda w, c: {"vendor_id": _vendor(w.client, w.owner)},
+    "work_order": lambda w, c: {
+        "work_order_id": _work_order(w.client, w.owner, w.ids["request_id"], w.ids["vendor_id"])
+    },
+    "bill": lambda w, c: {
+        "bill_id": _bill(w.client, w.owner, w.ids["vendor_id"], w.ids["property_id"])
+    },
+    "bill_payment": lambda w, c: _paid_bill(w),
     "invitation": lambda w, c: _invitation(w),
     "resident_tenant": lambda w, c: _resident_tenant(w),
     "payout": lambda w, c: {"payout_id": _payout(w.client, w.owner, w.ids["owner_id"])},

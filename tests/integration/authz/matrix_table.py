@@ -138,6 +138,25 @@ POST   /api/v1/owners/{owner_id}/payouts/{payout_id}/reverse      201     201   
 GET    /api/v1/owners/{owner_id}/statements/{month}               200     200   200    200       404
 GET    /api/v1/properties/{property_id}/ownership                 200     200   200    200       404
 PUT    /api/v1/properties/{property_id}/ownership                 200     200   403    403       404
+GET    /api/v1/vendors                                            200     200   200    200       200
+POST   /api/v1/vendors                                            201     201   201    403       201
+GET    /api/v1/vendors/{vendor_id}                                200     200   200    200       404
+PATCH  /api/v1/vendors/{vendor_id}                                200     200   200    403       404
+DELETE /api/v1/vendors/{vendor_id}                                204     204   403    403       404
+POST   /api/v1/maintenance-requests/{request_id}/work-orders      201     201   201    403       404
+GET    /api/v1/work-orders                                        200     200   200    200       200
+GET    /api/v1/work-orders/{work_order_id}                        200     200   200    200       404
+PATCH  /api/v1/work-orders/{work_order_id}                        200     200   200    403       404
+POST   /api/v1/work-orders/{work_order_id}/transition             200     200   200    403       404
+GET    /api/v1/bills                                              200     200   200    200       200
+POST   /api/v1/bills                                              201     201   201    403       422
+GET    /api/v1/bills/{bill_id}                                    200     200   200    200       404
+PATCH  /api/v1/bills/{bill_id}                                    200     200   200    403       404
+POST   /api/v1/bills/{bill_id}/void                               200     200   403    403       404
+GET    /api/v1/bills/{bill_id}/payments                           200     200   200    200       404
+POST   /api/v1/bills/{bill_id}/payments                           201     201   403    403       404
+POST   /api/v1/bills/{bill_id}/payments/{payment_id}/reverse      201     201   403    403       404
+GET    /api/v1/reports/property-pl                                200     200   200    200       200
 """
 
 # The operations open to residents: (resident, other_org_resident). Every other operation is

@@ -136,6 +136,33 @@ CALLS: dict[str, Call] = {
         fresh="invitation", body={"token": "{token}", "password": "matrix password {uniq}"}
     ),
     "DELETE /api/v1/owners/{owner_id}": Call(fresh="owner"),
+    "POST /api/v1/vendors": Call(
+        body={"name": "Matrix {uniq}", "trade": "hvac", "insuranceExpiresOn": "2099-12-31"}
+    ),
+    "DELETE /api/v1/vendors/{vendor_id}": Call(fresh="vendor"),
+    "POST /api/v1/maintenance-requests/{request_id}/work-orders": Call(
+        body={"title": "Matrix job", "estimate": 5000, "vendorId": "{vendor_id}"}
+    ),
+    "PATCH /api/v1/work-orders/{work_order_id}": Call(body={"description": "Under the sink"}),
+    "POST /api/v1/work-orders/{work_order_id}/transition": Call(
+        fresh="work_order", body={"to": "cancelled"}
+    ),
+    "POST /api/v1/bills": Call(
+        body={
+            "vendorId": "{vendor_id}",
+            "propertyId": "{property_id}",
+            "amount": 12500,
+            "issuedOn": "2026-10-01",
+            "dueOn": "2026-10-31",
+        }
+    ),
+    "PATCH /api/v1/bills/{bill_id}": Call(fresh="bill", body={"description": "Matrix"}),
+    "POST /api/v1/bills/{bill_id}/void": Call(fresh="bill"),
+    "POST /api/v1/bills/{bill_id}/payments": Call(
+        fresh="bill", body={"amount": 700, "method": "check"}
+    ),
+    "POST /api/v1/bills/{bill_id}/payments/{payment_id}/reverse": Call(fresh="bill_payment"),
+    "GET /api/v1/reports/property-pl": Call(params={"from": "2026-01-01", "to": "2026-10-31"}),
     "POST /api/v1/owners/{owner_id}/payouts/{payout_id}/reverse": Call(fresh="payout"),
     "PUT /api/v1/properties/{property_id}/ownership": Call(
         body={
