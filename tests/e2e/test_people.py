@@ -261,6 +261,85 @@ def test_residents_owners_and_vendors_across_three_instances(cluster: Cluster) -
         for http in p.all():
             assert http.get(f"{API}/auth/me", headers=resident).status_code == 401
 
+        # A vendor: insured, sent by a work order spawned from the resident's request, billed
+        # for it (the order is then invoiced), and paid in October on another instance.
+        vendor = _ok(
+            one.post(
+                f"{API}/vendors",
+                headers=staff,
+                json={
+                    "name": "Ace Plumbing",
+                    "trade": "plumbing",
+                    "insuranceExpiresOn": "2099-12-31",
+                },
+            ),
+            201,
+        )
+        lapsed = _ok(
+            two.post(
+                f"{API}/vendors",
+                headers=staff,
+                json={
+                    "name": "Lapsed Ltd",
+                    "trade": "plumbing",
+                    "insuranceExpiresOn": "2026-01-31",
+                },
+            ),
+            201,
+        )
+        refused = three.post(
+            f"{API}/maintenance-requests/{request['id']}/work-orders",
+            headers={**staff, **_key()},
+            json={"title": "Fix the tap", "vendorId": lapsed["id"]},
+        )
+        assert refused.status_code == 409, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        order = _ok(
+            p.lb.post(
+                f"{API}/maintenance-requests/{request['id']}/work-orders",
+                headers={**staff, **_key()},
+                json={"title": "Fix the tap", "estimate": 32000, "vendorId": vendor["id"]},
+            ),
+            201,
+        )
+        for http, body in (
+            (one, {"to": "scheduled", "scheduledStart": "2026-10-10T09:00:00Z"}),
+            (two, {"to": "done"}),
+        ):
+            _ok(
+                http.post(f"{API}/work-orders/{order['id']}/transition", headers=staff, json=body),
+                200,
+            )
+        bill = _ok(
+            three.post(
+                f"{API}/bills",
+                headers={**staff, **_key()},
+                json={
+                    "vendorId": vendor["id"],
+                    "propertyId": prop["id"],
+                    "workOrderId": order["id"],
+                    "amount": 30000,
+                    "issuedOn": "2026-10-12",
+                    "dueOn": "2026-11-11",
+                },
+            ),
+            201,
+        )
+        invoiced = _ok(p.lb.get(f"{API}/work-orders/{order['id']}", headers=staff), 200)
+        assert invoiced["status"] == "invoiced"
+        paid_key = _key()
+        for http in (one, two):  # the same payment sent twice, to two instances: paid once
+            _ok(
+                http.post(
+                    f"{API}/bills/{bill['id']}/payments",
+                    headers={**staff, **paid_key},
+                    json={"amount": 30000, "paidOn": "2026-10-15", "method": "check"},
+                ),
+                201,
+            )
+        settled = _ok(three.get(f"{API}/bills/{bill['id']}", headers=staff), 200)
+        assert (settled["status"], settled["amountPaid"]) == ("paid", 30000)
+
         # The statement of each owner, read on different instances, adds up to the property.
         month = "2026-10"
         statements = [
@@ -270,7 +349,23 @@ def test_residents_owners_and_vendors_across_three_instances(cluster: Cluster) -
         collected = [s["rentCollected"] for s in statements]
         assert collected == [180000, 120000]
         fees = [s["managementFee"] for s in statements]
-        assert sum(fees) == 30000  # 10 % of 3,000.00 collected, split 60/40
+        assert fees == [18000, 12000]  # 10 % of 3,000.00 collected, split 60/40
+        assert [s["expenses"] for s in statements] == [18000, 12000]  # the 300.00 bill, 60/40
+        assert [s["net"] for s in statements] == [144000, 96000]
+        assert [s["closingBalance"] for s in statements] == [144000, 96000]
+        pl = _ok(
+            p.lb.get(
+                f"{API}/reports/property-pl",
+                headers=staff,
+                params={"from": "2026-10-01", "to": "2026-10-31"},
+            ),
+            200,
+        )
+        assert (pl["totals"]["income"], pl["totals"]["expenses"], pl["totals"]["net"]) == (
+            300000,
+            30000,
+            270000,
+        )
         csv_body = three.get(
             f"{API}/owners/{owners[0]['id']}/statements/{month}",
             headers={**staff, "Accept": "text/csv"},
@@ -278,6 +373,7 @@ def test_residents_owners_and_vendors_across_three_instances(cluster: Cluster) -
         assert csv_body.status_code == 200
         assert csv_body.headers["content-type"].startswith("text/csv")
         assert "1800.00" in csv_body.text or "180000" in csv_body.text
+        assert "1440.00" in csv_body.text or "144000" in csv_body.text
         assert list(csv.reader(io.StringIO(csv_body.text)))
         pdf = p.lb.get(
             f"{API}/owners/{owners[0]['id']}/statements/{month}",
@@ -289,5 +385,6 @@ def test_residents_owners_and_vendors_across_three_instances(cluster: Cluster) -
 
         text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
         assert "1,800.00" in text or "1800.00" in text
+        assert "1,440.00" in text or "1440.00" in text
     finally:
         p.close()
