@@ -44,13 +44,18 @@ from haven.errors import (
     ValidationError,
 )
 from haven.store import locks
-from haven.store.client import Keys
 from haven.store.gate import EdgeClaim
 
 KEY_HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 API_PREFIX = "/api/v1/"
 LOCK_TTL_MS = 3_000
+# A request that meets another's in-flight marker waits up to this long for it to settle
+# (the holder's answer, then replayed; or a stranded marker expiring, then claimed) before
+# answering 409. A marker is stranded when the claim reached Redis but its caller never
+# heard back (a network cut mid-call): nobody will release it, it expires by its TTL.
+IN_FLIGHT_WAIT_MS = LOCK_TTL_MS + 500
+IN_FLIGHT_POLL_S = 0.1
 RETENTION = timedelta(hours=24)
 KEPT_HEADERS = ("etag", "location", "cache-control")
 _KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")  # visible ASCII, as a header value allows
@@ -183,33 +188,37 @@ def new_token() -> str:
     return locks.new_token()
 
 
-def from_edge(edge: EdgeClaim, scope: str, fingerprint: str, organization_id: Any) -> Claim:
-    """The gate's claim as this request's: replay, 422 (other body), 409 (in flight) or held."""
+def from_edge(edge: EdgeClaim, scope: str, fingerprint: str, organization_id: Any) -> Claim | None:
+    """The gate's claim as this request's: replay, 422 (other body) or held; None when
+    another request holds the key (the caller then waits for it: `claim`)."""
     if edge.cached is not None:
         raise answer(msgspec.msgpack.decode(edge.cached, type=StoredResponse), fingerprint)
     if edge.token is None:
-        raise IdempotencyInFlightError(
-            "A request with this Idempotency-Key is still being processed; retry shortly"
-        )
+        return None
     lock_key = f"{edge.cache_key}:inflight"
     return Claim(scope, fingerprint, organization_id, edge.cache_key, lock_key, edge.token)
 
 
 async def claim(
-    redis: Redis, keys: Keys, scope: str, fingerprint: str, organization_id: Any, cache_scope: str
+    redis: Redis, scope: str, fingerprint: str, organization_id: Any, cache_key: str
 ) -> Claim:
-    """Take the key's in-flight marker, or raise: replay, 422 (other body) or 409 (in flight)."""
-    cache_key = keys.idempotency(cache_scope)
-    cached: Any = await redis.get(cache_key)
-    if cached is not None:
-        raise answer(msgspec.msgpack.decode(cached, type=StoredResponse), fingerprint)
+    """Take the key's in-flight marker, or raise: replay, 422 (other body) or 409 (still in
+    flight after waiting up to IN_FLIGHT_WAIT_MS for it to settle). `cache_key` is the
+    key's Redis name (`Keys.idempotency(cache_scope_of(...))`), the one the gate claims."""
     lock_key = f"{cache_key}:inflight"
-    token = await locks.acquire(redis, lock_key, LOCK_TTL_MS)
-    if token is None:
-        raise IdempotencyInFlightError(
-            "A request with this Idempotency-Key is still being processed; retry shortly"
-        )
-    return Claim(scope, fingerprint, organization_id, cache_key, lock_key, token)
+    deadline = asyncio.get_running_loop().time() + IN_FLIGHT_WAIT_MS / 1000
+    while True:
+        cached: Any = await redis.get(cache_key)
+        if cached is not None:
+            raise answer(msgspec.msgpack.decode(cached, type=StoredResponse), fingerprint)
+        token = await locks.acquire(redis, lock_key, LOCK_TTL_MS)
+        if token is not None:
+            return Claim(scope, fingerprint, organization_id, cache_key, lock_key, token)
+        if asyncio.get_running_loop().time() >= deadline:
+            raise IdempotencyInFlightError(
+                "A request with this Idempotency-Key is still being processed; retry shortly"
+            )
+        await asyncio.sleep(IN_FLIGHT_POLL_S)
 
 
 def hold(redis: Redis, claim: Claim) -> None:

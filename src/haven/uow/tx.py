@@ -116,11 +116,11 @@ class RequestTx:
             fingerprint = idempotency.fingerprint_of(idempotent.body)
             if edge is not None and edge.cache_key == cache_key:
                 tx.claim = idempotency.from_edge(edge, scope, fingerprint, actor.organization_id)
-            else:
-                if edge is not None and edge.token is not None:  # not this request's scope
-                    await idempotency.release_marker(redis, edge.cache_key, edge.token)
+            elif edge is not None and edge.token is not None:  # not this request's scope
+                await idempotency.release_marker(redis, edge.cache_key, edge.token)
+            if tx.claim is None:  # no gate claim, or another request holds the key: wait
                 tx.claim = await idempotency.claim(
-                    redis, keys, scope, fingerprint, actor.organization_id, cache_key
+                    redis, scope, fingerprint, actor.organization_id, cache_key
                 )
             await records.check_database(session, tx.claim, redis)
         except BaseException:

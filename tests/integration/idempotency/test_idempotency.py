@@ -138,9 +138,9 @@ def test_twenty_concurrent_identical_payments_make_one(
 def test_in_flight_marker_of_a_dead_instance_expires(
     client: TestClient[Any], owner: Account, valkey: Any
 ) -> None:
-    """A marker left by a killed instance (no refresh) stops blocking within its TTL."""
-    import time
-
+    """A marker nobody will release (its instance was killed, or the claim's answer was lost
+    in a network cut) stops blocking within its TTL: the request that meets it waits for it
+    to expire and then goes through, once; no 409 for a request nobody is serving."""
     import redis as redis_sync
 
     from haven.store.idempotency import LOCK_TTL_MS, cache_scope_of
@@ -152,19 +152,40 @@ def test_in_flight_marker_of_a_dead_instance_expires(
     conn = redis_sync.Redis.from_url(valkey.url)
     try:
         conn.set(f"haven:idem:{scope}:inflight", "dead-instance", px=LOCK_TTL_MS)
-        blocked = pay(client, owner, lease["id"], 99, headers={"Idempotency-Key": key})
-        assert_problem(blocked, 409, "idempotency-in-flight")
-        deadline = time.monotonic() + LOCK_TTL_MS / 1000 + 10
-        response = blocked
-        while time.monotonic() < deadline:
-            response = pay(client, owner, lease["id"], 99, headers={"Idempotency-Key": key})
-            if response.status_code != 409:
-                break
-            time.sleep(0.5)
+        response = pay(client, owner, lease["id"], 99, headers={"Idempotency-Key": key})
         assert response.status_code == 201, response.text
+        assert "idempotent-replayed" not in response.headers
+        again = pay(client, owner, lease["id"], 99, headers={"Idempotency-Key": key})
+        assert again.status_code == 201
+        assert again.headers["idempotent-replayed"] == "true"
     finally:
         conn.close()
     assert [e["amount"] for e in ledger(client, owner, lease["id"])["entries"]] == [-99]
+
+
+def test_a_marker_that_outlives_the_wait_is_409_with_retry_after(
+    client: TestClient[Any], owner: Account, valkey: Any
+) -> None:
+    """A key held longer than the wait (a slow request still running elsewhere) is a 409
+    with Retry-After, and nothing is written."""
+    import redis as redis_sync
+
+    from haven.store.idempotency import IN_FLIGHT_WAIT_MS, cache_scope_of
+
+    lease = active_lease(client, owner)
+    key = uuid.uuid4().hex
+    path = f"/api/v1/leases/{lease['id']}/payments"
+    scope = cache_scope_of(owner.organization_id, owner.user_id, "POST", path, key)
+    conn = redis_sync.Redis.from_url(valkey.url)
+    try:
+        conn.set(f"haven:idem:{scope}:inflight", "slow-instance", px=IN_FLIGHT_WAIT_MS + 5000)
+        blocked = pay(client, owner, lease["id"], 99, headers={"Idempotency-Key": key})
+        assert_problem(blocked, 409, "idempotency-in-flight")
+        assert int(blocked.headers["retry-after"]) >= 1
+    finally:
+        conn.delete(f"haven:idem:{scope}:inflight")
+        conn.close()
+    assert ledger(client, owner, lease["id"])["entries"] == []
 
 
 def _age_records(settings: Any, organization_id: str, hours: int) -> None:
