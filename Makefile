@@ -25,7 +25,7 @@ run: $(STAMP)
 ## TEST_WORKERS=0 runs it in this process).
 TEST_WORKERS ?= 2
 test: lint
-	$(BIN)/python -m pytest --ignore=tests/multihost --ignore=tests/contract \
+	$(BIN)/python -m pytest --ignore=tests/multihost --ignore=tests/contract --durations=25 \
 		$(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup) $(PYTEST_ARGS)
 
 ## Five failure scenarios across hosts in network namespaces (root; see docs/reliability.md).
