@@ -209,6 +209,8 @@ def _statuses(path: str, method: str, op: Operation) -> dict[str, OpenAPIRespons
         out["403"] = _problem(why, forbidden)
     if "{" in path:
         out["404"] = _problem("No such resource in your organization", ("not-found",))
+    if path == PROPERTY_PL:
+        out["404"] = _problem("`propertyId` names no property of your organization", ("not-found",))
     if path in ("/api/v1/reports/rent-roll", "/api/v1/reports/aging", PROPERTY_PL):
         out["406"] = _problem(
             "Accept names neither application/json nor text/csv", ("not-acceptable",)
