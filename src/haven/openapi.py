@@ -69,6 +69,9 @@ PROBLEM_SCHEMA = Schema(
 
 OPEN_PATHS = frozenset({"/api/v1/auth/login", "/api/v1/auth/register"})
 PROPERTY_PL = "/api/v1/reports/property-pl"
+CSV_TYPE = "text/csv"
+PDF_TYPE = "application/pdf"
+STATEMENT = "/api/v1/owners/{owner_id}/statements/{month}"
 # Where an API key is refused (403) whatever its role: the caller's own session and account,
 # the organization's members and the keys themselves (`people_only` in haven.auth.principal;
 # tests/integration/contract/test_document.py checks this against the routes).
@@ -215,7 +218,7 @@ def _statuses(path: str, method: str, op: Operation) -> dict[str, OpenAPIRespons
         out["406"] = _problem(
             "Accept names neither application/json nor text/csv", ("not-acceptable",)
         )
-    if path == "/api/v1/owners/{owner_id}/statements/{month}":
+    if path == STATEMENT:
         out["406"] = _problem(
             "Accept names none of application/json, text/csv, application/pdf",
             ("not-acceptable",),
@@ -267,6 +270,34 @@ def _statuses(path: str, method: str, op: Operation) -> dict[str, OpenAPIRespons
     return out
 
 
+# Operations whose success answer has other representations than JSON, chosen by Accept
+# (and, on the P&L, `format=csv`): documented so a client (and schemathesis) knows them.
+ALTERNATES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("/api/v1/reports/rent-roll", "get"): (CSV_TYPE,),
+    ("/api/v1/reports/aging", "get"): (CSV_TYPE,),
+    (PROPERTY_PL, "get"): (CSV_TYPE,),
+    (STATEMENT, "get"): (CSV_TYPE, PDF_TYPE),
+    ("/api/v1/leases/{lease_id}/deposit-statement", "get"): (CSV_TYPE,),
+    ("/api/v1/leases/{lease_id}/deposit-disposition", "post"): (CSV_TYPE,),
+}
+
+
+def _document_alternates(path: str, method: str, responses: dict[str, Any]) -> None:
+    kinds = ALTERNATES.get((path, method))
+    if not kinds:
+        return
+    for status in ("200", "201"):
+        response = responses.get(status)
+        if isinstance(response, OpenAPIResponse):
+            content = dict(response.content or {})
+            for kind in kinds:
+                fmt = "binary" if kind == PDF_TYPE else None
+                content[kind] = OpenAPIMediaType(
+                    schema=Schema(type=OpenAPIType.STRING, format=fmt)  # type: ignore[arg-type]
+                )
+            response.content = content
+
+
 def document_problems(openapi: OpenAPI) -> OpenAPI:
     """Replace Litestar's generic error responses with Haven's problem+json ones, in place."""
     if openapi.components is None:
@@ -278,6 +309,7 @@ def document_problems(openapi: OpenAPI) -> OpenAPI:
         responses = dict(op.responses or {})
         responses.pop("400", None)
         responses.update(_statuses(path, method, op))
+        _document_alternates(path, method, responses)
         no_content = responses.get("204")
         if isinstance(no_content, OpenAPIResponse):
             no_content.content = None  # a 204 has no body, not a JSON null

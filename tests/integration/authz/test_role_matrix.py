@@ -239,6 +239,7 @@ def request_cell(
     override: dict[str, str] | None = None,
     *,
     refused: bool = False,
+    extra_headers: dict[str, str] | None = None,
 ) -> Any:
     """Make the cell's request: the caller, the path with its ids, a valid body."""
     method, template = operation.split(" ", 1)
@@ -249,7 +250,7 @@ def request_cell(
     ids.update(override or {})
     example = EXAMPLES.get(operation, {})
     body = example.get("requestBody") if call.body == "example" else _fill(call.body, ids)
-    headers = dict(caller.headers)
+    headers = {**caller.headers, **(extra_headers or {})}
     if method == "POST":
         headers["Idempotency-Key"] = f"matrix-{unique()}"
     kwargs: dict[str, Any] = {"json": body} if body is not None else {}
@@ -320,3 +321,31 @@ def test_another_organization_never_sees_the_lease_ledger_request_or_comment(
     assert unseen_failures(world.client, world.accounts["other_org"], private) == []
     # ... and the helper does see what is there: the owner of A is shown every record.
     assert unseen_failures(world.client, world.owner, private) != []
+
+
+GETS = sorted(op for op in EXPECTED if op.startswith("GET ") and EXPECTED[op]["owner"] == 200)
+
+
+@pytest.fixture(scope="module")
+def document(world: MatrixWorld) -> dict[str, Any]:
+    return dict(world.client.get("/openapi.json").json())
+
+
+@pytest.mark.parametrize("operation", GETS)
+def test_every_representation_a_read_answers_is_in_the_document(
+    world: MatrixWorld, document: dict[str, Any], operation: str
+) -> None:
+    """Asked for CSV or PDF, a read answers a type its 200 documents, or 406; and every type
+    the document lists for it is one the server really gives."""
+    _, template = operation.split(" ", 1)
+    documented = set(document["paths"][template]["get"]["responses"]["200"]["content"])
+    for kind in ("text/csv", "application/pdf", "application/json"):
+        response = request_cell(world, operation, "owner", extra_headers={"Accept": kind})
+        given = response.headers.get("content-type", "").split(";")[0].strip()
+        if kind in documented:
+            assert response.status_code == 200, (kind, response.text[:300])
+            assert given == kind, f"{operation} documents {kind}, answers {given}"
+        elif response.status_code == 200:
+            assert given in documented, f"{operation} answers {given}, documents {documented}"
+        else:
+            assert response.status_code == 406, (kind, response.status_code, response.text[:300])
