@@ -3,8 +3,9 @@ when staff revoke it (every session, on every instance)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from litestar.testing import TestClient
 
@@ -122,3 +123,34 @@ def test_revoking_access_ends_every_session_at_once_on_every_instance(
     assert again.status_code == 204
     token = invite(client, owner, r.tenant_id).json()["token"]
     assert accept(client, token).status_code == 201
+
+
+# Two zones 25 hours apart: at any moment at least one of them is on another date than UTC.
+EAST, WEST = "Pacific/Kiritimati", "Pacific/Pago_Pago"  # UTC+14, UTC-11
+
+
+def test_the_grace_deadline_is_the_organizations_date_not_utcs(
+    client: TestClient[Any], owner: Account
+) -> None:
+    """Access is judged with the organization's date: where it is already tomorrow, a
+    deadline that is today in UTC has passed; where it is still yesterday, a deadline that
+    passed yesterday in UTC has not."""
+    now = datetime.now(UTC)
+    utc_today = now.date()
+    zone = next(z for z in (EAST, WEST) if now.astimezone(ZoneInfo(z)).date() != utc_today)
+    local_today = now.astimezone(ZoneInfo(zone)).date()
+    changed = client.patch("/api/v1/organization", headers=owner.headers, json={"timezone": zone})
+    assert changed.status_code == 200, changed.text
+
+    grace = 30
+    deadline = min(local_today, utc_today)  # the last day access is open
+    r = resident(client, owner, startDate="2025-01-01")
+    _end(client, owner, r, (deadline - timedelta(days=grace)).isoformat())
+    expected = 401 if local_today > utc_today else 200  # UTC alone would say 200 and 401
+    assert _date_unchanged(utc_today, zone, local_today), "crossed midnight: run again"
+    assert _me(client, r.account.headers) == expected, (zone, local_today, utc_today)
+
+
+def _date_unchanged(utc_today: date, zone: str, local_today: date) -> bool:
+    now = datetime.now(UTC)
+    return now.date() == utc_today and now.astimezone(ZoneInfo(zone)).date() == local_today
