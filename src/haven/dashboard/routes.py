@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get
-from litestar.openapi.datastructures import ResponseSpec
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import Principal
@@ -13,7 +12,7 @@ from haven.dashboard import service
 from haven.dashboard.schemas import DashboardOut
 from haven.services import Services
 from haven.store.gate import cached_view, prefetch_of
-from haven.web import NO_STORE
+from haven.web import NO_STORE, answers
 
 
 class DashboardController(Controller):
@@ -22,7 +21,7 @@ class DashboardController(Controller):
 
     @get(
         "/",
-        responses={200: ResponseSpec(DashboardOut, description="The dashboard")},
+        responses={200: answers(DashboardOut, description="The dashboard")},
         # The edge answers a cached read itself (haven.cluster.gate); no role guards here.
         opt=cached_view(service.cache_name),
     )

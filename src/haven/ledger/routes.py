@@ -7,7 +7,6 @@ from typing import Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +29,7 @@ from haven.ledger.schemas import (
 )
 from haven.models import LedgerEntry
 from haven.organizations.service import get_organization
-from haven.web import NO_STORE, csv_response, wants_csv
+from haven.web import NO_STORE, answers, csv_response, wants_csv
 
 CREATED_HEADERS = NO_STORE
 
@@ -117,7 +116,7 @@ class LeaseLedgerController(Controller):
         opt=roles(*MANAGERS),
         status_code=HTTP_201_CREATED,
         responses={
-            201: ResponseSpec(DepositStatementOut, description="JSON, or CSV for Accept: text/csv")
+            201: answers(DepositStatementOut, description="JSON, or CSV for Accept: text/csv")
         },
     )
     async def deposit_disposition(
@@ -139,7 +138,7 @@ class LeaseLedgerController(Controller):
         "/deposit-statement",
         opt=roles(*ANYONE, RESIDENT),
         responses={
-            200: ResponseSpec(DepositStatementOut, description="JSON, or CSV for Accept: text/csv")
+            200: answers(DepositStatementOut, description="JSON, or CSV for Accept: text/csv")
         },
     )
     async def deposit_statement(

@@ -8,7 +8,6 @@ from datetime import date
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -40,7 +39,7 @@ from haven.owners.schemas import (
 from haven.owners.service import OwnerRow, PayoutRow
 from haven.properties import service as properties
 from haven.schemas import ListOf
-from haven.web import NO_STORE, ListParams, check_version, csv_response, with_etag
+from haven.web import NO_STORE, ListParams, answers, check_version, csv_response, with_etag
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -237,7 +236,7 @@ class OwnersController(Controller):
     @get(
         "/{owner_id:uuid}/statements/{month:str}",
         responses={
-            200: ResponseSpec(
+            200: answers(
                 StatementOut,
                 description="JSON; CSV for Accept: text/csv; PDF for Accept: application/pdf",
             )

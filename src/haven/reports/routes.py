@@ -7,7 +7,6 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get
-from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,7 +17,7 @@ from haven.organizations.service import get_organization, today_in
 from haven.reports import property_pl, service
 from haven.reports.schemas import AgingReportOut, PropertyPlOut, RentRollOut
 from haven.services import Services
-from haven.web import NO_STORE, csv_response, wants_csv
+from haven.web import NO_STORE, answers, csv_response, wants_csv
 
 JSON = "application/json"
 CSV = "text/csv"
@@ -30,7 +29,7 @@ class ReportsController(Controller):
 
     @get(
         "/rent-roll",
-        responses={200: ResponseSpec(RentRollOut, description="JSON, or CSV for Accept: text/csv")},
+        responses={200: answers(RentRollOut, description="JSON, or CSV for Accept: text/csv")},
     )
     async def rent_roll(
         self,
@@ -65,9 +64,7 @@ class ReportsController(Controller):
 
     @get(
         "/aging",
-        responses={
-            200: ResponseSpec(AgingReportOut, description="JSON, or CSV for Accept: text/csv")
-        },
+        responses={200: answers(AgingReportOut, description="JSON, or CSV for Accept: text/csv")},
     )
     async def aging(
         self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal
@@ -82,7 +79,7 @@ class ReportsController(Controller):
     @get(
         "/property-pl",
         responses={
-            200: ResponseSpec(
+            200: answers(
                 PropertyPlOut, description="JSON, or CSV for Accept: text/csv or format=csv"
             )
         },
