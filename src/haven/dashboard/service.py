@@ -50,8 +50,14 @@ def _if(condition: ColumnElement[bool], value: Any = 1) -> ColumnElement[Any]:
 
 
 def _leases_statement(organization_id: uuid.UUID, today: date) -> Select[Any]:
-    """The rent roll (each active lease's latest rent change effective by today, else its
-    rent: as haven.leases.service.rents_in_force) and the leases expiring, in one pass."""
+    """The rent roll and the leases expiring, in one statement of three index scans.
+
+    The rent in force is the lease's latest rent change effective by today, else its rent
+    (as haven.leases.service.rents_in_force): the sum of the active leases' rents
+    (ix_leases_org_status_rent, index-only) plus, for the leases with a change in force,
+    that change's rent less the lease's (rent changes of the organization). Expiring: a
+    range of ix_leases_org_status_end (end dates from today to today + 90 days)."""
+    active = (Lease.organization_id == organization_id) & (Lease.status == "active")
     latest = (
         select(RentChange.lease_id, func.max(RentChange.effective_date).label("on"))
         .where(RentChange.organization_id == organization_id, RentChange.effective_date <= today)
@@ -59,21 +65,42 @@ def _leases_statement(organization_id: uuid.UUID, today: date) -> Select[Any]:
         .subquery()
     )
     change = aliased(RentChange)
-    end = Lease.end_date
-    return (
-        select(
-            _sum(func.coalesce(change.rent, Lease.rent)),
-            *(
-                _sum(_if(end.is_not(None) & (end >= today) & (end <= today + timedelta(days=d))))
-                for d in EXPIRING
-            ),
-        )
-        .select_from(Lease)
-        .outerjoin(latest, latest.c.lease_id == Lease.id)
-        .outerjoin(
+    rents = select(_sum(Lease.rent)).where(active).scalar_subquery()
+    changed = (
+        select(_sum(change.rent - Lease.rent))
+        .select_from(latest)
+        .join(
             change, (change.lease_id == latest.c.lease_id) & (change.effective_date == latest.c.on)
         )
-        .where(Lease.organization_id == organization_id, Lease.status == "active")
+        .join(Lease, Lease.id == latest.c.lease_id)
+        .where(active)
+        .scalar_subquery()
+    )
+    end = Lease.end_date
+    expiring = [
+        select(func.count())
+        .where(active, end >= today, end <= today + timedelta(days=days))
+        .scalar_subquery()
+        for days in EXPIRING
+    ]
+    return select(rents + changed, *expiring)
+
+
+def _balances_statement(organization_id: uuid.UUID, today: date) -> Select[Any]:
+    """Outstanding, deposits held and overdue leases from `lease_balances`, each a range of
+    its own (organization_id, column) index: only the leases owing, holding a deposit, or
+    with a charge unpaid are read."""
+    of_org = LeaseBalance.organization_id == organization_id
+    return select(
+        select(_sum(LeaseBalance.balance))
+        .where(of_org, LeaseBalance.balance > 0)
+        .scalar_subquery(),
+        select(_sum(LeaseBalance.deposit_held))
+        .where(of_org, LeaseBalance.deposit_held > 0)
+        .scalar_subquery(),
+        # Aging.overdue() > 0 on `today` exactly when the oldest unpaid charge is due
+        # before today (haven.ledger.aging.oldest_unpaid_on).
+        select(func.count()).where(of_org, LeaseBalance.oldest_unpaid_on < today).scalar_subquery(),
     )
 
 
@@ -94,17 +121,8 @@ async def compute(session: AsyncSession, organization_id: uuid.UUID) -> Dashboar
         )
     ).one()
     rent_roll, *expiring = (await session.execute(_leases_statement(organization_id, today))).one()
-    balance = LeaseBalance.balance
     outstanding, deposits, overdue = (
-        await session.execute(
-            select(
-                _sum(_if(balance > 0, balance)),
-                _sum(LeaseBalance.deposit_held),
-                # Aging.overdue() > 0 on `today` exactly when the oldest unpaid charge is
-                # due before today (haven.ledger.aging.oldest_unpaid_on).
-                _sum(_if(LeaseBalance.oldest_unpaid_on < today)),
-            ).where(LeaseBalance.organization_id == organization_id)
-        )
+        await session.execute(_balances_statement(organization_id, today))
     ).one()
     collected = await _count(
         session,

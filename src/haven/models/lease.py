@@ -39,6 +39,9 @@ class Lease(IdMixin, TimestampsMixin, VersionedMixin, Base):
         Index("ix_leases_org_start", "organization_id", "start_date", "id"),
         Index("ix_leases_unit_status", "unit_id", "status"),
         Index("ix_leases_org_status", "organization_id", "status"),
+        # The dashboard: the rent roll (index-only) and the leases expiring (a range).
+        Index("ix_leases_org_status_rent", "organization_id", "status", "rent"),
+        Index("ix_leases_org_status_end", "organization_id", "status", "end_date"),
     )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
@@ -182,7 +185,12 @@ class LeaseBalance(Base):
 
     __tablename__ = "lease_balances"
     __audit__ = False  # derived from the ledger, which is audited
-    __table_args__ = (Index("ix_lease_balances_org", "organization_id"),)
+    # The dashboard sums each over a range: the leases owing, holding a deposit, overdue.
+    __table_args__ = (
+        Index("ix_lease_balances_org_balance", "organization_id", "balance"),
+        Index("ix_lease_balances_org_deposit", "organization_id", "deposit_held"),
+        Index("ix_lease_balances_org_unpaid", "organization_id", "oldest_unpaid_on"),
+    )
 
     lease_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("leases.id", ondelete="CASCADE"), primary_key=True

@@ -7,7 +7,7 @@ Create Date: 2026-11-28
 The dashboard adds these up instead of reading every ledger entry (issue 19). They are
 backfilled here from the existing ledger by the same function the write path uses
 (haven.ledger.totals.backfill: haven.ledger.aging's pure functions, leases in batches).
-Also an index for the rent roll: rent changes by organization and lease.
+Also the indexes the dashboard's other aggregates run on (rent roll, expiring leases, units).
 """
 
 from __future__ import annotations
@@ -19,6 +19,19 @@ revision = "0011_dashagg"
 down_revision = "0010_residents"
 branch_labels = None
 depends_on = None
+
+
+# The dashboard's aggregates over indexes (index-only or a narrow range each).
+INDEXES = (
+    (
+        "ix_rent_changes_org_lease",
+        "rent_changes",
+        ["organization_id", "lease_id", "effective_date"],
+    ),
+    ("ix_leases_org_status_rent", "leases", ["organization_id", "status", "rent"]),
+    ("ix_leases_org_status_end", "leases", ["organization_id", "status", "end_date"]),
+    ("ix_units_org_status", "units", ["organization_id", "status"]),
+)
 
 
 def upgrade() -> None:
@@ -43,7 +56,12 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("lease_id", name=op.f("pk_lease_balances")),
     )
-    op.create_index("ix_lease_balances_org", "lease_balances", ["organization_id"], unique=False)
+    for name, column in (
+        ("ix_lease_balances_org_balance", "balance"),
+        ("ix_lease_balances_org_deposit", "deposit_held"),
+        ("ix_lease_balances_org_unpaid", "oldest_unpaid_on"),
+    ):
+        op.create_index(name, "lease_balances", ["organization_id", column], unique=False)
     op.create_table(
         "payments_by_day",
         sa.Column("organization_id", sa.Uuid(), nullable=False),
@@ -57,19 +75,15 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("organization_id", "on_date", name=op.f("pk_payments_by_day")),
     )
-    op.create_index(
-        "ix_rent_changes_org_lease",
-        "rent_changes",
-        ["organization_id", "lease_id", "effective_date"],
-        unique=False,
-    )
+    for name, table, columns in INDEXES:
+        op.create_index(name, table, columns, unique=False)
     from haven.ledger.totals import backfill
 
     backfill(op.get_bind())
 
 
 def downgrade() -> None:
-    op.drop_index("ix_rent_changes_org_lease", table_name="rent_changes")
+    for name, table, _columns in reversed(INDEXES):
+        op.drop_index(name, table_name=table)
     op.drop_table("payments_by_day")
-    op.drop_index("ix_lease_balances_org", table_name="lease_balances")
     op.drop_table("lease_balances")
