@@ -10,18 +10,22 @@ support_dashboard.py: every line read, FIFO aging per lease in Python) gives.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from alembic import command
 from litestar.testing import TestClient
-from sqlalchemy import text
+from sqlalchemy import insert, select, text
 
 from haven.config import load_settings
 from haven.db.migrate import alembic_config, upgrade
+from haven.ledger import totals
+from haven.models import LeaseBalance, LedgerEntry
 from haven.services import services_of
 from support import Account, register
 from support_dashboard import as_json, old_compute
@@ -191,6 +195,10 @@ def test_dashboard_equals_the_old_ledger_scan(client: TestClient[Any], seed: int
     assert scenario.reversed
 
 
+def _uuid(value: Any) -> str:
+    return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
+
+
 def _totals(client: TestClient[Any]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     services = services_of(client.app)
 
@@ -206,8 +214,8 @@ def _totals(client: TestClient[Any]) -> tuple[list[tuple[Any, ...]], list[tuple[
                 text("SELECT organization_id, on_date, collected FROM payments_by_day")
             )
             return (
-                sorted((str(r[0]), str(r[1]), *r[2:]) for r in balances),
-                sorted((str(r[0]), str(r[1]), r[2]) for r in days if r[2]),
+                sorted((_uuid(r[0]), _uuid(r[1]), *r[2:]) for r in balances),
+                sorted((_uuid(r[0]), str(r[1]), r[2]) for r in days if r[2]),
             )
 
     return client.blocking_portal.call(run)
@@ -238,3 +246,91 @@ def test_the_migration_backfills_what_the_writes_kept(
     ledger_figures = ("collectedThisMonth", "outstandingBalance", "depositsHeld", "overdueLeases")
     assert [after[f] for f in ledger_figures] == [board[f] for f in ledger_figures]
     assert after["units"] == board["units"] + 1
+
+
+def test_concurrent_payments_on_one_lease_keep_its_totals(client: TestClient[Any]) -> None:
+    """Payments and reversals racing on the same leases (several requests at once): each
+    writer locks the lease's totals row before reading its lines, so none is lost."""
+    account = register(client)
+    today = datetime.now(UTC).date()
+    leases = [
+        active_lease(client, account, startDate=(today - timedelta(days=60)).isoformat())
+        for _ in range(2)
+    ]
+    for lease in leases:
+        post_entry(
+            client, account, lease["id"], "charges",
+            kind="rent", amount=100_000, dueDate=(today - timedelta(days=10)).isoformat(),
+        )  # fmt: skip
+
+    def pay_one(i: int) -> str:
+        entry = post_entry(
+            client, account, leases[i % 2]["id"], "payments",
+            amount=1_000 + i, receivedOn=today.isoformat(), method="cash",
+        )  # fmt: skip
+        return str(entry["id"])
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        paid = list(pool.map(pay_one, range(24)))
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        reversed_ = list(
+            pool.map(
+                lambda entry: (
+                    client.post(
+                        f"/api/v1/ledger-entries/{entry}/reverse", headers=account.headers
+                    ).status_code
+                ),
+                paid[:6],
+            )
+        )
+    assert reversed_ == [201] * 6
+    assert _dashboard(client, account) == _oracle(client, account)
+    balances = {row[0]: row[2] for row in _totals(client)[0]}
+    for lease in leases:
+        assert balances[lease["id"]] == ledger(client, account, lease["id"])["balance"]
+
+
+def test_a_second_writer_of_a_lease_waits_for_the_first_and_reads_its_entry(
+    client: TestClient[Any], database: Any
+) -> None:
+    """Two transactions post to one lease at once (PostgreSQL, READ COMMITTED): the second
+    one's totals wait on the lease's locked row until the first commits, then read both
+    entries. Without the lock it would write a balance missing the first one's entry."""
+    if database.backend != "postgresql":
+        pytest.skip("SQLite lets one writer at a time into the database file")
+    account = register(client)
+    lease = active_lease(client, account)
+    org_id, lease_id = uuid.UUID(account.organization_id), uuid.UUID(lease["id"])
+    engine = services_of(client.app).engine
+    today = datetime.now(UTC).date()
+
+    async def post(conn: Any, amount: int) -> None:
+        entry = {
+            "id": uuid.uuid4(), "organization_id": org_id, "lease_id": lease_id,
+            "type": "charge", "kind": "other", "amount": amount, "date": today,
+            "created_at": datetime.now(UTC),
+        }  # fmt: skip
+        await conn.execute(insert(LedgerEntry), [entry])
+        noted = totals.Noted(org_id, lease_id, "charge", amount, today, None)
+        await conn.run_sync(lambda sync: totals.apply(sync, [noted]))
+
+    async def race() -> tuple[bool, int]:
+        async with engine.connect() as first, engine.connect() as second:
+            await first.begin()
+            await post(first, 1_000)  # its totals written, the lease's row locked
+            await second.begin()
+            waiting = asyncio.ensure_future(post(second, 200))
+            await asyncio.sleep(0.5)
+            blocked = not waiting.done()
+            await first.commit()
+            await waiting
+            await second.commit()
+        async with engine.connect() as conn:
+            row = await conn.execute(
+                select(LeaseBalance.balance).where(LeaseBalance.lease_id == lease_id)
+            )
+            return blocked, int(row.scalar_one())
+
+    blocked, balance = client.blocking_portal.call(race)
+    assert blocked
+    assert balance == 1_200 == ledger(client, account, lease["id"])["balance"]
