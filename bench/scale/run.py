@@ -227,7 +227,47 @@ async def _deep_cursor(dsn: str, table: str, sort: str, column: str, org: str, a
     return _encode(sort, row["v"], row["id"])
 
 
-def measure_size(units: int, small: int, n: int) -> SizeResult:
+def _dashboard_miss(s: Session, cluster: Cluster, org_id: str, n: int) -> Figure:
+    """GET /dashboard, each a miss: the organization's cache version is bumped before it."""
+    rc = redis.Redis.from_url(cluster.env["REDIS_URL"])
+    version_key = Keys(cluster.env.get("REDIS_KEY_PREFIX", "haven")).org_version(org_id)
+    try:
+        return s.measure(
+            "dashboard miss", "/api/v1/dashboard", max(10, n // 3), lambda: rc.incr(version_key)
+        )
+    finally:
+        rc.close()
+
+
+def write_only_dashboard(sizes: list[SizeResult], started: datetime, elapsed: float) -> None:
+    """`--only dashboard`: print the dashboard-miss figures and append them to the results
+    (the other figures of the file stay those of the last full run)."""
+    load = os.getloadavg()
+    lines = [
+        "",
+        "### Dashboard miss only (`python -m bench.scale --only dashboard`), "
+        f"{started:%Y-%m-%d %H:%M} UTC, {elapsed / 60:.1f} min, load average at the end "
+        f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}",
+        "",
+        "| units (big organization) | leases (all) | ledger entries | totals backfill, s |"
+        " requests | p50 ms | p99 ms | CPU ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for size in sizes:
+        fig = size.figures["dashboard_miss"]
+        lines.append(
+            f"| {size.units:,} | {size.seeded.leases:,} | {size.seeded.ledger_entries:,} |"
+            f" {size.seeded.totals_seconds:.0f} | {fig.requests} | {fig.p50_ms:.1f} |"
+            f" {fig.p99_ms:.1f} | {fig.cpu_ms:.2f} |"
+        )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    with RESULTS.open("a") as out:
+        out.write(text)
+    log(f"appended to {RESULTS}")
+
+
+def measure_size(units: int, small: int, n: int, only: str | None = None) -> SizeResult:
     db_url, admin = pg_database()
     if not db_url or not admin:
         raise SystemExit("set BENCH_DATABASE_URL (or HAVEN_TEST_DATABASE_URL) to a PostgreSQL")
@@ -272,12 +312,16 @@ def measure_size(units: int, small: int, n: int) -> SizeResult:
         today = datetime.now(UTC).date()
         seeded = asyncio.run(seeding.seed(dsn, uuid.UUID(org_id), units, small, today))
         seeded.seconds = time.perf_counter() - t0
-        log(f"seeded {seeded} in {seeded.seconds:.0f}s")
+        seeded.totals_seconds = asyncio.run(seeding.backfill_totals(db_url))
+        log(f"seeded {seeded} in {seeded.seconds:.0f}s, totals in {seeded.totals_seconds:.0f}s")
         pid = cluster.instances[0].pid
         assert pid is not None
         s = Session(base, cookie, psutil.Process(pid))
         result = SizeResult(units, seeded)
         f = result.figures
+        if only == "dashboard":
+            f["dashboard_miss"] = _dashboard_miss(s, cluster, org_id, n)
+            return result
         lease = s.client.get("/api/v1/leases?limit=1").json()["items"][0]["id"]
         deep = int(units * 0.9)
         units_deep = asyncio.run(_deep_cursor(dsn, "units", "label", "label", org_id, deep))
@@ -299,18 +343,8 @@ def measure_size(units: int, small: int, n: int) -> SizeResult:
             n,
         )
         f["ledger"] = s.measure("ledger page (20 entries)", f"/api/v1/leases/{lease}/ledger", n)
-        rc = redis.Redis.from_url(cluster.env["REDIS_URL"])
-        version_key = Keys(cluster.env.get("REDIS_KEY_PREFIX", "haven")).org_version(org_id)
-        big = units > 10_000  # a miss there takes long: fewer of them
-        f["dashboard_miss"] = s.measure(
-            "dashboard miss",
-            "/api/v1/dashboard",
-            1 if big else max(3, n // 10),
-            lambda: rc.incr(version_key),
-            warm=not big,
-        )
-        rc.close()
-        f["csv"] = s.csv(2 if big else 5)
+        f["dashboard_miss"] = _dashboard_miss(s, cluster, org_id, n)
+        f["csv"] = s.csv(2 if units > 10_000 else 5)
         result.billing = _billing(cluster.env, seeded.leases, dsn)
         return result
     finally:
@@ -408,12 +442,22 @@ def main() -> int:
     parser.add_argument("--small-orgs", type=int, default=None, help="default: units // 100")
     parser.add_argument("--requests", type=int, default=60, help="requests per page figure")
     parser.add_argument("--no-write", action="store_true", help="do not rewrite the results")
+    parser.add_argument(
+        "--only",
+        choices=["dashboard"],
+        default=None,
+        help="measure only the dashboard miss (seed, backfill, requests); appends its figures",
+    )
     args = parser.parse_args()
     started, t0 = datetime.now(UTC), time.perf_counter()
     sizes = []
     for units in (args.small_units, args.units):
         orgs = args.small_orgs if args.small_orgs is not None else units // 100
-        sizes.append(measure_size(units, orgs, args.requests))
+        sizes.append(measure_size(units, orgs, args.requests, args.only))
+    if args.only == "dashboard":
+        if not args.no_write:
+            write_only_dashboard(sizes, started, time.perf_counter() - t0)
+        return 0
     if not args.no_write:
         write(sizes[0], sizes[1], started, time.perf_counter() - t0)
     return 0

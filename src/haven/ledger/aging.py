@@ -129,6 +129,19 @@ def summarize(lines: Iterable[Line], as_of: date) -> Summary:
     return Summary(balance=balance, aging=aging, unpaid=unpaid)
 
 
+def oldest_unpaid_on(lines: Iterable[Line], summary: Summary) -> date | None:
+    """The due date of the oldest charge the FIFO allocation leaves (partly) unpaid, or None.
+
+    The allocation does not depend on the as-of date, so neither does this: on any date `d`,
+    `summarize(lines, d).aging.overdue() > 0` exactly when this is before `d` (what the
+    dashboard's `overdueLeases` counts from the maintained `lease_balances`).
+    """
+    if summary.balance < 0:  # a credit balance: aging reports it all as current
+        return None
+    dates = {line.id: line.date for line in lines}
+    return min((dates[i] for i, left in summary.unpaid.items() if left > 0), default=None)
+
+
 def deposit_held(lines: Iterable[Line], summary: Summary) -> int:
     """The deposit held for the tenants (see the module docstring), given the ledger's summary."""
     items = list(lines)

@@ -39,6 +39,9 @@ class Lease(IdMixin, TimestampsMixin, VersionedMixin, Base):
         Index("ix_leases_org_start", "organization_id", "start_date", "id"),
         Index("ix_leases_unit_status", "unit_id", "status"),
         Index("ix_leases_org_status", "organization_id", "status"),
+        # The dashboard: the rent roll (index-only) and the leases expiring (a range).
+        Index("ix_leases_org_status_rent", "organization_id", "status", "rent"),
+        Index("ix_leases_org_status_end", "organization_id", "status", "end_date"),
     )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
@@ -72,7 +75,11 @@ class RentChange(IdMixin, Base):
     """The lease's rent from `effective_date` on (until the next change)."""
 
     __tablename__ = "rent_changes"
-    __table_args__ = (UniqueConstraint("lease_id", "effective_date"),)
+    __table_args__ = (
+        UniqueConstraint("lease_id", "effective_date"),
+        # The dashboard's rent roll: an organization's changes effective by a date, per lease.
+        Index("ix_rent_changes_org_lease", "organization_id", "lease_id", "effective_date"),
+    )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("organizations.id", ondelete="CASCADE")
@@ -166,6 +173,49 @@ class LedgerEntry(IdMixin, Base):
         ForeignKey("users.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LeaseBalance(Base):
+    """A lease's ledger summed up, rewritten with every ledger write (haven.ledger.totals).
+
+    What the dashboard adds up instead of reading every entry: the balance, the deposit
+    held, and the due date of the oldest charge the FIFO allocation leaves unpaid (None
+    when nothing is unpaid); none of them depends on the date they are read on.
+    """
+
+    __tablename__ = "lease_balances"
+    __audit__ = False  # derived from the ledger, which is audited
+    # The dashboard sums each over a range: the leases owing, holding a deposit, overdue.
+    __table_args__ = (
+        Index("ix_lease_balances_org_balance", "organization_id", "balance"),
+        Index("ix_lease_balances_org_deposit", "organization_id", "deposit_held"),
+        Index("ix_lease_balances_org_unpaid", "organization_id", "oldest_unpaid_on"),
+    )
+
+    lease_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("leases.id", ondelete="CASCADE"), primary_key=True
+    )
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE")
+    )
+    balance: Mapped[int] = mapped_column(BigInteger, default=0)
+    deposit_held: Mapped[int] = mapped_column(BigInteger, default=0)
+    oldest_unpaid_on: Mapped[date | None] = mapped_column(Date)
+
+
+class PaymentsByDay(Base):
+    """What an organization collected per receipt date: its payments not reversed
+    (a reversal takes the payment back out of the payment's own date). Kept with the
+    ledger writes (haven.ledger.totals); the dashboard sums a month of it."""
+
+    __tablename__ = "payments_by_day"
+    __audit__ = False  # derived from the ledger, which is audited
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
+    )
+    on_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    collected: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class IdempotencyRecord(IdMixin, Base):

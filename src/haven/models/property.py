@@ -49,6 +49,8 @@ class Unit(IdMixin, TimestampsMixin, VersionedMixin, Base):
         Index("ix_units_org_label", "organization_id", "label", "id"),
         Index("ix_units_org_created", "organization_id", "created_at", "id"),
         Index("ix_units_org_market_rent", "organization_id", "market_rent", "id"),
+        # The dashboard's units and occupied units: one index-only range.
+        Index("ix_units_org_status", "organization_id", "status"),
     )
 
     organization_id: Mapped[uuid.UUID] = mapped_column(

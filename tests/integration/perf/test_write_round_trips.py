@@ -267,10 +267,13 @@ def test_a_keyed_post_costs_two_redis_round_trips(
     response, sql, redis = _counted(relays, prefix, payment)
     assert response.status_code == 201, response.text
     assert redis == [["EVALSHA"], ["SET", "EVAL", "INCRBY"]], redis
-    # BEGIN, the key's record lookup, the lease, the entry, the balance after it, the
-    # tail, COMMIT.
+    # BEGIN, the key's record lookup, the lease, the entry, the balance after it; the
+    # ledger's totals (haven.ledger.totals: the lease's lease_balances row locked, its lines,
+    # its totals, the payments of the day); the tail, COMMIT.
     assert sql == [
-        ["BEGIN"], ["SELECT"], ["SELECT"], ["INSERT"], ["SELECT"], ["WITH"], ["COMMIT"]
+        ["BEGIN"], ["SELECT"], ["SELECT"], ["INSERT"], ["SELECT"],
+        ["INSERT"], ["SELECT"], ["INSERT"], ["INSERT"],
+        ["WITH"], ["COMMIT"],
     ], sql  # fmt: skip
 
     # A replay: the gate's trip read the stored copy; no statement at all.

@@ -185,3 +185,33 @@ def test_billing_job_commits_leases_in_batches_and_posts_each_charge_once(
     assert (
         sum(len(ledger(client, account, lease["id"])["entries"]) for lease in made) == 5
     )  # nothing twice
+
+
+def _dashboard_miss(client: TestClient[Any], account: Account) -> list[str]:
+    """The statements of a dashboard read that misses the cache (a write just bumped it)."""
+    with counted(client) as statements:
+        response = client.get("/api/v1/dashboard", headers=account.headers)
+        assert response.status_code == 200, response.text
+    return statements
+
+
+def test_a_dashboard_miss_runs_the_same_statements_for_one_lease_or_many(
+    client: TestClient[Any],
+) -> None:
+    """Neither the leases nor the ledger's length show in the dashboard's statements: it adds
+    up the totals kept with the writes (haven.ledger.totals), reading no ledger entry."""
+    account = register(client)
+    today = datetime.now(UTC).date()
+    first = active_lease(client, account, startDate=(today - timedelta(days=90)).isoformat())
+    charge(client, account, first["id"], 1000, today.isoformat())
+    one = _dashboard_miss(client, account)
+    for i in range(6):
+        lease = active_lease(client, account, startDate=(today - timedelta(days=90)).isoformat())
+        for month in range(3):
+            due = (today - timedelta(days=30 * month + i)).isoformat()
+            charge(client, account, lease["id"], 1000 + i, due)
+            assert pay(client, account, lease["id"], 700, today.isoformat()).status_code == 201
+    many = _dashboard_miss(client, account)
+    assert _dashboard_miss(client, account) == []  # a hit: no statement at all
+    assert len(many) == len(one), (one, many)
+    assert not [s for s in many if "ledger_entries" in s], many

@@ -18,7 +18,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from haven.ledger.aging import BUCKETS, Aging, Line, bucket_of, ordered, running_balances, summarize
+from haven.ledger.aging import (
+    BUCKETS,
+    Aging,
+    Line,
+    bucket_of,
+    oldest_unpaid_on,
+    ordered,
+    running_balances,
+    summarize,
+)
 
 AS_OF = date(2026, 3, 15)
 POSTED = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
@@ -264,3 +273,17 @@ def test_debt_only_grows_older_as_time_passes(book: Book, days: int, later: int)
     for i in range(1, len(BUCKETS)):
         tail = BUCKETS[i:]
         assert sum(then[b] for b in tail) >= sum(now[b] for b in tail)
+
+
+@PROPERTY
+@given(book=books(), as_of_shift=st.integers(-450, 450))
+def test_a_lease_is_overdue_exactly_when_its_oldest_unpaid_charge_is_due_before_the_day(
+    book: Book, as_of_shift: int
+) -> None:
+    """The dashboard counts overdue leases from `oldest_unpaid_on`, kept with the writes
+    (haven.ledger.totals): it must say what the aging on any day says."""
+    as_of = AS_OF + timedelta(days=as_of_shift)
+    oldest = oldest_unpaid_on(book.lines, summarize(book.lines, date.min))
+    assert (oldest is not None and oldest < as_of) == (
+        summarize(book.lines, as_of).aging.overdue() > 0
+    )

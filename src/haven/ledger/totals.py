@@ -1,0 +1,277 @@
+"""The ledger's maintained totals: `lease_balances` and `payments_by_day`, kept with the writes.
+
+The dashboard must not read every entry of an organization (issue 19), so each commit
+that wrote ledger entries rewrites, in the same transaction, what the dashboard adds up:
+
+* `lease_balances`, one row per lease with entries: balance, deposit held and the due
+  date of the oldest charge FIFO leaves unpaid. They are computed by haven.ledger.aging's
+  pure functions from the lease's own lines (read after its row is locked), so they are
+  exactly what `summarize` gives, never a second implementation;
+* `payments_by_day`, per organization and receipt date: the payments not reversed. A
+  payment adds to its date; the reversal of a payment takes it out of the payment's date.
+
+Every ledger write is an ORM insert of a `LedgerEntry` on a Haven session (ledger
+service, billing, deposit dispositions), so this module listens on that session class:
+`after_flush` notes the new entries, a savepoint rolled back forgets what it noted, and
+`before_commit` (before the recorder's tail, which stays the last statement) writes the
+totals. Concurrent writers of one lease are serialized by its `lease_balances` row: the
+upsert that locks it comes before the read of the lines (READ COMMITTED: the read then
+sees the other writer's committed entries); leases are locked in id order. On SQLite the
+database's write lock does the same.
+
+`backfill` computes both tables from scratch (the 0011 migration, bench seeding).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Connection, event, exists, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction, aliased
+
+from haven.ledger.aging import Line, deposit_held, oldest_unpaid_on, summarize
+from haven.models import LeaseBalance, LedgerEntry, PaymentsByDay
+from haven.uow.recorder import HavenSession
+
+_KEY = "haven_ledger_totals"
+CHUNK = 1000  # leases per statement (bound parameters stay far below the drivers' limits)
+
+
+@dataclass(frozen=True, slots=True)
+class Noted:
+    """What a flushed entry changes in the totals."""
+
+    organization_id: uuid.UUID
+    lease_id: uuid.UUID
+    type: str
+    amount: int
+    date: date
+    reverses_id: uuid.UUID | None
+
+
+@dataclass(slots=True)
+class _Pending:
+    noted: list[Noted] = field(default_factory=list)
+    savepoints: dict[int, int] = field(default_factory=dict)
+
+
+def _pending(session: Session) -> _Pending:
+    pending = session.info.get(_KEY)
+    if pending is None:
+        pending = session.info[_KEY] = _Pending()
+    return pending
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    balance: int
+    deposit_held: int
+    oldest_unpaid_on: date | None
+
+
+def totals_of(lines: Sequence[Line]) -> Totals:
+    """A lease's maintained figures, from its lines (none depends on an as-of date)."""
+    summary = summarize(lines, date.min)
+    return Totals(summary.balance, deposit_held(lines, summary), oldest_unpaid_on(lines, summary))
+
+
+def _insert(connection: Connection, table: Any) -> Any:
+    if connection.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
+
+def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), CHUNK):
+        yield items[start : start + CHUNK]
+
+
+_LINE_COLUMNS = (
+    LedgerEntry.id,
+    LedgerEntry.lease_id,
+    LedgerEntry.type,
+    LedgerEntry.amount,
+    LedgerEntry.date,
+    LedgerEntry.reverses_id,
+    LedgerEntry.created_at,
+    LedgerEntry.kind,
+)
+
+
+def _lines_of(
+    connection: Connection, lease_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Line]]:
+    out: dict[uuid.UUID, list[Line]] = {i: [] for i in lease_ids}
+    rows = connection.execute(select(*_LINE_COLUMNS).where(LedgerEntry.lease_id.in_(lease_ids)))
+    for row in rows:
+        out[row.lease_id].append(
+            Line(row.id, row.type, row.amount, row.date, row.reverses_id, row.created_at, row.kind)
+        )
+    return out
+
+
+def _write_balances(
+    connection: Connection, orgs: dict[uuid.UUID, uuid.UUID], lines: dict[uuid.UUID, list[Line]]
+) -> None:
+    rows = []
+    for lease_id in sorted(lines):
+        t = totals_of(lines[lease_id])
+        rows.append(
+            {
+                "lease_id": lease_id,
+                "organization_id": orgs[lease_id],
+                "balance": t.balance,
+                "deposit_held": t.deposit_held,
+                "oldest_unpaid_on": t.oldest_unpaid_on,
+            }
+        )
+    if not rows:
+        return
+    stmt = _insert(connection, LeaseBalance).values(rows)
+    connection.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[LeaseBalance.lease_id],
+            set_={
+                "balance": stmt.excluded.balance,
+                "deposit_held": stmt.excluded.deposit_held,
+                "oldest_unpaid_on": stmt.excluded.oldest_unpaid_on,
+            },
+        )
+    )
+
+
+def _add_collected(connection: Connection, deltas: dict[tuple[uuid.UUID, date], int]) -> None:
+    rows = [
+        {"organization_id": org, "on_date": on, "collected": amount}
+        for (org, on), amount in sorted(deltas.items())
+        if amount
+    ]
+    if not rows:
+        return
+    stmt = _insert(connection, PaymentsByDay).values(rows)
+    connection.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[PaymentsByDay.organization_id, PaymentsByDay.on_date],
+            set_={"collected": PaymentsByDay.collected + stmt.excluded.collected},
+        )
+    )
+
+
+def apply(connection: Connection, noted: Iterable[Noted]) -> None:
+    """Rewrite the totals the noted entries changed (inside the writing transaction)."""
+    noted = list(noted)
+    orgs = {n.lease_id: n.organization_id for n in noted}
+    lease_ids = sorted(orgs)
+    lines: dict[uuid.UUID, list[Line]] = {}
+    for chunk in _chunks(lease_ids):
+        # Lock the leases' rows (created if new) before reading their lines.
+        stmt = _insert(connection, LeaseBalance).values(
+            [{"lease_id": i, "organization_id": orgs[i]} for i in chunk]
+        )
+        connection.execute(
+            stmt.on_conflict_do_update(
+                index_elements=[LeaseBalance.lease_id],
+                set_={"balance": LeaseBalance.balance},
+            )
+        )
+        lines.update(_lines_of(connection, chunk))
+    deltas: dict[tuple[uuid.UUID, date], int] = {}
+    by_id = {line.id: line for ls in lines.values() for line in ls}
+    for n in noted:
+        if n.type == "payment":
+            key = (n.organization_id, n.date)
+            deltas[key] = deltas.get(key, 0) - n.amount
+        elif n.type == "reversal" and n.reverses_id is not None:
+            target = by_id.get(n.reverses_id)
+            if target is not None and target.type == "payment":
+                key = (n.organization_id, target.date)
+                deltas[key] = deltas.get(key, 0) + target.amount
+    for chunk in _chunks(lease_ids):
+        _write_balances(connection, orgs, {i: lines[i] for i in chunk})
+    _add_collected(connection, deltas)
+
+
+def backfill(connection: Connection, batch: int = CHUNK) -> int:
+    """Compute both tables from the whole ledger (they must be empty); returns the leases done.
+
+    Leases are taken in id order, `batch` at a time, each batch's lines in one statement.
+    """
+    done = 0
+    after: uuid.UUID | None = None
+    while True:
+        stmt = select(LedgerEntry.lease_id, LedgerEntry.organization_id).distinct()
+        if after is not None:
+            stmt = stmt.where(LedgerEntry.lease_id > after)
+        page = list(connection.execute(stmt.order_by(LedgerEntry.lease_id).limit(batch)))
+        if not page:
+            break
+        orgs = {row.lease_id: row.organization_id for row in page}
+        ids = sorted(orgs)
+        _write_balances(connection, orgs, _lines_of(connection, ids))
+        done += len(ids)
+        after = ids[-1]
+    reversal = aliased(LedgerEntry)
+    collected = connection.execute(
+        select(LedgerEntry.organization_id, LedgerEntry.date, -LedgerEntry.amount).where(
+            LedgerEntry.type == "payment",
+            ~exists().where(reversal.reverses_id == LedgerEntry.id),
+        )
+    )
+    deltas: dict[tuple[uuid.UUID, date], int] = {}
+    for org, on, amount in collected:
+        deltas[(org, on)] = deltas.get((org, on), 0) + amount
+    keys = sorted(deltas)
+    for chunk in _chunks(keys):
+        _add_collected(connection, {k: deltas[k] for k in chunk})
+    return done
+
+
+def _after_flush(session: Session, _context: UOWTransaction) -> None:
+    new = [obj for obj in session.new if isinstance(obj, LedgerEntry)]
+    if new:
+        _pending(session).noted.extend(
+            Noted(e.organization_id, e.lease_id, e.type, e.amount, e.date, e.reverses_id)
+            for e in new
+        )
+
+
+def _before_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint released: the outermost commit writes the totals
+    if session.new or session.dirty or session.deleted:
+        session.flush()
+    pending = session.info.get(_KEY)
+    if pending is None or not pending.noted:
+        return
+    noted, pending.noted, pending.savepoints = pending.noted, [], {}
+    apply(session.connection(), noted)
+
+
+def _transaction_began(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.nested:
+        _pending(session).savepoints[id(transaction)] = len(_pending(session).noted)
+
+
+def _rolled_back(session: Session, previous: SessionTransaction) -> None:
+    pending: _Pending | None = session.info.get(_KEY)
+    if pending is None:
+        return
+    if previous.nested:
+        mark = pending.savepoints.pop(id(previous), None)
+        if mark is not None:
+            del pending.noted[mark:]
+        return
+    if previous.parent is None:
+        pending.noted, pending.savepoints = [], {}
+
+
+event.listen(HavenSession, "after_flush", _after_flush)
+# Before the recorder's own before_commit, whose tail must stay the transaction's last write.
+event.listen(HavenSession, "before_commit", _before_commit, insert=True)
+event.listen(HavenSession, "after_transaction_create", _transaction_began)
+event.listen(HavenSession, "after_soft_rollback", _rolled_back)
