@@ -243,8 +243,8 @@ def _after_flush(session: Session, _context: UOWTransaction) -> None:
 def _before_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint released: the outermost commit writes the totals
-    if session.new or session.dirty or session.deleted:
-        session.flush()
+    if any(isinstance(obj, LedgerEntry) for obj in session.new):
+        session.flush()  # entries still pending: noted by the flush (the rest waits for it)
     pending = session.info.get(_KEY)
     if pending is None or not pending.noted:
         return
