@@ -12,7 +12,9 @@ SQLAlchemy's global `Session`:
   back there; a full rollback forgets everything;
 * `before_commit` flushes what is left, then writes the audit rows, the events and
   the Idempotency-Key record (`record`) as the last statement of the transaction
-  (haven.uow.tail: one statement on PostgreSQL; one per table otherwise).
+  (haven.uow.tail: one statement on PostgreSQL; one per table otherwise). When the
+  record finds its key taken by another request's record, the commit stops with
+  `KeyTaken` (haven.uow.tx rolls back and replays that record).
 
 Who acted, on which instance and for which request is set once, by whoever opened
 the session (haven.uow.tx for a request, `as_system` for a job).
@@ -30,7 +32,7 @@ from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 
-from haven.models import AuditEvent, IdempotencyRecord, Organization
+from haven.models import AuditEvent, Organization
 from haven.uow import audit, outbox, tail
 from haven.uow.actor import ANONYMOUS, Actor
 
@@ -63,6 +65,10 @@ class WriteBuffer:
         self.record = None
         self.deleted_organizations = set()
         self.savepoints = {}
+
+
+class KeyTaken(Exception):  # noqa: N818 - not an error: the key's answer is recorded already
+    """The commit's Idempotency-Key record found another request's record holding its key."""
 
 
 class HavenSession(Session):
@@ -155,14 +161,17 @@ def _before_commit(session: Session) -> None:
     rows = audit.rows(notes, buffer.actor, deleted, buffer.instance_id, buffer.request_id)
     by_org = tail.by_organization(events, deleted)
     if tail.fits(connection, rows, by_org):
-        tail.write(connection, rows, by_org, record)
+        if not tail.write(connection, rows, by_org, record):
+            raise KeyTaken
         return
+    if record is not None:  # first: a key already taken then costs nothing more
+        stmt = tail.record_insert(connection.dialect.name, record)
+        if connection.execute(stmt).first() is None:
+            raise KeyTaken
     if rows:
         connection.execute(insert(AuditEvent), rows)
     if events:
         outbox.write(connection, events, deleted)
-    if record is not None:
-        connection.execute(insert(IdempotencyRecord), [record])
 
 
 def _transaction_began(session: Session, transaction: SessionTransaction) -> None:

@@ -12,6 +12,11 @@ and every CTE runs once and to completion whether or not the main SELECT reads i
 failure anywhere (the record's unique scope: a concurrent request with the same key
 committed first) fails the one statement, as it failed one of the four.
 
+The record's INSERT (`record_insert`, on both paths) does not fail when another request's
+record holds the key: it writes nothing, and the statement says so (`write` returns False),
+so the unit of work rolls back and replays that record (haven.uow.tx). A record past its
+24 h that the purge job has not yet deleted is replaced instead: the key is new again.
+
 Only a write whose events belong to at most one organization goes this way: the order in
 which PostgreSQL runs sibling CTEs is not defined, and two counter locks must always be
 taken in the one order haven.uow.outbox.write keeps. Other writes (an organization and
@@ -24,12 +29,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import insert, literal, select
+from sqlalchemy import func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Insert
 
 from haven.db.base import utcnow
 from haven.models import AuditEvent, Event, EventCounter, IdempotencyRecord
+from haven.store.idempotency import RETENTION
 from haven.uow import outbox
 
 
@@ -64,15 +72,29 @@ def fits(
     )
 
 
+def record_insert(dialect: str, record: dict[str, Any]) -> Insert:
+    """The Idempotency-Key record's INSERT, returning its id when it wrote it: nothing when
+    another request's record holds the key (committed first, or still committing: the row
+    lock waits for it), a replacement when that record is past its 24 h."""
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = dialect_insert(IdempotencyRecord).values(record)
+    return stmt.on_conflict_do_update(
+        index_elements=[IdempotencyRecord.scope_hash],
+        set_={name: stmt.excluded[name] for name in record if name != "id"},
+        where=IdempotencyRecord.created_at < record["created_at"] - RETENTION,
+    ).returning(IdempotencyRecord.id)
+
+
 def write(
     connection: Connection,
     audit_rows: list[dict[str, Any]],
     by_org: dict[uuid.UUID, list[outbox.PendingEvent]],
     record: dict[str, Any] | None,
-) -> None:
-    """Audit rows, events (one organization) and the Idempotency-Key record: one statement."""
+) -> bool:
+    """Audit rows, events (one organization) and the Idempotency-Key record: one statement.
+    False when the record was not written (another request's holds the key)."""
     ctes = []
-    main: Any = select(literal(1))
+    columns: list[Any] = []
     if by_org:
         ((organization_id, items),) = by_org.items()
         count = len(items)
@@ -104,11 +126,14 @@ def write(
             ]
         )
         ctes.append(events.cte("haven_events"))
-        main = select(counter.c.position)
+        columns.append(counter.c.position)
     if audit_rows:
         ctes.append(insert(AuditEvent).values(audit_rows).cte("haven_audit"))
     if record is not None:
-        ctes.append(insert(IdempotencyRecord).values(record).cte("haven_record"))
+        written = record_insert("postgresql", record).cte("haven_record")
+        ctes.append(written)
+        columns.append(select(func.count()).select_from(written).scalar_subquery())
     if not ctes and not by_org:
-        return
-    connection.execute(main.add_cte(*ctes))
+        return True
+    row = connection.execute(select(*(columns or [literal(1)])).add_cte(*ctes)).one()
+    return record is None or row[-1] == 1

@@ -12,8 +12,8 @@ dependency monitor's `SELECT 1`.
 
 Pinned (issue 19, "writes in two round trips"): Redis is two round trips (the gate's
 script, which also claims the key, and the commit's pipeline). PostgreSQL is pinned at
-what the unit of work sends today (BEGIN, the key's record lookup, the handler's own
-statements, the one tail statement, COMMIT); docs/architecture.md says what is left.
+what the unit of work sends today (BEGIN, the handler's own statements, the one tail
+statement, COMMIT); docs/architecture.md says what is left.
 """
 
 from __future__ import annotations
@@ -260,18 +260,16 @@ def test_a_keyed_post_costs_two_redis_round_trips(
     # The gate's script (session, limits and the key's claim); then, after COMMIT, one
     # pipeline: the answer's copy, the marker's release, the cache-version bump.
     assert redis == [["EVALSHA"], ["SET", "EVAL", "INCRBY"]], redis
-    # BEGIN, the key's record lookup, the tenant row, the tail (audit row, counter, event,
-    # the key's record: one statement, haven.uow.tail), COMMIT.
-    assert sql == [["BEGIN"], ["SELECT"], ["INSERT"], ["WITH"], ["COMMIT"]], sql
+    # BEGIN, the tenant row, the tail (audit row, counter, event, the key's record: one
+    # statement, haven.uow.tail), COMMIT. No lookup of the key's record: its INSERT in the
+    # tail finds the key taken by itself (haven.uow.tx `_replay_recorded`).
+    assert sql == [["BEGIN"], ["INSERT"], ["WITH"], ["COMMIT"]], sql
 
     response, sql, redis = _counted(relays, prefix, payment)
     assert response.status_code == 201, response.text
     assert redis == [["EVALSHA"], ["SET", "EVAL", "INCRBY"]], redis
-    # BEGIN, the key's record lookup, the lease, the entry, the balance after it, the
-    # tail, COMMIT.
-    assert sql == [
-        ["BEGIN"], ["SELECT"], ["SELECT"], ["INSERT"], ["SELECT"], ["WITH"], ["COMMIT"]
-    ], sql  # fmt: skip
+    # BEGIN, the lease, the entry, the balance after it, the tail, COMMIT.
+    assert sql == [["BEGIN"], ["SELECT"], ["INSERT"], ["SELECT"], ["WITH"], ["COMMIT"]], sql
 
     # A replay: the gate's trip read the stored copy; no statement at all.
     key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
