@@ -51,7 +51,8 @@ from haven.store.gate import EdgeClaim
 from haven.store.idempotency import Claim, IdempotentReplay, StoredResponse
 from haven.uow import idempotency as records
 from haven.uow.actor import Actor
-from haven.uow.recorder import KeyTaken, WriteBuffer, as_actor, buffer_of, take_changed
+from haven.uow.recorder import WriteBuffer, as_actor, buffer_of, take_changed
+from haven.uow.tail import KeyTaken
 
 log = structlog.get_logger("haven.uow")
 

@@ -11,9 +11,10 @@ the in-flight marker's refresh (only a POST slower than a second sends it) and t
 dependency monitor's `SELECT 1`.
 
 Pinned (issue 19, "writes in two round trips"): Redis is two round trips (the gate's
-script, which also claims the key, and the commit's pipeline). PostgreSQL is pinned at
-what the unit of work sends today (BEGIN, the handler's own statements, the one tail
-statement, COMMIT); docs/architecture.md says what is left.
+script, which also claims the key, and the commit's pipeline). PostgreSQL: the tenant POST
+is one statement sent in autocommit (its row, audit row, event and the key's record); the
+payment, which locks its lease, is BEGIN, its own statements, the tail and COMMIT;
+docs/architecture.md says what is left.
 """
 
 from __future__ import annotations
@@ -260,15 +261,18 @@ def test_a_keyed_post_costs_two_redis_round_trips(
     # The gate's script (session, limits and the key's claim); then, after COMMIT, one
     # pipeline: the answer's copy, the marker's release, the cache-version bump.
     assert redis == [["EVALSHA"], ["SET", "EVAL", "INCRBY"]], redis
-    # BEGIN, the tenant row, the tail (audit row, counter, event, the key's record: one
-    # statement, haven.uow.tail), COMMIT. No lookup of the key's record: its INSERT in the
-    # tail finds the key taken by itself (haven.uow.tx `_replay_recorded`).
-    assert sql == [["BEGIN"], ["INSERT"], ["WITH"], ["COMMIT"]], sql
+    # One statement, in autocommit: the tenant row (added with haven.uow `add_new`, not
+    # flushed), its audit row, the counter, the event and the key's record as CTEs
+    # (haven.uow.tail). No BEGIN, no COMMIT (a statement is atomic by itself), and no
+    # lookup of the key's record: its INSERT finds a taken key by itself (haven.uow.tx).
+    assert sql == [["WITH"]], sql
 
     response, sql, redis = _counted(relays, prefix, payment)
     assert response.status_code == 201, response.text
     assert redis == [["EVALSHA"], ["SET", "EVAL", "INCRBY"]], redis
-    # BEGIN, the lease, the entry, the balance after it, the tail, COMMIT.
+    # BEGIN, the lease (FOR UPDATE), the entry, the balance after it, the tail, COMMIT:
+    # the lease's lock must be held from its read to the commit, so this write needs a
+    # transaction (docs/architecture.md says what bounds it).
     assert sql == [["BEGIN"], ["SELECT"], ["INSERT"], ["SELECT"], ["WITH"], ["COMMIT"]], sql
 
     # A replay: the gate's trip read the stored copy; no statement at all.
