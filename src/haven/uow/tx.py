@@ -26,8 +26,8 @@ The key's database record is not looked up before the handler: a write that comm
 needs no lookup. Only a keyed write that does not commit looks it up (`_replay_recorded`),
 and answers with the record's replay if one holds the key: its record's INSERT found the
 key taken (`KeyTaken`: another request with it committed first, or committed and its
-instance died before Redis got the answer's copy), or it failed (a retry whose handler
-now refuses what its first run did, e.g. a second lease on the same unit).
+instance died before Redis got the answer's copy), or it answered 4xx (a retry whose
+handler now refuses what its first run did, e.g. activating a lease activated by then).
 """
 
 from __future__ import annotations
@@ -148,7 +148,8 @@ class RequestTx:
         self.done = True
         if answer.status >= 400:  # an error answer (a handler that raised: rolled back already)
             await self.session.rollback()
-            await self._replay_recorded()
+            if answer.status < 500:  # not when the database (or its pool) is what failed
+                await self._replay_recorded()
             return
         if self.claim is not None and 200 <= answer.status < 300:
             records.record(
