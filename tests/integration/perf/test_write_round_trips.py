@@ -287,3 +287,39 @@ def test_a_keyed_post_costs_two_redis_round_trips(
     assert response.headers["idempotent-replayed"] == "true"
     assert response.content == first.content
     assert (sql, redis) == ([], [["EVALSHA"]])
+
+
+def test_behind_pgbouncer_the_one_statement_keeps_its_transaction(
+    app_factory: Callable[..., TestClient[Any]],
+    database: Any,
+    valkey: EmbeddedValkey,
+    relays: tuple[Relay, Relay],
+) -> None:
+    """PgBouncer in transaction mode may run a statement outside a transaction on another
+    server connection than the one it was prepared on: the tenant POST's one statement is
+    then sent between BEGIN and COMMIT (haven.uow.recorder `_connection`)."""
+    pg_relay, redis_relay = relays
+    prefix = f"w{uuid.uuid4().hex[:6]}"
+    url = _relayed(database.url, pg_relay.port)
+    client = app_factory(
+        redis_key_prefix=prefix,
+        database_url=url + ("&" if "?" in url else "?") + "prepared_statement_cache_size=0",
+        redis_url=_relayed(valkey.url, redis_relay.port),
+        webhook_worker=False,
+        db_pool_min=1,
+        db_pool_max=1,
+    )
+    owner = register(client)
+
+    def tenant() -> Any:
+        key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+        return client.post("/api/v1/tenants", headers={**owner.headers, **key}, json=TENANT)
+
+    assert tenant().status_code == 201
+    response, sql, _ = _counted(relays, prefix, tenant)
+    assert response.status_code == 201, response.text
+    assert sql[0] == ["BEGIN"], sql
+    assert sql[-1] == ["COMMIT"], sql
+    # Between them only the one statement (prepared afresh each time: no statement cache
+    # behind PgBouncer, so a Parse exchange and, empty here, a Close of the prepared one).
+    assert [verbs for verbs in sql[1:-1] if verbs] == [["WITH"], ["WITH"]], sql
