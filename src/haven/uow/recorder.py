@@ -247,6 +247,7 @@ def _before_commit(session: Session) -> None:
     fits = tail.fits(session.get_bind(), rows, by_org, len(inserts))
     if inserts and not fits:  # flushed as any pending row, then the tail as usual
         session.flush()
+        buffer.audit, buffer.events = audit.AuditNotes(), []  # that flush's notes: taken above
         inserts = []
     connection = _connection(session, buffer, alone=fits)
     if fits:
