@@ -14,6 +14,7 @@ from haven.db.query import get_owned
 from haven.db.reader import Reader
 from haven.models import Tenant
 from haven.tenants.schemas import TenantIn, TenantPatch
+from haven.uow import add_new
 
 
 async def create(session: AsyncSession, organization_id: uuid.UUID, data: TenantIn) -> Tenant:
@@ -25,8 +26,7 @@ async def create(session: AsyncSession, organization_id: uuid.UUID, data: Tenant
         phone=data.phone,
         notes=data.notes,
     )
-    session.add(tenant)
-    await session.flush()
+    add_new(session, tenant)  # written with the commit's statement (haven.uow.recorder)
     return tenant
 
 

@@ -20,19 +20,21 @@ from haven.store.idempotency import RETENTION, Claim, StoredResponse, answer, re
 from haven.uow.recorder import buffer_of
 
 
-async def check_database(session: AsyncSession, claim: Claim, redis: Redis) -> None:
-    """A committed record whose Redis copy was never written (its instance died): replay it."""
+async def replay_recorded(session: AsyncSession, claim: Claim, redis: Redis) -> None:
+    """After a keyed write did not commit: if a record holds its key (another request with
+    the key committed first, or its instance died before Redis got the answer's copy),
+    raise that answer's replay (422 for another body), copying it to Redis on the way.
+
+    Looked up only then, never before the handler: the record's INSERT in the commit finds
+    a taken key by itself (haven.uow.tail `record_insert`), so a write that commits
+    costs no lookup."""
     record = (
         await session.execute(
             select(IdempotencyRecord).where(IdempotencyRecord.scope_hash == claim.scope)
         )
     ).scalar_one_or_none()
-    if record is None:
-        return
-    if record.created_at < datetime.now(UTC) - RETENTION:
-        await session.delete(record)
-        await session.flush()
-        return
+    if record is None or record.created_at < datetime.now(UTC) - RETENTION:
+        return  # a record past its 24 h answers nothing (the purge job deletes it)
     stored = StoredResponse(
         fingerprint=record.fingerprint,
         status=record.status_code,

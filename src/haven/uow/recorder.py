@@ -12,7 +12,16 @@ SQLAlchemy's global `Session`:
   back there; a full rollback forgets everything;
 * `before_commit` flushes what is left, then writes the audit rows, the events and
   the Idempotency-Key record (`record`) as the last statement of the transaction
-  (haven.uow.tail: one statement on PostgreSQL; one per table otherwise).
+  (haven.uow.tail: one statement on PostgreSQL; one per table otherwise). When the
+  record finds its key taken by another request's record, the commit stops with
+  `KeyTaken` (haven.uow.tx rolls back and replays that record).
+
+A new row a service needs nothing back from the database for (`add_new`: every column
+has a Python-side default, so its id and timestamps are known at once) is not flushed on
+its own: if the transaction's only changes are such rows, the commit writes them as part
+of the tail statement; and if that statement is then all the transaction sends, it goes
+without BEGIN and COMMIT (one statement is atomic by itself in PostgreSQL), so such a
+keyed POST is one round trip. Anything else flushes them first, as any pending row.
 
 Who acted, on which instance and for which request is set once, by whoever opened
 the session (haven.uow.tx for a request, `as_system` for a job).
@@ -27,10 +36,14 @@ from itertools import chain
 from typing import Any
 
 from sqlalchemy import event, insert
+from sqlalchemy import inspect as sa_inspect
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 
-from haven.models import AuditEvent, IdempotencyRecord, Organization
+from haven.db.base import Base
+from haven.db.engine import behind_pgbouncer
+from haven.models import AuditEvent, Organization
 from haven.uow import audit, outbox, tail
 from haven.uow.actor import ANONYMOUS, Actor
 
@@ -55,12 +68,18 @@ class WriteBuffer:
     savepoints: dict[int, tuple[int, int]] = field(default_factory=dict)
     # The Idempotency-Key record (an idempotency_records row), written with the commit.
     record: dict[str, Any] | None = None
+    # Rows `add_new` added (pending, not yet flushed), and whether this transaction has
+    # sent anything yet (a connection joined it): neither, and the commit may go alone.
+    added: list[Any] = field(default_factory=list)
+    began: bool = False
 
     def forget(self) -> None:
         """A full rollback: nothing this transaction noted happened."""
         self.audit = audit.AuditNotes()
         self.events = []
         self.record = None
+        self.added = []
+        self.began = False
         self.deleted_organizations = set()
         self.savepoints = {}
 
@@ -124,6 +143,74 @@ def take_changed(session: AsyncSession | Session) -> set[uuid.UUID]:
     return changed
 
 
+def add_new(session: AsyncSession, obj: Base) -> None:
+    """Add a new row whose every column the application fills (its id, timestamps and
+    version included, set here), so the caller can answer with it without a flush. It is
+    written by the next flush (a query's autoflush, an explicit `flush()`), or else with
+    the commit's last statement (haven.uow.tail). Only for a row without related objects."""
+    state = sa_inspect(obj)
+    mapper = state.mapper
+    if any(key in state.dict for key in mapper.relationships.keys()):  # noqa: SIM118
+        raise ValueError(f"add_new takes a row without related objects: {mapper.class_}")
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        if state.dict.get(prop.key) is not None:
+            continue
+        if column is mapper.version_id_col:
+            setattr(obj, prop.key, 1)  # what the flush would set
+        elif column.default is not None and column.default.is_callable:
+            setattr(obj, prop.key, column.default.arg(None))
+        elif column.default is not None and column.default.is_scalar:
+            setattr(obj, prop.key, column.default.arg)
+    session.add(obj)
+    buffer_of(session).added.append(obj)
+
+
+def _insert_values(obj: Any) -> tuple[Any, dict[str, Any]] | None:
+    """(table, column values) of a row `add_new` added; None when a column is left to the
+    database (a server default) or the row gained related objects since."""
+    state = sa_inspect(obj)
+    mapper = state.mapper
+    if any(key in state.dict for key in mapper.relationships.keys()):  # noqa: SIM118
+        return None
+    values: dict[str, Any] = {}
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        value = state.dict.get(prop.key)
+        if value is None and (column.server_default is not None or not column.nullable):
+            return None
+        values[column.key] = value
+    return mapper.local_table, values
+
+
+def _tail_inserts(session: Session, buffer: WriteBuffer) -> list[tuple[Any, dict[str, Any]]]:
+    """The pending rows the tail statement can write itself: the transaction's only changes
+    are new rows `add_new` added, each filled in, on PostgreSQL. Empty otherwise."""
+    added, buffer.added = buffer.added, []
+    if not added or session.dirty or session.deleted or set(session.new) != set(added):
+        return []
+    if session.get_bind().dialect.name != "postgresql":
+        return []
+    inserts = [_insert_values(obj) for obj in added]
+    return [] if None in inserts else [i for i in inserts if i is not None]
+
+
+def _connection(session: Session, buffer: WriteBuffer, alone: bool) -> Connection:
+    """The commit's connection. A transaction that has sent nothing yet and whose commit is
+    one statement sends it in autocommit: no BEGIN, no COMMIT (a statement is atomic by
+    itself). Not behind PgBouncer in transaction mode: outside a transaction it may run a
+    statement on another server connection than the one it was prepared on."""
+    bind = session.get_bind()
+    if (
+        alone
+        and not buffer.began
+        and bind.dialect.name == "postgresql"
+        and not behind_pgbouncer(bind.engine.url.render_as_string(hide_password=True))
+    ):
+        return session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+    return session.connection()
+
+
 def _before_flush(session: Session, _context: UOWTransaction, _instances: Any) -> None:
     changed = buffer_of(session).changed_organizations
     for obj in chain(session.new, session.dirty, session.deleted):
@@ -141,28 +228,45 @@ def _after_flush(session: Session, _context: UOWTransaction) -> None:
 
 
 def _before_commit(session: Session) -> None:
-    if session.new or session.dirty or session.deleted:
-        session.flush()
     buffer = buffer_of(session)
+    inserts = _tail_inserts(session, buffer)
+    if inserts:  # noted as a flush would note them; written by the tail, not by a flush
+        _before_flush(session, None, None)  # type: ignore[arg-type]
+        _after_flush(session, None)  # type: ignore[arg-type]
+    elif session.new or session.dirty or session.deleted:
+        session.flush()
     notes, events = buffer.audit, buffer.events
     buffer.audit, buffer.events, buffer.savepoints = audit.AuditNotes(), [], {}
     deleted = buffer.deleted_organizations
     buffer.deleted_organizations = set()
     record, buffer.record = buffer.record, None
-    if not notes.notes and not events and record is None:
+    if not notes.notes and not events and record is None and not inserts:
         return
-    connection = session.connection()
     rows = audit.rows(notes, buffer.actor, deleted, buffer.instance_id, buffer.request_id)
     by_org = tail.by_organization(events, deleted)
-    if tail.fits(connection, rows, by_org):
-        tail.write(connection, rows, by_org, record)
+    fits = tail.fits(session.get_bind(), rows, by_org, len(inserts))
+    if inserts and not fits:  # flushed as any pending row, then the tail as usual
+        session.flush()
+        buffer.audit, buffer.events = audit.AuditNotes(), []  # that flush's notes: taken above
+        inserts = []
+    connection = _connection(session, buffer, alone=fits)
+    if fits:
+        tail.write(connection, rows, by_org, record, inserts)
+        for obj in list(session.new):  # written: nothing left for the commit's flush
+            session.expunge(obj)
         return
+    if record is not None:  # first: a key already taken then costs nothing more
+        stmt = tail.record_insert(connection.dialect.name, record)
+        if connection.execute(stmt).first() is None:
+            raise tail.KeyTaken
     if rows:
         connection.execute(insert(AuditEvent), rows)
     if events:
         outbox.write(connection, events, deleted)
-    if record is not None:
-        connection.execute(insert(IdempotencyRecord), [record])
+
+
+def _connection_joined(session: Session, _transaction: Any, _connection: Any) -> None:
+    buffer_of(session).began = True
 
 
 def _transaction_began(session: Session, transaction: SessionTransaction) -> None:
@@ -191,6 +295,7 @@ for _name, _fn in (
     ("after_flush", _after_flush),
     ("before_commit", _before_commit),
     ("after_transaction_create", _transaction_began),
+    ("after_begin", _connection_joined),
     ("after_soft_rollback", _rolled_back),
 ):
     event.listen(HavenSession, _name, _fn)

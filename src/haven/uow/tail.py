@@ -12,6 +12,17 @@ and every CTE runs once and to completion whether or not the main SELECT reads i
 failure anywhere (the record's unique scope: a concurrent request with the same key
 committed first) fails the one statement, as it failed one of the four.
 
+New rows a service added with `add_new` (haven.uow.recorder), when they are all the
+transaction changed, are more CTEs of the same statement: sibling CTEs see one snapshot
+and foreign keys are checked at the statement's end, so the rows may refer to each other.
+
+The record's INSERT (`record_insert`, on both paths) does not fail when another request's
+record holds the key: it writes nothing, and the statement then fails on purpose (its
+result divides by the number of records written: SQLSTATE 22012), so nothing of it is
+written even outside a transaction; `write` raises `KeyTaken` and the unit of work
+replays that record (haven.uow.tx). A record past its 24 h that the purge job has not
+yet deleted is replaced instead: the key is new again.
+
 Only a write whose events belong to at most one organization goes this way: the order in
 which PostgreSQL runs sibling CTEs is not defined, and two counter locks must always be
 taken in the one order haven.uow.outbox.write keeps. Other writes (an organization and
@@ -24,13 +35,23 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import insert, literal, select
+from sqlalchemy import func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Connection
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.dml import Insert
 
 from haven.db.base import utcnow
 from haven.models import AuditEvent, Event, EventCounter, IdempotencyRecord
+from haven.store.idempotency import RETENTION
 from haven.uow import outbox
+
+DIVISION_BY_ZERO = "22012"
+
+
+class KeyTaken(Exception):  # noqa: N818 - not an error: the key's answer is recorded already
+    """The commit's Idempotency-Key record found another request's record holding its key."""
 
 
 def by_organization(
@@ -51,17 +72,31 @@ MAX_ROWS = 200
 
 
 def fits(
-    connection: Connection,
+    bind: Connection | Engine,
     audit_rows: list[dict[str, Any]],
     by_org: dict[uuid.UUID, list[outbox.PendingEvent]],
+    inserts: int = 0,
 ) -> bool:
     """Whether `write` can take these rows (PostgreSQL, events of one organization at most,
     a request's handful of rows)."""
     return (
-        connection.dialect.name == "postgresql"
+        bind.dialect.name == "postgresql"
         and len(by_org) <= 1
-        and len(audit_rows) + sum(len(items) for items in by_org.values()) <= MAX_ROWS
+        and len(audit_rows) + sum(len(items) for items in by_org.values()) + inserts <= MAX_ROWS
     )
+
+
+def record_insert(dialect: str, record: dict[str, Any]) -> Insert:
+    """The Idempotency-Key record's INSERT, returning its id when it wrote it: nothing when
+    another request's record holds the key (committed first, or still committing: the row
+    lock waits for it), a replacement when that record is past its 24 h."""
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = dialect_insert(IdempotencyRecord).values(record)
+    return stmt.on_conflict_do_update(
+        index_elements=[IdempotencyRecord.scope_hash],
+        set_={name: stmt.excluded[name] for name in record if name != "id"},
+        where=IdempotencyRecord.created_at < record["created_at"] - RETENTION,
+    ).returning(IdempotencyRecord.id)
 
 
 def write(
@@ -69,10 +104,15 @@ def write(
     audit_rows: list[dict[str, Any]],
     by_org: dict[uuid.UUID, list[outbox.PendingEvent]],
     record: dict[str, Any] | None,
+    inserts: list[tuple[Any, dict[str, Any]]] | None = None,
 ) -> None:
-    """Audit rows, events (one organization) and the Idempotency-Key record: one statement."""
-    ctes = []
-    main: Any = select(literal(1))
+    """New rows, audit rows, events (one organization) and the Idempotency-Key record: one
+    statement. `KeyTaken` (nothing written) when another request's record holds the key."""
+    ctes = [
+        insert(table).values(values).cte(f"haven_new_{n}")
+        for n, (table, values) in enumerate(inserts or [])
+    ]
+    columns: list[Any] = []
     if by_org:
         ((organization_id, items),) = by_org.items()
         count = len(items)
@@ -104,11 +144,20 @@ def write(
             ]
         )
         ctes.append(events.cte("haven_events"))
-        main = select(counter.c.position)
+        columns.append(counter.c.position)
     if audit_rows:
         ctes.append(insert(AuditEvent).values(audit_rows).cte("haven_audit"))
     if record is not None:
-        ctes.append(insert(IdempotencyRecord).values(record).cte("haven_record"))
+        written = record_insert("postgresql", record).cte("haven_record")
+        ctes.append(written)
+        # 1 / (records written): a division by zero when the key was taken fails the statement.
+        columns.append(literal(1) / select(func.count()).select_from(written).scalar_subquery())
     if not ctes and not by_org:
         return
-    connection.execute(main.add_cte(*ctes))
+    try:
+        connection.execute(select(*(columns or [literal(1)])).add_cte(*ctes))
+    except DBAPIError as exc:
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if record is not None and code == DIVISION_BY_ZERO:
+            raise KeyTaken from None
+        raise

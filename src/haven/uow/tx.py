@@ -6,8 +6,8 @@ then does, in this order and nowhere else:
 
 1. an error answer (4xx/5xx) rolls back; a successful one (2xx) adds its
    Idempotency-Key record to the transaction;
-2. COMMIT: the write buffer (haven.uow.recorder) writes the audit rows and the
-   outbox events as its last statements;
+2. COMMIT: the write buffer (haven.uow.recorder) writes the audit rows, the
+   outbox events and the record as its last statements;
 3. one Redis round trip (a pipeline): the answer is copied to Redis (a cache
    of the record), the cache version of every organization the write changed
    is bumped, and the key's in-flight marker is released;
@@ -21,6 +21,13 @@ run's lock only once its charges have committed).
 The key's claim costs no round trip of its own when the edge's gate script took
 it (haven.store.gate.EdgeClaim, passed as `edge`): a keyed POST is then the
 gate's trip and the commit's pipeline, two Redis round trips in all.
+
+The key's database record is not looked up before the handler: a write that commits
+needs no lookup. Only a keyed write that does not commit looks it up (`_replay_recorded`),
+and answers with the record's replay if one holds the key: its record's INSERT found the
+key taken (`KeyTaken`: another request with it committed first, or committed and its
+instance died before Redis got the answer's copy), or it answered 4xx (a retry whose
+handler now refuses what its first run did, e.g. activating a lease activated by then).
 """
 
 from __future__ import annotations
@@ -33,14 +40,19 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from haven.errors import IdempotencyInFlightError, VersionMismatchError
+from haven.errors import (
+    IdempotencyInFlightError,
+    IdempotencyKeyReusedError,
+    VersionMismatchError,
+)
 from haven.store import idempotency, org_cache
 from haven.store.client import Keys
 from haven.store.gate import EdgeClaim
-from haven.store.idempotency import Claim, StoredResponse
+from haven.store.idempotency import Claim, IdempotentReplay, StoredResponse
 from haven.uow import idempotency as records
 from haven.uow.actor import Actor
 from haven.uow.recorder import WriteBuffer, as_actor, buffer_of, take_changed
+from haven.uow.tail import KeyTaken
 
 log = structlog.get_logger("haven.uow")
 
@@ -122,7 +134,6 @@ class RequestTx:
                 tx.claim = await idempotency.claim(
                     redis, scope, fingerprint, actor.organization_id, cache_key
                 )
-            await records.check_database(session, tx.claim, redis)
         except BaseException:
             await tx.close()
             raise
@@ -130,12 +141,15 @@ class RequestTx:
         return tx
 
     async def finish(self, answer: Answer) -> None:
-        """Commit a successful answer (with its Idempotency-Key record), roll back any other."""
+        """Commit a successful answer (with its Idempotency-Key record), roll back any other;
+        a keyed write that did not commit answers with its key's record, if one holds it."""
         if self.done:
             return
         self.done = True
-        if answer.status >= 400:  # an error answer a handler returned instead of raising
+        if answer.status >= 400:  # an error answer (a handler that raised: rolled back already)
             await self.session.rollback()
+            if answer.status < 500:  # not when the database (or its pool) is what failed
+                await self._replay_recorded()
             return
         if self.claim is not None and 200 <= answer.status < 300:
             records.record(
@@ -156,20 +170,38 @@ class RequestTx:
             raise VersionMismatchError(
                 "Another request changed this resource at the same moment; read it and retry"
             ) from None
+        except KeyTaken:
+            await self.session.rollback()
+            await self._replay_recorded()
+            # The record that held the key is gone by now (its organization was deleted).
+            raise IdempotencyInFlightError(
+                "A request with this Idempotency-Key completed meanwhile; retry it"
+            ) from None
         except IntegrityError:
             await self.session.rollback()
-            if self.claim is None:
-                raise
-            # Another request with this key committed first (its marker had expired).
-            raise IdempotencyInFlightError(
-                "A request with this Idempotency-Key completed meanwhile; retry to replay it"
-            ) from None
+            await self._replay_recorded()
+            raise
         await self._settle()
         for callback in self.buffer.after_commit:
             try:
                 await callback()
             except Exception as exc:  # a cache bump failing must not undo a committed write
                 log.warning("after_commit_failed", error=repr(exc))
+
+    async def _replay_recorded(self) -> None:
+        """Raise the replay of the record holding this write's key, if one does (the write
+        did not commit). A lookup that fails leaves the write's own answer standing."""
+        if self.claim is None:
+            return
+        try:
+            await records.replay_recorded(self.session, self.claim, self.redis)
+        except (IdempotentReplay, IdempotencyKeyReusedError):
+            raise
+        except Exception as exc:  # the database is away: the write's own error answers
+            log.warning("idempotency_lookup_failed", error=repr(exc))
+        finally:
+            if self.closed:  # the handler raised: `close` ended the session before this
+                await self.session.close()
 
     async def _settle(self) -> None:
         """The commit's one Redis round trip: the answer's copy, the changed organizations'
@@ -194,7 +226,7 @@ class RequestTx:
         """Roll back what did not commit, end the session, let go of the key."""
         if self.closed:
             return
-        self.done = self.closed = True
+        self.closed = True
         try:
             await self.session.close()
         finally:

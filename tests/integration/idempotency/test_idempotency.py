@@ -11,7 +11,7 @@ from typing import Any
 from litestar.testing import TestClient
 
 from support import Account, assert_problem, register
-from support_leases import active_lease, ledger, pay
+from support_leases import active_lease, draft_lease, ledger, pay
 
 TENANT = {"firstName": "Grace", "lastName": "Hopper"}
 
@@ -253,3 +253,55 @@ def test_openapi_declares_the_header_on_posts(client: TestClient[Any]) -> None:
     doc = client.get("/openapi.json").json()
     post = doc["paths"]["/api/v1/leases/{lease_id}/payments"]["post"]
     assert "Idempotency-Key" in [p["name"] for p in post["parameters"]]
+
+
+def _forget_redis_copies(valkey: Any) -> None:
+    """The answer's Redis copy is lost (an instance died between COMMIT and its pipeline, or
+    Redis lost its data): only the database record is left to answer a retry."""
+    import redis as redis_sync
+
+    conn = redis_sync.Redis.from_url(valkey.url)
+    try:
+        for name in conn.scan_iter("haven:idem:*"):
+            conn.delete(name)
+    finally:
+        conn.close()
+
+
+def test_a_lost_redis_copy_and_another_body_is_422_and_writes_nothing(
+    client: TestClient[Any], client_b: TestClient[Any], owner: Account, valkey: Any
+) -> None:
+    headers = {**owner.headers, "Idempotency-Key": uuid.uuid4().hex}
+    first = client.post("/api/v1/tenants", headers=headers, json=TENANT)
+    assert first.status_code == 201, first.text
+    _forget_redis_copies(valkey)
+    other = client_b.post("/api/v1/tenants", headers=headers, json={**TENANT, "lastName": "X"})
+    assert_problem(other, 422, "idempotency-key-reused")
+    again = client_b.post("/api/v1/tenants", headers=headers, json=TENANT)
+    assert again.status_code == 201, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    listed = client.get("/api/v1/tenants", headers=owner.headers, params={"limit": 100}).json()
+    assert [t["id"] for t in listed["items"]] == [first.json()["id"]]
+
+
+def test_a_lost_redis_copy_replays_even_when_the_write_would_now_be_refused(
+    client: TestClient[Any], client_b: TestClient[Any], owner: Account, valkey: Any
+) -> None:
+    """The key's record is looked up only when a keyed write does not commit: a retry whose
+    handler refuses what its first run did (the lease is active now: 409) still replays."""
+    lease = draft_lease(client, owner)
+    path = f"/api/v1/leases/{lease['id']}/activate"
+    headers = {**owner.headers, "Idempotency-Key": uuid.uuid4().hex}
+    first = client.post(path, headers=headers)
+    assert first.status_code == 200, first.text
+    _forget_redis_copies(valkey)
+    again = client_b.post(path, headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == first.json()
+    # Replayed from the record, and copied back to Redis: the next retry is the gate's.
+    third = client.post(path, headers=headers)
+    assert third.headers["idempotent-replayed"] == "true"
+    # Without a key the same request is refused, as it should be.
+    assert_problem(client.post(path, headers=owner.headers), 409)

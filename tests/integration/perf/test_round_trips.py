@@ -189,12 +189,13 @@ def test_a_write_costs_what_it_did(
     # The gate's one round trip; the changed organization's cache version.
     assert plain == (201, ["INSERT", *tail], ["EVALSHA", "INCRBY"])
     # + the key: the gate's trip also claims it (cached answer? in-flight marker); the
-    # record (one SELECT, one INSERT); its Redis copy and the marker's release are pipelined
-    # with the cache-version bump (haven.uow.tx RequestTx._settle): still two round trips.
+    # record (one INSERT, never looked up first: haven.uow.tx); its Redis copy and the
+    # marker's release are pipelined with the cache-version bump (haven.uow.tx
+    # RequestTx._settle): still two round trips.
     record = [] if postgres else ["INSERT"]  # in the one tail statement on PostgreSQL
     assert keyed == (
         201,
-        ["SELECT", "INSERT", *tail, *record],
+        ["INSERT", *tail, *record],
         ["EVALSHA", "SET", "EVAL", "INCRBY"],
     )
     # A replay is answered from the copy the gate's trip read: no statement, no marker.

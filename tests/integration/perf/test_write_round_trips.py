@@ -11,9 +11,10 @@ the in-flight marker's refresh (only a POST slower than a second sends it) and t
 dependency monitor's `SELECT 1`.
 
 Pinned (issue 19, "writes in two round trips"): Redis is two round trips (the gate's
-script, which also claims the key, and the commit's pipeline). PostgreSQL is pinned at
-what the unit of work sends today (BEGIN, the key's record lookup, the handler's own
-statements, the one tail statement, COMMIT); docs/architecture.md says what is left.
+script, which also claims the key, and the commit's pipeline). PostgreSQL: the tenant POST
+is one statement sent in autocommit (its row, audit row, event and the key's record); the
+payment, which locks its lease, is BEGIN, its own statements, the tail and COMMIT;
+docs/architecture.md says what is left.
 """
 
 from __future__ import annotations
@@ -260,18 +261,22 @@ def test_a_keyed_post_costs_two_redis_round_trips(
     # The gate's script (session, limits and the key's claim); then, after COMMIT, one
     # pipeline: the answer's copy, the marker's release, the cache-version bump.
     assert redis == [["EVALSHA"], ["SET", "EVAL", "INCRBY"]], redis
-    # BEGIN, the key's record lookup, the tenant row, the tail (audit row, counter, event,
-    # the key's record: one statement, haven.uow.tail), COMMIT.
-    assert sql == [["BEGIN"], ["SELECT"], ["INSERT"], ["WITH"], ["COMMIT"]], sql
+    # One statement, in autocommit: the tenant row (added with haven.uow `add_new`, not
+    # flushed), its audit row, the counter, the event and the key's record as CTEs
+    # (haven.uow.tail). No BEGIN, no COMMIT (a statement is atomic by itself), and no
+    # lookup of the key's record: its INSERT finds a taken key by itself (haven.uow.tx).
+    assert sql == [["WITH"]], sql
 
     response, sql, redis = _counted(relays, prefix, payment)
     assert response.status_code == 201, response.text
     assert redis == [["EVALSHA"], ["SET", "EVAL", "INCRBY"]], redis
-    # BEGIN, the key's record lookup, the lease, the entry, the balance after it; the
-    # ledger's totals (haven.ledger.totals: the lease's lease_balances row locked, its lines,
-    # its totals, the payments of the day); the tail, COMMIT.
+    # BEGIN, the lease (FOR UPDATE), the entry, the balance after it; the ledger's totals
+    # (haven.ledger.totals: the lease's lease_balances row locked, its lines, its totals,
+    # the payments of the day); the tail, COMMIT. The lease's lock must be held from its
+    # read to the commit, so this write needs a transaction (docs/architecture.md says
+    # what bounds it).
     assert sql == [
-        ["BEGIN"], ["SELECT"], ["SELECT"], ["INSERT"], ["SELECT"],
+        ["BEGIN"], ["SELECT"], ["INSERT"], ["SELECT"],
         ["INSERT"], ["SELECT"], ["INSERT"], ["INSERT"],
         ["WITH"], ["COMMIT"],
     ], sql  # fmt: skip
@@ -288,3 +293,39 @@ def test_a_keyed_post_costs_two_redis_round_trips(
     assert response.headers["idempotent-replayed"] == "true"
     assert response.content == first.content
     assert (sql, redis) == ([], [["EVALSHA"]])
+
+
+def test_behind_pgbouncer_the_one_statement_keeps_its_transaction(
+    app_factory: Callable[..., TestClient[Any]],
+    database: Any,
+    valkey: EmbeddedValkey,
+    relays: tuple[Relay, Relay],
+) -> None:
+    """PgBouncer in transaction mode may run a statement outside a transaction on another
+    server connection than the one it was prepared on: the tenant POST's one statement is
+    then sent between BEGIN and COMMIT (haven.uow.recorder `_connection`)."""
+    pg_relay, redis_relay = relays
+    prefix = f"w{uuid.uuid4().hex[:6]}"
+    url = _relayed(database.url, pg_relay.port)
+    client = app_factory(
+        redis_key_prefix=prefix,
+        database_url=url + ("&" if "?" in url else "?") + "prepared_statement_cache_size=0",
+        redis_url=_relayed(valkey.url, redis_relay.port),
+        webhook_worker=False,
+        db_pool_min=1,
+        db_pool_max=1,
+    )
+    owner = register(client)
+
+    def tenant() -> Any:
+        key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+        return client.post("/api/v1/tenants", headers={**owner.headers, **key}, json=TENANT)
+
+    assert tenant().status_code == 201
+    response, sql, _ = _counted(relays, prefix, tenant)
+    assert response.status_code == 201, response.text
+    assert sql[0] == ["BEGIN"], sql
+    assert sql[-1] == ["COMMIT"], sql
+    # Between them only the one statement (prepared afresh each time: no statement cache
+    # behind PgBouncer, so a Parse exchange and, empty here, a Close of the prepared one).
+    assert [verbs for verbs in sql[1:-1] if verbs] == [["WITH"], ["WITH"]], sql
