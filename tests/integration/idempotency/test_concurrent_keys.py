@@ -82,6 +82,8 @@ def test_two_requests_past_an_expired_marker_commit_one_write(
     for answer in answers:
         assert answer.status_code == 201, answer.text
     assert answers[0].json() == answers[1].json()
-    assert ["idempotent-replayed" in a.headers for a in answers] == [False, True]
+    # Which of the two commits depends on which statement reaches the key's row first
+    # (under load the second request's may); exactly one writes, the other replays it.
+    assert sorted("idempotent-replayed" in a.headers for a in answers) == [False, True]
     listed = client.get("/api/v1/tenants", headers=owner.headers, params={"limit": 100}).json()
     assert [t["id"] for t in listed["items"] if t["lastName"] == SLOW] == [answers[0].json()["id"]]
