@@ -41,6 +41,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.selectable import Select
 
 from haven.db.base import utcnow
 from haven.models import AuditEvent, Event, EventCounter, IdempotencyRecord
@@ -108,6 +109,26 @@ def write(
 ) -> None:
     """New rows, audit rows, events (one organization) and the Idempotency-Key record: one
     statement. `KeyTaken` (nothing written) when another request's record holds the key."""
+    stmt = statement(audit_rows, by_org, record, inserts)
+    if stmt is None:
+        return
+    try:
+        connection.execute(stmt)
+    except DBAPIError as exc:
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        if record is not None and code == DIVISION_BY_ZERO:
+            raise KeyTaken from None
+        raise
+
+
+def statement(
+    audit_rows: list[dict[str, Any]],
+    by_org: dict[uuid.UUID, list[outbox.PendingEvent]],
+    record: dict[str, Any] | None,
+    inserts: list[tuple[Any, dict[str, Any]]] | None = None,
+) -> Select[Any] | None:
+    """The tail's one statement (None: nothing to write). Its shape depends only on how many
+    rows of each kind it writes, so SQLAlchemy compiles it once per shape and caches it."""
     ctes = [
         insert(table).values(values).cte(f"haven_new_{n}")
         for n, (table, values) in enumerate(inserts or [])
@@ -128,36 +149,35 @@ def write(
         )
         top = select(counter.c.position).scalar_subquery()
         at = utcnow()
-        events = insert(Event).values(
-            [
-                {
-                    "id": uuid.uuid4(),
-                    "organization_id": organization_id,
-                    "position": top - (count - 1 - offset),
-                    "type": item.type,
-                    "resource_type": item.resource_type,
-                    "resource_id": item.resource_id,
-                    "data": item.data,
-                    "occurred_at": at,
-                }
-                for offset, item in enumerate(items)
-            ]
-        )
-        ctes.append(events.cte("haven_events"))
+        # One single-row INSERT per row: SQLAlchemy caches the compiled form of a
+        # `values(dict)` statement, never that of a multi-row `values([...])`, which it
+        # would compile anew on every request (most of a POST's CPU, bench/PROFILE.md).
+        ctes += [
+            insert(Event)
+            .values(
+                id=uuid.uuid4(),
+                organization_id=organization_id,
+                position=top - (count - 1 - offset),
+                type=item.type,
+                resource_type=item.resource_type,
+                resource_id=item.resource_id,
+                data=item.data,
+                occurred_at=at,
+            )
+            .cte(f"haven_event_{offset}")
+            for offset, item in enumerate(items)
+        ]
         columns.append(counter.c.position)
     if audit_rows:
-        ctes.append(insert(AuditEvent).values(audit_rows).cte("haven_audit"))
+        ctes += [
+            insert(AuditEvent).values(row).cte(f"haven_audit_{n}")
+            for n, row in enumerate(audit_rows)
+        ]
     if record is not None:
         written = record_insert("postgresql", record).cte("haven_record")
         ctes.append(written)
         # 1 / (records written): a division by zero when the key was taken fails the statement.
         columns.append(literal(1) / select(func.count()).select_from(written).scalar_subquery())
     if not ctes and not by_org:
-        return
-    try:
-        connection.execute(select(*(columns or [literal(1)])).add_cte(*ctes))
-    except DBAPIError as exc:
-        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        if record is not None and code == DIVISION_BY_ZERO:
-            raise KeyTaken from None
-        raise
+        return None
+    return select(*(columns or [literal(1)])).add_cte(*ctes)
