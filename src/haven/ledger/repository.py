@@ -48,7 +48,8 @@ class LedgerRow(NamedTuple):
         return None if self.id is None else EntryRow._make(self[2:])
 
 
-def line_of(entry: LedgerEntry | EntryRow) -> Line:
+def line_of(entry: LedgerEntry | EntryRow | Any) -> Line:
+    """A ledger line of an entry, or of a row selected with LINE_COLUMNS."""
     return Line(
         id=entry.id,
         type=entry.type,
@@ -92,25 +93,27 @@ async def ledger_rows(
     return await reader.rows(LEDGER, {"lease_id": lease_id, "org_id": organization_id}, LedgerRow)
 
 
+# A ledger line's columns, in `Line`'s order after the lease (also haven.ledger.totals).
+LINE_COLUMNS = (
+    LedgerEntry.id,
+    LedgerEntry.lease_id,
+    LedgerEntry.type,
+    LedgerEntry.amount,
+    LedgerEntry.date,
+    LedgerEntry.reverses_id,
+    LedgerEntry.created_at,
+    LedgerEntry.kind,
+)
+
+
 async def lines_by_lease(
     session: AsyncSession, organization_id: uuid.UUID
 ) -> dict[uuid.UUID, list[Line]]:
     """Every ledger line of an organization, grouped by lease (dashboard, reports, billing)."""
-    stmt = select(
-        LedgerEntry.id,
-        LedgerEntry.lease_id,
-        LedgerEntry.type,
-        LedgerEntry.amount,
-        LedgerEntry.date,
-        LedgerEntry.reverses_id,
-        LedgerEntry.created_at,
-        LedgerEntry.kind,
-    ).where(LedgerEntry.organization_id == organization_id)
+    stmt = select(*LINE_COLUMNS).where(LedgerEntry.organization_id == organization_id)
     out: dict[uuid.UUID, list[Line]] = {}
     for row in await session.execute(stmt):
-        out.setdefault(row.lease_id, []).append(
-            Line(row.id, row.type, row.amount, row.date, row.reverses_id, row.created_at, row.kind)
-        )
+        out.setdefault(row.lease_id, []).append(line_of(row))
     return out
 
 

@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction, aliased
 
 from haven.ledger.aging import Line, deposit_held, oldest_unpaid_on, summarize
+from haven.ledger.repository import LINE_COLUMNS, line_of
 from haven.models import LeaseBalance, LedgerEntry, PaymentsByDay
 from haven.uow.recorder import HavenSession
 
@@ -91,27 +92,13 @@ def _chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
         yield items[start : start + CHUNK]
 
 
-_LINE_COLUMNS = (
-    LedgerEntry.id,
-    LedgerEntry.lease_id,
-    LedgerEntry.type,
-    LedgerEntry.amount,
-    LedgerEntry.date,
-    LedgerEntry.reverses_id,
-    LedgerEntry.created_at,
-    LedgerEntry.kind,
-)
-
-
 def _lines_of(
     connection: Connection, lease_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[Line]]:
     out: dict[uuid.UUID, list[Line]] = {i: [] for i in lease_ids}
-    rows = connection.execute(select(*_LINE_COLUMNS).where(LedgerEntry.lease_id.in_(lease_ids)))
+    rows = connection.execute(select(*LINE_COLUMNS).where(LedgerEntry.lease_id.in_(lease_ids)))
     for row in rows:
-        out[row.lease_id].append(
-            Line(row.id, row.type, row.amount, row.date, row.reverses_id, row.created_at, row.kind)
-        )
+        out[row.lease_id].append(line_of(row))
     return out
 
 
