@@ -3,9 +3,11 @@
     python -m bench.profile LABEL        (writes bench/profiles/LABEL-<scenario>.txt)
 
 Starts Valkey and one instance (haven.devcluster, no load balancer), seeds the bench
-organization, then for each of /health, the cached dashboard, /properties?limit=50 and a
-lease ledger runs wrk (8 connections) and `py-spy record --format raw` on the instance.
-Each report lists the functions by self time and by inclusive time (share of samples).
+organization, then for each of the bench's scenarios (/health, the cached dashboard,
+/properties?limit=50, a lease ledger, the tenant POST; BENCH_ONLY picks some) runs wrk
+(8 connections) and `py-spy record --format raw` on the instance. Each report lists the
+functions by self time and by inclusive time (share of samples) and the instance's CPU
+time per request; BENCH_PROFILE_NATIVE=1 samples C and Rust frames too (slows it).
 To profile older code, put its src/ first on PYTHONPATH: the instance imports it.
 """
 
@@ -23,18 +25,22 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
-from bench.run import HERE, Scenario, log, pg_database, pg_drop
+from bench.run import HERE, SCENARIOS, Scenario, log, pg_database, pg_drop
 from bench.seed import seed
 from haven.devcluster.cluster import Cluster, ClusterSpec
 from haven.store.embedded import free_port
 
 SECONDS = int(os.environ.get("BENCH_PROFILE_SECONDS", "8"))
+NATIVE = os.environ.get("BENCH_PROFILE_NATIVE") == "1"  # C/Rust frames too (py-spy --native)
 TOP = 18
 RATE = 250
 
 
-def report(raw: Path, title: str, rps: float) -> str:
+def report(raw: Path, title: str, rps: float, cpu: tuple[float, float]) -> str:
+    """`cpu`: the instance's user and system CPU seconds while py-spy sampled (it runs
+    alongside wrk for SECONDS of its run)."""
     self_time: collections.Counter[str] = collections.Counter()
     inclusive: collections.Counter[str] = collections.Counter()
     total = 0
@@ -54,6 +60,9 @@ def report(raw: Path, title: str, rps: float) -> str:
         "",
         f"{total} samples at {RATE} Hz over {SECONDS} s; wrk measured {rps:.0f} req/s meanwhile "
         f"(~{per_request:.0f} us of sampled Python time per request)",
+        "",
+        f"process CPU over the window: {cpu[0]:.2f} s user + {cpu[1]:.2f} s system "
+        f"(~{1e6 * sum(cpu) / max(rps * SECONDS, 1):.0f} us per request)",
         "",
         "self time:",
         "",
@@ -111,20 +120,23 @@ def main() -> int:
         org = asyncio.run(seed([url], log=log))
         pid = cluster.instances[0].pid
         scenarios = [
-            Scenario("health", "/health", auth="none"),
-            Scenario("dashboard", "/api/v1/dashboard"),
-            Scenario("properties", "/api/v1/properties?limit=50"),
-            Scenario("ledger", f"/api/v1/leases/{org.ledger_lease}/ledger"),
+            Scenario(sc.name, sc.path.format(lease=org.ledger_lease), sc.method, sc.auth, sc.body)
+            for sc in SCENARIOS
         ]
         cookie = {"Cookie": f"haven_session={org.cookie}"}
         only = {s for s in os.environ.get("BENCH_ONLY", "").split(",") if s}
         for sc in scenarios:
             if only and sc.name not in only:
                 continue
-            httpx.get(url + sc.path, headers=cookie).raise_for_status()
-            env = {**os.environ, "BENCH_METHOD": "GET"}
+            if sc.method == "GET":
+                httpx.get(url + sc.path, headers=cookie).raise_for_status()
+            env = {**os.environ, "BENCH_METHOD": sc.method, "BENCH_KEY_PREFIX": f"p{time.time()}"}
             if sc.auth == "cookie":
                 env["BENCH_COOKIE"] = f"haven_session={org.cookie}"
+            elif sc.auth == "bearer":
+                env["BENCH_BEARER"] = org.token
+            if sc.body:
+                env["BENCH_BODY"] = sc.body
             wrk = subprocess.Popen(
                 [
                     "wrk",
@@ -142,6 +154,7 @@ def main() -> int:
             )
             time.sleep(1)
             raw = tmp / f"{sc.name}.raw"
+            before = psutil.Process(pid).cpu_times()
             subprocess.run(
                 [
                     shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
@@ -156,12 +169,13 @@ def main() -> int:
                     "raw",
                     "-o",
                     str(raw),
-                    "--nonblocking",
+                    *(["--native"] if NATIVE else ["--nonblocking"]),
                 ],
                 check=True,
                 capture_output=True,
                 timeout=SECONDS + 60,
             )
+            after = psutil.Process(pid).cpu_times()
             out, _ = wrk.communicate(timeout=SECONDS + 30)
             rps = 0.0
             for line in out.splitlines():
@@ -170,7 +184,8 @@ def main() -> int:
                     rps = result["requests"] / (result["duration_us"] / 1e6)
             db = "PostgreSQL" if db_url else "SQLite"
             title = f"{label}: {sc.name} ({sc.path.split('?')[0]}, wrk c8, {db})"
-            text = report(raw, title, rps)
+            cpu = (after.user - before.user, after.system - before.system)
+            text = report(raw, title, rps, cpu)
             (out_dir / f"{label}-{sc.name}.txt").write_text(text)
             log(f"profiled {sc.name}")
     finally:

@@ -35,7 +35,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import func, insert, literal, select
+from sqlalchemy import Table, bindparam, func, insert, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -109,11 +109,11 @@ def write(
 ) -> None:
     """New rows, audit rows, events (one organization) and the Idempotency-Key record: one
     statement. `KeyTaken` (nothing written) when another request's record holds the key."""
-    stmt = statement(audit_rows, by_org, record, inserts)
-    if stmt is None:
+    built = statement(audit_rows, by_org, record, inserts)
+    if built is None:
         return
     try:
-        connection.execute(stmt)
+        connection.execute(*built)
     except DBAPIError as exc:
         code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
         if record is not None and code == DIVISION_BY_ZERO:
@@ -121,63 +121,132 @@ def write(
         raise
 
 
+# A shape: the new rows (their table and columns), the number of events, the columns of each
+# audit row and of the record. Its statement is built once, with a bound parameter where
+# each value goes, and kept: building and cache-keying a statement of literal values cost
+# most of a keyed POST's CPU (bench/PROFILE.md); a kept one is keyed once, compiled once.
+Shape = tuple[
+    tuple[tuple[Table, tuple[str, ...]], ...],
+    int,
+    tuple[tuple[str, ...], ...],
+    tuple[str, ...] | None,
+]
+_TEMPLATES: dict[Shape, Select[Any]] = {}
+_MAX_TEMPLATES = 512  # shapes are few (a request writes a handful of rows); bound anyway
+
+EVENT_COLUMNS = ("id", "type", "resource_type", "resource_id", "data")
+
+
 def statement(
     audit_rows: list[dict[str, Any]],
     by_org: dict[uuid.UUID, list[outbox.PendingEvent]],
     record: dict[str, Any] | None,
     inserts: list[tuple[Any, dict[str, Any]]] | None = None,
-) -> Select[Any] | None:
-    """The tail's one statement (None: nothing to write). Its shape depends only on how many
-    rows of each kind it writes, so SQLAlchemy compiles it once per shape and caches it."""
-    ctes = [
-        insert(table).values(values).cte(f"haven_new_{n}")
-        for n, (table, values) in enumerate(inserts or [])
+) -> tuple[Select[Any], dict[str, Any]] | None:
+    """The tail's one statement and its parameters (None: nothing to write). The statement
+    depends only on the shape of what it writes, so the same object serves every request
+    of that shape: SQLAlchemy keys and compiles it once."""
+    inserts = inserts or []
+    ((organization_id, items),) = by_org.items() if by_org else ((None, []),)
+    shape: Shape = (
+        tuple((table, tuple(values)) for table, values in inserts),
+        len(items),
+        tuple(tuple(row) for row in audit_rows),
+        tuple(record) if record is not None else None,
+    )
+    if not shape[0] and not shape[1] and not shape[2] and shape[3] is None:
+        return None
+    template = _TEMPLATES.get(shape)
+    if template is None:
+        if len(_TEMPLATES) >= _MAX_TEMPLATES:
+            _TEMPLATES.clear()
+        template = _TEMPLATES[shape] = _template(shape)
+    params: dict[str, Any] = {}
+    for n, (_table, values) in enumerate(inserts):
+        params.update({f"n{n}_{i}": value for i, value in enumerate(values.values())})
+    if items:
+        params["org"] = organization_id
+        params["at"] = utcnow()
+        for offset, item in enumerate(items):
+            event = (uuid.uuid4(), item.type, item.resource_type, item.resource_id, item.data)
+            params.update({f"e{offset}_{i}": value for i, value in enumerate(event)})
+    for n, row in enumerate(audit_rows):
+        params.update({f"a{n}_{i}": value for i, value in enumerate(row.values())})
+    if record is not None:
+        params.update({f"r_{i}": value for i, value in enumerate(record.values())})
+        params["r_expired"] = record["created_at"] - RETENTION
+    return template, params
+
+
+def _bound_insert(table: Table, columns: tuple[str, ...], prefix: str) -> Insert:
+    return insert(table).values(
+        {
+            table.c[name]: bindparam(f"{prefix}_{i}", type_=table.c[name].type)
+            for i, name in enumerate(columns)
+        }
+    )
+
+
+def _template(shape: Shape) -> Select[Any]:
+    """The statement of one shape, every value a bound parameter (see `statement`)."""
+    new_rows, events, audit_columns, record_columns = shape
+    ctes: list[Any] = [
+        _bound_insert(table, columns, f"n{n}").cte(f"haven_new_{n}")
+        for n, (table, columns) in enumerate(new_rows)
     ]
     columns: list[Any] = []
-    if by_org:
-        ((organization_id, items),) = by_org.items()
-        count = len(items)
+    if events:
+        counters: Table = EventCounter.__table__  # type: ignore[assignment]
         counter = (
-            pg_insert(EventCounter)
-            .values(organization_id=organization_id, position=count, purged_through=0)
-            .on_conflict_do_update(
-                index_elements=[EventCounter.organization_id],
-                set_={"position": EventCounter.position + count},
+            pg_insert(counters)
+            .values(
+                organization_id=bindparam("org", type_=counters.c.organization_id.type),
+                position=events,
+                purged_through=0,
             )
-            .returning(EventCounter.position)
+            .on_conflict_do_update(
+                index_elements=[counters.c.organization_id],
+                set_={"position": counters.c.position + events},
+            )
+            .returning(counters.c.position)
             .cte("haven_counter")
         )
         top = select(counter.c.position).scalar_subquery()
-        at = utcnow()
-        # One single-row INSERT per row: SQLAlchemy caches the compiled form of a
-        # `values(dict)` statement, never that of a multi-row `values([...])`, which it
-        # would compile anew on every request (most of a POST's CPU, bench/PROFILE.md).
-        ctes += [
-            insert(Event)
-            .values(
-                id=uuid.uuid4(),
-                organization_id=organization_id,
-                position=top - (count - 1 - offset),
-                type=item.type,
-                resource_type=item.resource_type,
-                resource_id=item.resource_id,
-                data=item.data,
-                occurred_at=at,
-            )
-            .cte(f"haven_event_{offset}")
-            for offset, item in enumerate(items)
-        ]
+        table: Table = Event.__table__  # type: ignore[assignment]
+        for offset in range(events):
+            values: dict[Any, Any] = {
+                table.c[name]: bindparam(f"e{offset}_{i}", type_=table.c[name].type)
+                for i, name in enumerate(EVENT_COLUMNS)
+            }
+            values[table.c.organization_id] = bindparam("org", type_=table.c.organization_id.type)
+            values[table.c.position] = top - (events - 1 - offset)
+            values[table.c.occurred_at] = bindparam("at", type_=table.c.occurred_at.type)
+            ctes.append(insert(table).values(values).cte(f"haven_event_{offset}"))
         columns.append(counter.c.position)
-    if audit_rows:
-        ctes += [
-            insert(AuditEvent).values(row).cte(f"haven_audit_{n}")
-            for n, row in enumerate(audit_rows)
-        ]
-    if record is not None:
-        written = record_insert("postgresql", record).cte("haven_record")
+    audits: Table = AuditEvent.__table__  # type: ignore[assignment]
+    ctes += [
+        _bound_insert(audits, row, f"a{n}").cte(f"haven_audit_{n}")
+        for n, row in enumerate(audit_columns)
+    ]
+    if record_columns is not None:
+        records: Table = IdempotencyRecord.__table__  # type: ignore[assignment]
+        stmt = pg_insert(records).values(
+            {
+                records.c[name]: bindparam(f"r_{i}", type_=records.c[name].type)
+                for i, name in enumerate(record_columns)
+            }
+        )
+        written = (
+            stmt.on_conflict_do_update(
+                index_elements=[records.c.scope_hash],
+                set_={name: stmt.excluded[name] for name in record_columns if name != "id"},
+                where=records.c.created_at
+                < bindparam("r_expired", type_=records.c.created_at.type),
+            )
+            .returning(records.c.id)
+            .cte("haven_record")
+        )
         ctes.append(written)
         # 1 / (records written): a division by zero when the key was taken fails the statement.
         columns.append(literal(1) / select(func.count()).select_from(written).scalar_subquery())
-    if not ctes and not by_org:
-        return None
     return select(*(columns or [literal(1)])).add_cte(*ctes)
