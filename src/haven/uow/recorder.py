@@ -40,6 +40,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
+from sqlalchemy.sql import ClauseElement
 
 from haven.db.base import Base
 from haven.db.engine import behind_pgbouncer
@@ -168,7 +169,8 @@ def add_new(session: AsyncSession, obj: Base) -> None:
 
 def _insert_values(obj: Any) -> tuple[Any, dict[str, Any]] | None:
     """(table, column values) of a row `add_new` added; None when a column is left to the
-    database (a server default) or the row gained related objects since."""
+    database (a server default), holds a SQL expression (the tail binds plain values only)
+    or the row gained related objects since."""
     state = sa_inspect(obj)
     mapper = state.mapper
     if any(key in state.dict for key in mapper.relationships.keys()):  # noqa: SIM118
@@ -178,6 +180,8 @@ def _insert_values(obj: Any) -> tuple[Any, dict[str, Any]] | None:
         column = prop.columns[0]
         value = state.dict.get(prop.key)
         if value is None and (column.server_default is not None or not column.nullable):
+            return None
+        if isinstance(value, ClauseElement):
             return None
         values[column.key] = value
     return mapper.local_table, values

@@ -52,7 +52,14 @@ def _counts(settings: Any, organization_id: uuid.UUID, last_name: str) -> tuple[
     return asyncio.run(count())
 
 
-def _add(settings: Any, organization_id: uuid.UUID, last_name: str, n: int, query: bool) -> None:
+def _add(
+    settings: Any,
+    organization_id: uuid.UUID,
+    last_name: str,
+    n: int,
+    query: bool,
+    first_name: Any = "A",
+) -> None:
     async def add() -> None:
         engine = create_engine(settings)
         try:
@@ -63,7 +70,9 @@ def _add(settings: Any, organization_id: uuid.UUID, last_name: str, n: int, quer
                     add_new(
                         session,
                         Tenant(
-                            organization_id=organization_id, first_name="A", last_name=last_name
+                            organization_id=organization_id,
+                            first_name=first_name,
+                            last_name=last_name,
                         ),
                     )
                 if query:  # a query sees them: autoflushed
@@ -90,3 +99,25 @@ def test_add_new_rows_are_written_once_on_every_path(
     for name, n, query in (("One", 1, False), ("Queried", 2, True), ("Many", MAX_ROWS + 1, False)):
         _add(settings, org, name, n, query)
         assert _counts(settings, org, name) == (n, n, n), name
+
+
+def test_a_row_holding_a_sql_expression_is_flushed_not_bound(
+    client: TestClient[Any], owner: Account, settings_factory: Callable[..., Any]
+) -> None:
+    """The tail binds plain values; a column set to an expression is the database's to
+    compute, so such a row goes the flush's way, still once, with its audit row and event."""
+    settings = settings_factory()
+    org = uuid.UUID(owner.organization_id)
+    _add(settings, org, "Computed", 1, False, first_name=func.upper("ada"))
+    assert _counts(settings, org, "Computed") == (1, 1, 1)
+
+    async def first_name() -> str:
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as conn:
+                stmt = select(Tenant.first_name).where(Tenant.last_name == "Computed")
+                return str((await conn.execute(stmt)).scalar_one())
+        finally:
+            await engine.dispose()
+
+    assert asyncio.run(first_name()) == "ADA"
