@@ -714,6 +714,7 @@ def write_results(bench: Bench, rss: dict[str, int], seed_s: float, total_s: flo
     lines += peer_targets(runs, table, rss)
     lines += ["", "## What bounds the missed targets", ""]
     lines += bounds(table, bench)
+    lines += peer_bounds(table)
     (HERE / RESULTS).write_text("\n".join(lines) + "\n")
     raw = [r.__dict__ for r in runs]
     (HERE / f"{STEM or ''}runs.json").write_text(json.dumps(raw, indent=1) + "\n")
@@ -921,6 +922,33 @@ def bounds(table: dict[Any, dict[str, Any]], bench: Bench) -> list[str]:
         "- Two instances add little here: with 2 cores shared by wrk, nginx, Valkey, PostgreSQL "
         "and the other jobs, a second instance has no idle core to use.",
     ]
+
+
+def peer_bounds(table: dict[Any, dict[str, Any]]) -> list[str]:
+    """Where each peer target sits against the raw baseline of the same run: a target above
+    the baseline's own rate asks Haven to beat the near-limit reference."""
+    out: list[str] = []
+    for sc, vs_express in (("dashboard", 2.0), ("properties", 1.5), ("tenants-post", 1.5)):
+        express = table.get((sc, "express", "nginx", 1, 64))
+        raw = table.get((sc, "baseline", "nginx", 1, 64))
+        haven = table.get((sc, "haven", "nginx", 1, 64))
+        if not (express and raw and haven and raw["rps"]):
+            continue
+        wanted = express["rps"] * vs_express
+        cpu = ", ".join(
+            f"{name} {s['cpu']:.2f} ms"
+            for name, s in (("Haven", haven), ("Express", express), ("raw", raw))
+            if s["cpu"] is not None
+        )
+        out.append(
+            f"- {sc}: {vs_express}x Express is {wanted:,.0f} req/s, "
+            f"{wanted / raw['rps']:.2f}x what the raw baseline served in this run "
+            f"({raw['rps']:,.0f} req/s); Haven served {haven['rps']:,.0f} "
+            f"({haven['rps'] / raw['rps']:.2f}x raw). Server CPU per request at c64: {cpu}. "
+            f"The profile of Haven's request is bench/profiles/final-{sc}.txt "
+            "(`python -m bench.profile final`)."
+        )
+    return out
 
 
 def chart(runs: list[Run]) -> None:
