@@ -18,7 +18,7 @@ from haven.errors import FieldError, ForbiddenError, ValidationError
 from haven.models import ApiKey
 from haven.models.organization import ROLES
 from haven.services import Services
-from haven.uow import after_commit
+from haven.uow import add_new, after_commit
 
 SORTS = sort_keys({"createdAt": (ApiKey.created_at, datetime)})
 
@@ -63,8 +63,7 @@ async def create(
         created_at=utcnow(),
         expires_at=data.expires_at,
     )
-    db.add(row)
-    await db.flush()
+    add_new(db, row)  # written with the commit's statement (haven.uow.recorder)
     return row, key
 
 

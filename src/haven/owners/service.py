@@ -29,6 +29,7 @@ from haven.models import (
 from haven.owners import statement as stmt
 from haven.owners.allocation import ShareSet, history_from_rows, make_set, set_on, share_problems
 from haven.owners.schemas import OwnerIn, OwnerPatch, OwnershipIn, PayoutIn, PayoutReverseIn
+from haven.uow import add_new
 
 # -- owners
 
@@ -48,8 +49,7 @@ async def create(session: AsyncSession, organization_id: uuid.UUID, data: OwnerI
         payout_reference=data.payout_reference,
         notes=data.notes,
     )
-    session.add(owner)
-    await session.flush()
+    add_new(session, owner)  # written with the commit's statement (haven.uow.recorder)
     return owner
 
 

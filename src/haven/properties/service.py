@@ -15,6 +15,7 @@ from haven.db.reader import Reader
 from haven.errors import FieldError, ValidationError
 from haven.models import Property
 from haven.properties.schemas import Address, ManagementFee, PropertyIn, PropertyPatch
+from haven.uow import add_new
 
 
 def _apply_address(prop: Property, address: Address) -> None:
@@ -48,8 +49,7 @@ async def create(session: AsyncSession, organization_id: uuid.UUID, data: Proper
     )
     _apply_address(prop, data.address)
     _apply_fee(prop, data.management_fee)
-    session.add(prop)
-    await session.flush()
+    add_new(session, prop)  # written with the commit's statement (haven.uow.recorder)
     return prop
 
 
