@@ -11,14 +11,16 @@ the in-flight marker's refresh (only a POST slower than a second sends it) and t
 dependency monitor's `SELECT 1`.
 
 Pinned (issue 19, "writes in two round trips"): Redis is two round trips (the gate's
-script, which also claims the key, and the commit's pipeline). PostgreSQL: the tenant POST
-is one statement sent in autocommit (its row, audit row, event and the key's record); the
-payment, which locks its lease, is BEGIN, its own statements, the tail and COMMIT;
-docs/architecture.md says what is left.
+script, which also claims the key, and the commit's pipeline). PostgreSQL: a POST that only
+adds one new row (`ONE_STATEMENT`: tenant, property, owner, API key) is one statement sent
+in autocommit (its row, audit row, event and the key's record); the payment, which locks
+its lease, is BEGIN, its own statements, the tail and COMMIT; docs/architecture.md says
+what is left, bench/RESULTS-writes.md counts the other POSTs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import struct
@@ -30,9 +32,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from litestar.testing import TestClient
+from sqlalchemy import func, select
 
+from haven.config import Settings
+from haven.db.base import Base
+from haven.db.engine import create_engine
+from haven.models import ApiKey, AuditEvent, Event, IdempotencyRecord, Owner, Property, Tenant
 from haven.store.embedded import EmbeddedValkey
-from support import register
+from support import PROPERTY, register
 from support_leases import active_lease, pay
 
 TENANT = {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com"}
@@ -329,3 +336,156 @@ def test_behind_pgbouncer_the_one_statement_keeps_its_transaction(
     # Between them only the one statement (prepared afresh each time: no statement cache
     # behind PgBouncer, so a Parse exchange and, empty here, a Close of the prepared one).
     assert [verbs for verbs in sql[1:-1] if verbs] == [["WITH"], ["WITH"]], sql
+
+
+# POSTs whose handler only adds one new row with haven.uow `add_new` (no read first, no
+# other row changed, nothing the database fills in): (path, body, model, entity type).
+ONE_STATEMENT = {
+    "tenants": ("/api/v1/tenants", TENANT, Tenant, "tenant"),
+    "properties": ("/api/v1/properties", PROPERTY, Property, "property"),
+    "owners": ("/api/v1/owners", {"kind": "person", "name": "Owen", "email": "o@example.com"},
+               Owner, "owner"),
+    "api-keys": ("/api/v1/api-keys", {"name": "sync", "role": "viewer"}, ApiKey, "api_key"),
+}  # fmt: skip
+
+
+def _written(
+    settings: Settings, model: type[Base], row_id: str, organization_id: str, body: bytes
+) -> tuple[int, int, list[str], list[str], int]:
+    """(the organization's rows of `model`, rows with this id, the row's audit actions, its
+    event types, Idempotency-Key records holding this answer), read from the database."""
+
+    async def read() -> tuple[int, int, list[str], list[str], int]:
+        engine = create_engine(settings)
+        rid, org = uuid.UUID(row_id), uuid.UUID(organization_id)
+        table: Any = model
+        try:
+            async with engine.connect() as conn:
+
+                async def count(stmt: Any) -> int:
+                    return int((await conn.execute(stmt)).scalar_one())
+
+                everyone = await count(
+                    select(func.count()).select_from(table).where(table.organization_id == org)
+                )
+                rows = await count(select(func.count()).select_from(table).where(table.id == rid))
+                audits = (
+                    await conn.execute(
+                        select(AuditEvent.action).where(
+                            AuditEvent.entity_id == rid, AuditEvent.organization_id == org
+                        )
+                    )
+                ).scalars()
+                events = (
+                    await conn.execute(
+                        select(Event.type).where(
+                            Event.resource_id == rid, Event.organization_id == org
+                        )
+                    )
+                ).scalars()
+                records = await count(
+                    select(func.count())
+                    .select_from(IdempotencyRecord)
+                    .where(IdempotencyRecord.organization_id == org)
+                    .where(IdempotencyRecord.body == body)
+                )
+                return everyone, rows, list(audits), list(events), records
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+@pytest.mark.parametrize("name", list(ONE_STATEMENT))
+def test_a_post_that_adds_one_row_is_one_statement(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+    database: Any,
+    valkey: EmbeddedValkey,
+    relays: tuple[Relay, Relay],
+    name: str,
+) -> None:
+    """Each such POST, keyed: one PostgreSQL round trip (its row, audit row, event and the
+    key's record in one statement, autocommit), two Redis round trips; all of it written;
+    a replay of the key answers the same bytes with no statement and writes no second row."""
+    path, body, model, entity = ONE_STATEMENT[name]
+    pg_relay, redis_relay = relays
+    prefix = f"w{uuid.uuid4().hex[:6]}"
+    client = app_factory(
+        rate_limit_enabled=True,
+        redis_key_prefix=prefix,
+        database_url=_relayed(database.url, pg_relay.port),
+        redis_url=_relayed(valkey.url, redis_relay.port),
+        webhook_worker=False,
+        db_pool_min=1,
+        db_pool_max=1,
+    )
+    owner = register(client)
+    key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+
+    def send(headers: dict[str, str] | None = None) -> Any:
+        headers = headers or {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+        return client.post(path, headers={**owner.headers, **headers}, json=body)
+
+    for _ in range(2):  # warm up: statements prepared
+        assert send().status_code == 201
+
+    response, sql, redis = _counted(relays, prefix, lambda: send(key))
+    assert response.status_code == 201, response.text
+    assert redis == [["EVALSHA"], ["SET", "EVAL", "INCRBY"]], redis
+    assert sql == [["WITH"]], sql
+
+    settings = settings_factory()
+    row_id = response.json()["id"]
+    everyone, rows, audits, events, records = _written(
+        settings, model, row_id, owner.organization_id, response.content
+    )
+    assert (everyone, rows, records) == (3, 1, 1)
+    assert audits == [f"{entity}.created"], audits
+    assert events == [f"{entity}.created"], events
+
+    replay, sql, redis = _counted(relays, prefix, lambda: send(key))
+    assert replay.status_code == 201
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.content == response.content
+    assert (sql, redis) == ([], [["EVALSHA"]])
+    assert _written(settings, model, row_id, owner.organization_id, response.content)[:3] == (
+        3,
+        1,
+        audits,
+    )
+
+
+@pytest.mark.parametrize("name", list(ONE_STATEMENT))
+def test_a_post_that_adds_one_row_answers_what_it_wrote(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+    name: str,
+) -> None:
+    """On both backends (SQLite flushes the row at the commit; PostgreSQL writes it in the
+    tail statement): the answer is the row as read back (id, timestamps, version 1, ETag),
+    with one audit row, one event and the key's record; a replay writes no second row."""
+    path, body, model, entity = ONE_STATEMENT[name]
+    client = app_factory(webhook_worker=False)
+    owner = register(client)
+    key = {**owner.headers, "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    created = client.post(path, headers=key, json=body)
+    assert created.status_code == 201, created.text
+    answer = created.json()
+    read = client.get(f"{path}/{answer['id']}", headers=owner.headers)
+    assert read.status_code == 200, read.text
+    assert {k: v for k, v in answer.items() if k != "key"} == read.json()  # the API key's
+    assert created.headers.get("etag") == read.headers.get("etag")  # secret: this answer only
+    assert answer.get("version", 1) == 1
+    written = _written(
+        settings_factory(), model, answer["id"], owner.organization_id, created.content
+    )
+    assert written == (1, 1, [f"{entity}.created"], [f"{entity}.created"], 1), written
+
+    replay = client.post(path, headers=key, json=body)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.content == created.content
+    written = _written(
+        settings_factory(), model, answer["id"], owner.organization_id, created.content
+    )
+    assert written[:2] == (1, 1)
