@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -89,9 +90,12 @@ API_HANDLERS: list[Any] = [
 
 
 def _swagger_assets() -> Path:
-    import swagger_ui
-
-    return Path(swagger_ui.__file__).parent / "static"
+    # Found, not imported: importing swagger_ui loads Jinja2 (its own page templates), which
+    # an instance never uses; only the package's static files are served.
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or spec.origin is None:
+        raise RuntimeError("swagger-ui-py is not installed (a dependency of Haven)")
+    return Path(spec.origin).parent / "static"
 
 
 async def require_json_body(request: Request[Any, Any, Any]) -> None:

@@ -28,6 +28,19 @@ log = structlog.get_logger("haven.server")
 
 BACKLOG = 2048  # pending connections the kernel queues (capped by net.core.somaxconn)
 
+# Installed in development environments (dev tools, the bench's FastAPI peer), never used by
+# Haven (its schemas are msgspec Structs). Litestar loads its pydantic plugins, and with them
+# pydantic and pydantic-core, whenever pydantic imports: ~9 MB per instance for nothing.
+NOT_IMPORTED = ("pydantic",)
+
+
+def keep_out_unused_packages() -> None:
+    """Make `import pydantic` fail in this process, as if it were not installed (Litestar
+    then skips its optional plugins). Only `haven serve` calls this, before the app exists."""
+    for name in NOT_IMPORTED:
+        if name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]
+
 
 def serve(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT; returns the process exit code."""
@@ -44,6 +57,7 @@ def serve(settings: Settings) -> int:
             "(sessions will not survive a restart or work across instances)",
             file=sys.stderr,
         )
+    keep_out_unused_packages()
     try:
         cluster = Cluster(settings)
         app = create_app(settings, redis_url=redis_url, cluster=cluster)

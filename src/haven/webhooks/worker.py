@@ -29,9 +29,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
-import httpx
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from sqlalchemy import Table, and_, exists, func, insert, or_, select, update
@@ -43,6 +42,9 @@ from haven.db.engine import WRITE_OPTION, create_engine
 from haven.models import Event, EventCounter, WebhookDelivery, WebhookSubscription
 from haven.uow.outbox import json_safe
 from haven.webhooks import egress, signing
+
+if TYPE_CHECKING:
+    import httpx
 
 log = structlog.get_logger("haven.webhooks")
 
@@ -198,15 +200,23 @@ class DeliveryWorker:
     async def start(self) -> None:
         size = self.settings.webhook_concurrency + 1
         self.engine = create_engine(self.settings.with_overrides(db_pool_min=0, db_pool_max=size))
-        timeout = self.settings.webhook_timeout_ms / 1000
-        self._client = httpx.AsyncClient(
-            follow_redirects=False,
-            timeout=httpx.Timeout(timeout),
-            trust_env=False,
-            limits=httpx.Limits(max_connections=self.settings.webhook_concurrency * 2),
-            headers={"user-agent": f"Haven-Webhooks/{self.settings.version}"},
-        )
         self._task = asyncio.create_task(self._run(), name="haven-webhook-worker")
+
+    def _http(self) -> httpx.AsyncClient:
+        """The HTTP client, made on the first delivery: httpx and its TLS context (the CA
+        bundle, ~7 MB with the import) stay out of an instance that has none to make."""
+        if self._client is None:
+            import httpx
+
+            timeout = self.settings.webhook_timeout_ms / 1000
+            self._client = httpx.AsyncClient(
+                follow_redirects=False,
+                timeout=httpx.Timeout(timeout),
+                trust_env=False,
+                limits=httpx.Limits(max_connections=self.settings.webhook_concurrency * 2),
+                headers={"user-agent": f"Haven-Webhooks/{self.settings.version}"},
+            )
+        return self._client
 
     async def stop(self) -> None:
         tasks = [t for t in (self._task, *self._active) if t is not None]
@@ -423,7 +433,9 @@ class DeliveryWorker:
         return keys
 
     async def _send(self, claim: Claim, event: Any) -> Outcome:
-        assert self._client is not None
+        import httpx  # loaded by _http() below (first delivery)
+
+        client = self._http()
         body = payload(event)
         started = time.monotonic()
 
@@ -443,7 +455,7 @@ class DeliveryWorker:
         headers["host"] = target.host_header
         extensions = {"sni_hostname": target.sni_hostname} if target.sni_hostname else None
         try:
-            response = await self._client.post(
+            response = await client.post(
                 target.url, content=body, headers=headers, extensions=extensions
             )
         except httpx.TimeoutException:

@@ -1,9 +1,18 @@
-"""What an instance loads: only what serving needs (RSS is measured in bench/, not here).
+"""What an instance loads: only what serving needs (RSS is measured in bench/, not here;
+bench/memory.py prints it, bench/RESULTS-memory.md has the figures).
 
 Litestar invents response examples with polyfactory and Faker for a `ResponseSpec` unless
 told not to (haven.web.answers); the two would sit in every instance's memory for examples
 the document replaces with recorded ones. Migrations (Alembic, Mako) load only for
 `haven migrate` or `haven serve --migrate`.
+
+`haven serve` also keeps out, by counting modules rather than megabytes:
+- pydantic (and pydantic-core): installed for dev tools, never used by Haven, yet Litestar
+  loads its pydantic plugins whenever it imports (haven.server.keep_out_unused_packages);
+  the OpenAPI document is the same without them;
+- Jinja2: the Swagger UI package is only located for its static files, not imported;
+- httpx and its TLS context: the webhook worker makes its HTTP client on its first
+  delivery, not at start.
 """
 
 from __future__ import annotations
@@ -11,11 +20,19 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 NOT_SERVED = ("faker", "polyfactory", "alembic", "mako", "hypothesis")
+# Kept out of a serving instance (see the module docstring); `haven serve` builds the app
+# after haven.server.keep_out_unused_packages().
+NOT_LOADED_BY_SERVE = (*NOT_SERVED, "pydantic", "pydantic_core", "jinja2", "swagger_ui", "httpx")
 
 PROGRAM = """
-import json, sys
+import asyncio, hashlib, json, sys
+SERVE = sys.argv[1] == "serve"
+if SERVE:
+    from haven.server import keep_out_unused_packages
+    keep_out_unused_packages()
 from haven.app import create_app
 from haven.config import load_settings
 settings = load_settings({
@@ -26,15 +43,51 @@ settings = load_settings({
 })
 app = create_app(settings)
 assert app.openapi_schema.paths  # the document is built at start, as in `haven serve`
-print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+document = json.dumps(app.openapi_schema.to_schema(), sort_keys=True, default=str)
+if SERVE:
+    # Every instance starts a webhook worker (its engine and poll loop; no delivery due).
+    from prometheus_client import CollectorRegistry
+    from haven.webhooks.worker import DeliveryWorker, WebhookMetrics
+
+    async def worker() -> None:
+        w = DeliveryWorker(settings, WebhookMetrics(CollectorRegistry()))
+        await w.start()
+        await asyncio.sleep(0)
+        await w.stop()
+
+    asyncio.run(worker())
+print(json.dumps({
+    "modules": sorted({name.split(".")[0] for name, m in sys.modules.items() if m is not None}),
+    "document": hashlib.sha256(document.encode()).hexdigest(),
+}))
 """
 
 
-def test_a_built_app_has_not_loaded_example_factories_or_migrations() -> None:
+def _run(mode: str, cwd: Path) -> dict[str, object]:
     done = subprocess.run(
-        [sys.executable, "-c", PROGRAM], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", PROGRAM, mode],
+        cwd=cwd,  # the worker's engine may create unused.db there
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
-    loaded = set(json.loads(done.stdout.strip().splitlines()[-1]))
+    out: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return out
+
+
+def test_a_built_app_has_not_loaded_example_factories_or_migrations(tmp_path: Path) -> None:
+    loaded = set(_run("app", tmp_path)["modules"])  # type: ignore[call-overload]
     assert "litestar" in loaded  # the probe does see what is there
     assert sorted(loaded & set(NOT_SERVED)) == []
+
+
+def test_a_serving_instance_loads_neither_pydantic_nor_jinja2_nor_httpx(tmp_path: Path) -> None:
+    served = _run("serve", tmp_path)
+    loaded = set(served["modules"])  # type: ignore[call-overload]
+    assert "litestar" in loaded
+    assert "sqlalchemy" in loaded
+    assert sorted(loaded & set(NOT_LOADED_BY_SERVE)) == []
+    # Litestar without its pydantic plugins documents the API exactly as with them.
+    assert served["document"] == _run("app", tmp_path)["document"]
