@@ -25,9 +25,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.run import HERE, SCENARIOS, log, pg_database, pg_drop
+from bench.run import HERE, SCENARIOS, log, one_instance, pg_database, pg_drop
 from bench.seed import seed
-from haven.devcluster.cluster import Cluster, ClusterSpec
 from haven.store.embedded import free_port
 
 SECONDS = int(os.environ.get("BENCH_MEMORY_SECONDS", "5"))
@@ -50,26 +49,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="haven-memory-"))
     port = free_port()
     db_url, pg_admin = pg_database()  # PostgreSQL when BENCH_DATABASE_URL is set
-    cluster = Cluster(
-        ClusterSpec(
-            instances=1,
-            base_port=port,
-            lb="none",
-            runtime_dir=tmp,
-            demo_data=False,
-            drain_delay_ms=200,
-            extra_env={
-                "DATABASE_URL": db_url or f"sqlite+aiosqlite:///{tmp / 'm.db'}",
-                "LOG_LEVEL": "warning",
-                "RATE_LIMIT_GLOBAL": "10000000",
-                "RATE_LIMIT_PER_USER": "10000000",
-                "RATE_LIMIT_AUTH": "10000",
-                "RATE_LIMIT_AUTH_EMAIL": "10000",
-                "RATE_LIMIT_REGISTER": "10000",
-            },
-        ),
-        log=log,
-    )
+    cluster = one_instance(tmp, port, db_url)
     rows: list[tuple[str, dict[str, float], float | None]] = []
     try:
         cluster.start()

@@ -27,9 +27,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from bench.run import HERE, SCENARIOS, Scenario, log, pg_database, pg_drop
+from bench.run import HERE, SCENARIOS, Scenario, log, one_instance, pg_database, pg_drop
 from bench.seed import seed
-from haven.devcluster.cluster import Cluster, ClusterSpec
 from haven.store.embedded import free_port
 
 SECONDS = int(os.environ.get("BENCH_PROFILE_SECONDS", "8"))
@@ -94,26 +93,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="haven-profile-"))
     port = free_port()
     db_url, pg_admin = pg_database()  # PostgreSQL when BENCH_DATABASE_URL is set
-    cluster = Cluster(
-        ClusterSpec(
-            instances=1,
-            base_port=port,
-            lb="none",
-            runtime_dir=tmp,
-            demo_data=False,
-            drain_delay_ms=200,
-            extra_env={
-                "DATABASE_URL": db_url or f"sqlite+aiosqlite:///{tmp / 'p.db'}",
-                "LOG_LEVEL": "warning",
-                "RATE_LIMIT_GLOBAL": "10000000",
-                "RATE_LIMIT_PER_USER": "10000000",
-                "RATE_LIMIT_AUTH": "10000",
-                "RATE_LIMIT_AUTH_EMAIL": "10000",
-                "RATE_LIMIT_REGISTER": "10000",
-            },
-        ),
-        log=log,
-    )
+    cluster = one_instance(tmp, port, db_url)
     try:
         cluster.start()
         url = f"http://127.0.0.1:{port}"

@@ -174,6 +174,37 @@ def pg_drop(admin: str, url: str) -> None:
     asyncio.run(drop())
 
 
+# The limiter stays on (its step runs on every request), raised so that nothing is refused.
+RAISED_LIMITS = {
+    "RATE_LIMIT_GLOBAL": "10000000",
+    "RATE_LIMIT_PER_USER": "10000000",
+    "RATE_LIMIT_AUTH": "10000",
+    "RATE_LIMIT_AUTH_EMAIL": "10000",
+    "RATE_LIMIT_REGISTER": "10000",
+}
+
+
+def one_instance(tmp: Path, port: int, db_url: str | None) -> Cluster:
+    """One Haven instance and its Valkey, no load balancer, limits raised, quiet logs: what
+    bench.profile and bench.memory sample (SQLite in `tmp` unless `db_url` is given)."""
+    return Cluster(
+        ClusterSpec(
+            instances=1,
+            base_port=port,
+            lb="none",
+            runtime_dir=tmp,
+            demo_data=False,
+            drain_delay_ms=200,
+            extra_env={
+                "DATABASE_URL": db_url or f"sqlite+aiosqlite:///{tmp / 'bench.db'}",
+                "LOG_LEVEL": "warning",
+                **RAISED_LIMITS,
+            },
+        ),
+        log=log,
+    )
+
+
 # ---- measuring -----------------------------------------------------------------------
 
 
@@ -268,11 +299,7 @@ class Bench:
                 "DATABASE_URL": database,
                 "HAVEN_ENV": "development",
                 "LOG_LEVEL": "warning",
-                "RATE_LIMIT_GLOBAL": "10000000",
-                "RATE_LIMIT_PER_USER": "10000000",
-                "RATE_LIMIT_AUTH": "10000",
-                "RATE_LIMIT_AUTH_EMAIL": "10000",
-                "RATE_LIMIT_REGISTER": "10000",
+                **RAISED_LIMITS,
                 "TRUST_PROXY": "true",
             },
         )

@@ -232,12 +232,14 @@ def _counted(
     )
 
 
-def test_a_keyed_post_costs_two_redis_round_trips(
+def _relayed_client(
     app_factory: Callable[..., TestClient[Any]],
     database: Any,
     valkey: EmbeddedValkey,
     relays: tuple[Relay, Relay],
-) -> None:
+) -> tuple[TestClient[Any], str]:
+    """An app talking to PostgreSQL and Valkey through the counting relays (one pooled
+    connection each way), with its own Redis key prefix (returned with it)."""
     pg_relay, redis_relay = relays
     prefix = f"w{uuid.uuid4().hex[:6]}"
     client = app_factory(
@@ -249,6 +251,16 @@ def test_a_keyed_post_costs_two_redis_round_trips(
         db_pool_min=1,
         db_pool_max=1,
     )
+    return client, prefix
+
+
+def test_a_keyed_post_costs_two_redis_round_trips(
+    app_factory: Callable[..., TestClient[Any]],
+    database: Any,
+    valkey: EmbeddedValkey,
+    relays: tuple[Relay, Relay],
+) -> None:
+    client, prefix = _relayed_client(app_factory, database, valkey, relays)
     owner = register(client)
     lease = active_lease(client, owner)
 
@@ -409,17 +421,7 @@ def test_a_post_that_adds_one_row_is_one_statement(
     key's record in one statement, autocommit), two Redis round trips; all of it written;
     a replay of the key answers the same bytes with no statement and writes no second row."""
     path, body, model, entity = ONE_STATEMENT[name]
-    pg_relay, redis_relay = relays
-    prefix = f"w{uuid.uuid4().hex[:6]}"
-    client = app_factory(
-        rate_limit_enabled=True,
-        redis_key_prefix=prefix,
-        database_url=_relayed(database.url, pg_relay.port),
-        redis_url=_relayed(valkey.url, redis_relay.port),
-        webhook_worker=False,
-        db_pool_min=1,
-        db_pool_max=1,
-    )
+    client, prefix = _relayed_client(app_factory, database, valkey, relays)
     owner = register(client)
     key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
 
