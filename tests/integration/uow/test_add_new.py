@@ -32,7 +32,13 @@ def _counts(settings: Any, organization_id: uuid.UUID, last_name: str) -> tuple[
                         .where(Tenant.last_name == last_name)
                     )
                 ).scalar_one()
-                ids = select(Tenant.id).where(Tenant.last_name == last_name)
+                # Scoped to this organization: other tests (and earlier runs on the
+                # same database) add tenants with the same last name.
+                ids = (
+                    select(Tenant.id)
+                    .where(Tenant.organization_id == organization_id)
+                    .where(Tenant.last_name == last_name)
+                )
                 audits = (
                     await conn.execute(
                         select(func.count())
@@ -76,7 +82,11 @@ def _add(
                         ),
                     )
                 if query:  # a query sees them: autoflushed
-                    stmt = select(func.count()).where(Tenant.last_name == last_name)
+                    stmt = (
+                        select(func.count())
+                        .where(Tenant.organization_id == organization_id)
+                        .where(Tenant.last_name == last_name)
+                    )
                     assert (await session.execute(stmt)).scalar_one() == n
                 await session.commit()
                 # The session goes on: a second commit writes nothing more.
@@ -115,7 +125,11 @@ def test_a_row_holding_a_sql_expression_is_flushed_not_bound(
         engine = create_engine(settings)
         try:
             async with engine.connect() as conn:
-                stmt = select(Tenant.first_name).where(Tenant.last_name == "Computed")
+                stmt = (
+                    select(Tenant.first_name)
+                    .where(Tenant.organization_id == org)
+                    .where(Tenant.last_name == "Computed")
+                )
                 return str((await conn.execute(stmt)).scalar_one())
         finally:
             await engine.dispose()
