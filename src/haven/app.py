@@ -142,6 +142,28 @@ def fix_options_allow(app: Litestar) -> None:
                     owner.methods = route.methods
 
 
+def resolve_dependencies_in_order(app: Litestar) -> None:
+    """Resolve each route's dependencies one after another, never in a task group.
+
+    Litestar resolves the dependencies of one level of the graph concurrently: an anyio
+    task group and a task per dependency, on every request (4-5 % of a list page's CPU,
+    bench/PROFILE.md). Haven's dependencies do not wait on I/O side by side: the reader
+    and the page are built from the request alone, and the principal (from what the gate
+    read) is one level below the write's unit of work, which needs it. Each level is split
+    into single-dependency levels, which Litestar awaits directly, in the graph's order
+    (by name within a level).
+    """
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for _handler, model in route.route_handler_map.values():
+            model.dependency_batches = [
+                {dependency}
+                for batch in model.dependency_batches
+                for dependency in sorted(batch, key=lambda d: str(d.key))
+            ]
+
+
 def create_app(
     settings: Settings, *, redis_url: str | None = None, cluster: Cluster | None = None
 ) -> Litestar:
@@ -240,5 +262,6 @@ def create_app(
     document_api_keys(app.openapi_schema)
     document_contract(app.openapi_schema)
     fix_options_allow(app)
+    resolve_dependencies_in_order(app)
     install_cluster(app, cluster)  # the edge middleware wraps everything, 404s included
     return app
