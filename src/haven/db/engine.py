@@ -49,17 +49,7 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
         "command_timeout": 30,
         "server_settings": {"application_name": f"haven:{settings.instance_id}"[:63]},
     }
-    if not behind_pgbouncer(settings.database_url):
-        # Plan every execution of a prepared statement for its own parameters. After five
-        # executions PostgreSQL may keep a generic plan, priced for the average
-        # organization; organizations are skewed (one with 100,000 leases among many with
-        # ten), and for a lookup by id that plan can walk the large organization's whole
-        # `(organization_id, created_at, id)` index range (tests/integration/scale/
-        # test_flat_plans.py). Behind PgBouncer every statement is prepared afresh and
-        # executed once, so it is planned for its parameters anyway (and PgBouncer refuses
-        # startup parameters it does not know).
-        connect_args["server_settings"]["plan_cache_mode"] = "force_custom_plan"
-    else:
+    if behind_pgbouncer(settings.database_url):
         # PgBouncer in transaction mode (1.18-1.20 have no protocol-level prepared
         # statements) hands each transaction any server connection. SQLAlchemy still
         # prepares every statement (to learn its result columns): a unique name per
@@ -79,6 +69,23 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=10,
         connect_args=connect_args,
     )
+
+    if not behind_pgbouncer(settings.database_url):
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _plan_for_the_parameters(dbapi_connection: Any, _record: Any) -> None:
+            # Plan every execution of a prepared statement for its own parameters. After
+            # five executions PostgreSQL may keep a generic plan, priced for the average
+            # organization; organizations are skewed (one with 100,000 leases among many
+            # with ten), and for a lookup by id that plan can walk the large organization's
+            # whole `(organization_id, created_at, id)` index range
+            # (tests/integration/scale/test_flat_plans.py). A SET once per new connection,
+            # not a startup parameter, which poolers may refuse. Behind PgBouncer in
+            # transaction mode every statement is prepared afresh and executed once, so it
+            # is planned for its parameters anyway (and a SET would not stick).
+            dbapi_connection.run_async(
+                lambda conn: conn.execute("SET plan_cache_mode = force_custom_plan")
+            )
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _drop_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
