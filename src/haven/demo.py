@@ -8,6 +8,7 @@ from haven.auth import service as auth
 from haven.auth.schemas import RegisterIn
 from haven.config import Settings
 from haven.db.engine import WRITE_OPTION, create_engine
+from haven.db.reader import Reader
 from haven.properties import service as properties
 from haven.properties.schemas import Address, PropertyIn, PropertyType
 from haven.tenants import service as tenants
@@ -254,7 +255,11 @@ async def _demo_vendors(session: Any, org_id: Any, user_id: Any) -> None:
         ),
     )
     request = await maintenance.create(
-        session, org_id, user_id, MaintenanceIn(property_id=prop.id, title="Leaking kitchen tap")
+        session,
+        Reader.inside(session),  # its property is not committed yet
+        org_id,
+        user_id,
+        MaintenanceIn(property_id=prop.id, title="Leaking kitchen tap"),
     )
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
     order = await work_orders.create(

@@ -7,6 +7,17 @@ soon as its rows are read. On PostgreSQL the read engine is in autocommit, so th
 the snapshot a statement would get inside a READ COMMITTED transaction anyway; on SQLite
 each statement runs in its own deferred transaction.
 
+A write reads through it too when what it checks needs no lock (does the property exist
+in this organization, what is the organization's time zone, the feed's top), and before
+its unit of work has sent anything: the write's transaction then does not begin for a
+plain SELECT (under READ COMMITTED that SELECT takes its own snapshot inside a transaction
+too, and a foreign key still checks existence when the row is written), and a write never
+holds its connection while it waits for the pool to lend the read another. Its new row,
+added with `add_new`, is then the one statement of its commit (haven.uow.recorder). A read
+that must see the write's own uncommitted rows, or one made after the write began, runs
+inside its session: `Reader.inside(session)`. A read that locks (FOR UPDATE) is no check
+read: it belongs in the write's transaction, through the session.
+
 Rows come back typed: the caller names a `typing.NamedTuple` whose fields are the
 statement's columns, in order (`Reader.rows(statement, params, PropertyRow)`), so the
 `*_out` functions that build response bodies are checked against real column types.
@@ -24,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple, TypeAlias, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from sqlalchemy.sql import Select
 
 from haven.db import fastpath
@@ -34,12 +45,22 @@ R = TypeVar("R", bound=NamedTuple)  # a row type: a NamedTuple class named after
 
 
 class Reader:
-    __slots__ = ("_engine", "_fast")
+    __slots__ = ("_engine", "_fast", "_session")
 
     def __init__(self, engine: AsyncEngine, *, fast_path: bool = True) -> None:
         """`fast_path=False` keeps SQLAlchemy's execution everywhere (bench/list_path.py)."""
         self._engine = engine
+        self._session: AsyncSession | None = None
         self._fast = fastpath.FastPath(engine) if fast_path and fastpath.usable(engine) else None
+
+    @classmethod
+    def inside(cls, session: AsyncSession) -> Reader:
+        """A Reader whose statements run in `session`'s transaction: for a check made after
+        the write began (a PATCH that read its row first) or in a script's one transaction
+        (the demo data, which checks rows it has not committed yet)."""
+        reader = cls.__new__(cls)
+        reader._session, reader._fast = session, None
+        return reader
 
     @property
     def fast(self) -> bool:
@@ -48,6 +69,8 @@ class Reader:
     async def rows(self, statement: AnySelect, params: Mapping[str, Any], row: type[R]) -> list[R]:
         """The statement's rows as `row` tuples (its columns must be `row`'s fields, in order)."""
         make = row._make
+        if self._session is not None:
+            return [make(record) for record in await self._session.execute(statement, dict(params))]
         async with self._engine.connect() as connection:
             fast = self._fast
             prepared = fast.prepared(statement) if fast is not None else None
@@ -56,3 +79,10 @@ class Reader:
                 return [make(record) for record in records]
             result = await connection.execute(statement, dict(params))
             return [make(record) for record in result]
+
+    async def first(
+        self, statement: AnySelect, params: Mapping[str, Any], row: type[R]
+    ) -> R | None:
+        """The statement's first row as a `row` tuple, or None: a check read (see above)."""
+        rows = await self.rows(statement, params, row)
+        return rows[0] if rows else None

@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.db.base import utcnow
+from haven.db.reader import Reader
 from haven.errors import FieldError, HavenError, ValidationError
 from haven.models import Event, EventCounter
 
@@ -25,16 +27,22 @@ class Feed:
     has_more: bool
 
 
-async def counter(session: AsyncSession, organization_id: uuid.UUID) -> tuple[int, int]:
-    """(last position handed out, position purged through) of an organization's feed."""
-    row = (
-        await session.execute(
-            select(EventCounter.position, EventCounter.purged_through).where(
-                EventCounter.organization_id == organization_id
-            )
-        )
-    ).one_or_none()
-    return (int(row[0]), int(row[1])) if row is not None else (0, 0)
+class Counter(NamedTuple):
+    """An organization's feed: the last position handed out, the position purged through."""
+
+    position: int
+    purged_through: int
+
+
+COUNTER = select(EventCounter.position, EventCounter.purged_through).where(
+    EventCounter.organization_id == bindparam("organization_id")
+)
+
+
+async def counter(reader: Reader, organization_id: uuid.UUID) -> Counter:
+    """The organization's feed counter ((0, 0) before its first event)."""
+    row = await reader.first(COUNTER, {"organization_id": organization_id}, Counter)
+    return row if row is not None else Counter(0, 0)
 
 
 async def read_feed(
@@ -52,7 +60,7 @@ async def read_feed(
     committed, so a short page (nothing more matched) may move the cursor up to it,
     and a filtered consumer does not rescan what it has already skipped.
     """
-    top, purged = await counter(session, organization_id)
+    top, purged = await counter(Reader.inside(session), organization_id)
     if after is None:
         after = purged
     elif after < purged:

@@ -112,6 +112,7 @@ class MaintenanceController(Controller):
         self,
         request: Request[Any, Any, Any],
         db: AsyncSession,
+        reader: Reader,
         principal: Principal,
         data: MaintenanceIn,
     ) -> Response[MaintenanceOut]:
@@ -119,6 +120,7 @@ class MaintenanceController(Controller):
         a resident opens one for a unit of their leases (no assignee or costs)."""
         row = await service.create(
             db,
+            reader,
             principal.organization_id,
             principal.user_id,
             data,
@@ -203,14 +205,20 @@ class MaintenanceController(Controller):
     async def add_comment(
         self,
         db: AsyncSession,
+        reader: Reader,
         principal: Principal,
         request_id: uuid.UUID,
         data: CommentIn,
     ) -> Response[CommentOut]:
         """Comment on a request as the signed-in user (a resident: on one of their units)."""
-        row = await _get(db, principal, request_id)
-        comment = await service.add_comment(
-            db, row, principal.user_id, data, resident_tenant_id=principal.resident_tenant_id
+        comment, author_name = await service.add_comment(
+            db,
+            reader,
+            principal.organization_id,
+            request_id,
+            principal.user_id,
+            data,
+            resident_tenant_id=principal.resident_tenant_id,
         )
-        names = await service.user_names(db, [comment.author_id])
+        names = {principal.user_id: author_name} if author_name is not None else {}
         return Response(comment_out(comment, names), status_code=HTTP_201_CREATED, headers=NO_STORE)

@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import NamedTuple
 
 from msgspec import UNSET
-from sqlalchemy import select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.db.pagination import ListQuery, Page, sort_keys
-from haven.db.query import get_owned, scoped
+from haven.db.query import get_owned
 from haven.db.reader import Reader
 from haven.errors import FieldError, InvalidTransitionError, NotFoundError, ValidationError
 from haven.leases.service import tenant_units
@@ -26,6 +26,7 @@ from haven.models import (
     Unit,
     User,
 )
+from haven.uow import add_new
 
 # Every allowed status change; anything else is a 409 `invalid-transition`.
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -107,47 +108,48 @@ def _invalid(field: str, message: str) -> ValidationError:
     return ValidationError(errors=[FieldError(field, message)])
 
 
-async def _check_references(
-    session: AsyncSession,
-    organization_id: uuid.UUID,
-    property_id: uuid.UUID,
-    unit_id: uuid.UUID | None,
-    assignee_id: uuid.UUID | None,
-) -> None:
-    """422 unless the property, unit and assignee all belong to the caller's organization."""
-    found = await session.execute(
-        scoped(Property, organization_id)
-        .where(Property.id == property_id)
-        .with_only_columns(Property.id)
+class _References(NamedTuple):
+    """Whether each id a request names is the organization's (`REFERENCES`)."""
+
+    property: bool
+    unit: bool  # a unit of that property
+    assignee: bool  # a member
+    resident_unit: bool  # a unit of the resident's leases
+
+
+# One statement for every reference a request names (a NULL id matches nothing): one
+# round trip however many the payload sets.
+REFERENCES = select(
+    exists()
+    .where(
+        Property.id == bindparam("property_id"),
+        Property.organization_id == bindparam("organization_id"),
     )
-    if found.first() is None:
-        raise _invalid("propertyId", "is not a property of your organization")
-    if unit_id is not None:
-        stmt = select(Unit.id).where(
-            Unit.id == unit_id,
-            Unit.organization_id == organization_id,
-            Unit.property_id == property_id,
-        )
-        if (await session.execute(stmt)).first() is None:
-            raise _invalid("unitId", "is not a unit of that property")
-    if assignee_id is not None:
-        stmt = select(Membership.id).where(
-            Membership.user_id == assignee_id, Membership.organization_id == organization_id
-        )
-        if (await session.execute(stmt)).first() is None:
-            raise _invalid("assigneeId", "is not a member of your organization")
+    .label("property"),
+    exists()
+    .where(
+        Unit.id == bindparam("unit_id"),
+        Unit.organization_id == bindparam("organization_id"),
+        Unit.property_id == bindparam("property_id"),
+    )
+    .label("unit"),
+    exists()
+    .where(
+        Membership.user_id == bindparam("assignee_id"),
+        Membership.organization_id == bindparam("organization_id"),
+    )
+    .label("assignee"),
+    tenant_units(bindparam("tenant_id"))
+    .where(Lease.unit_id == bindparam("unit_id"))
+    .exists()
+    .label("resident_unit"),
+)
 
 
-async def check_resident_request(
-    session: AsyncSession, tenant_id: uuid.UUID, data: MaintenanceIn
-) -> None:
-    """A resident opens a request only for a unit of their leases, and sets no assignee or
-    costs (staff do)."""
+def _check_resident_payload(data: MaintenanceIn) -> None:
+    """A resident names the unit of their lease, and sets no assignee or costs (staff do)."""
     if data.unit_id is None:
         raise _invalid("unitId", "is required: the unit of your lease the request is about")
-    found = await session.execute(tenant_units(tenant_id).where(Lease.unit_id == data.unit_id))
-    if found.first() is None:
-        raise _invalid("unitId", "is not a unit of your leases")
     for name, value in (
         ("assigneeId", data.assignee_id),
         ("costEstimate", data.cost_estimate),
@@ -155,6 +157,35 @@ async def check_resident_request(
     ):
         if value is not None:
             raise _invalid(name, "is set by staff, not by residents")
+
+
+async def _check_references(
+    reader: Reader,
+    organization_id: uuid.UUID,
+    property_id: uuid.UUID,
+    unit_id: uuid.UUID | None,
+    assignee_id: uuid.UUID | None,
+    *,
+    resident_tenant_id: uuid.UUID | None = None,
+) -> None:
+    """422 unless the property, unit and assignee all belong to the caller's organization
+    (and the unit is one of the resident's leases, for a resident): one read."""
+    params = {
+        "organization_id": organization_id,
+        "property_id": property_id,
+        "unit_id": unit_id,
+        "assignee_id": assignee_id,
+        "tenant_id": resident_tenant_id,
+    }
+    (found,) = await reader.rows(REFERENCES, params, _References)  # no FROM: one row
+    if resident_tenant_id is not None and not found.resident_unit:
+        raise _invalid("unitId", "is not a unit of your leases")
+    if not found.property:
+        raise _invalid("propertyId", "is not a property of your organization")
+    if unit_id is not None and not found.unit:
+        raise _invalid("unitId", "is not a unit of that property")
+    if assignee_id is not None and not found.assignee:
+        raise _invalid("assigneeId", "is not a member of your organization")
 
 
 async def visible_to_resident(
@@ -170,16 +201,25 @@ async def visible_to_resident(
 
 async def create(
     session: AsyncSession,
+    reader: Reader,
     organization_id: uuid.UUID,
     author_id: uuid.UUID,
     data: MaintenanceIn,
     *,
     resident_tenant_id: uuid.UUID | None = None,
 ) -> MaintenanceRequest:
+    """A new request, its references checked through `reader` (no lock: a property or unit
+    deleted meanwhile fails the row's foreign key at the commit, a 409), then added with
+    `add_new`: written with the commit's statement (haven.uow.recorder)."""
     if resident_tenant_id is not None:
-        await check_resident_request(session, resident_tenant_id, data)
+        _check_resident_payload(data)
     await _check_references(
-        session, organization_id, data.property_id, data.unit_id, data.assignee_id
+        reader,
+        organization_id,
+        data.property_id,
+        data.unit_id,
+        data.assignee_id,
+        resident_tenant_id=resident_tenant_id,
     )
     row = MaintenanceRequest(
         organization_id=organization_id,
@@ -195,8 +235,7 @@ async def create(
         cost_estimate=data.cost_estimate,
         cost_actual=data.cost_actual,
     )
-    session.add(row)
-    await session.flush()
+    add_new(session, row)
     return row
 
 
@@ -229,7 +268,9 @@ async def update(
         unit_id = None  # the old unit belongs to the old property
     assignee_id = row.assignee_id if data.assignee_id is UNSET else data.assignee_id
     changed_assignee = assignee_id if assignee_id != row.assignee_id else None
-    await _check_references(session, row.organization_id, property_id, unit_id, changed_assignee)
+    await _check_references(
+        Reader.inside(session), row.organization_id, property_id, unit_id, changed_assignee
+    )
     row.property_id = property_id
     row.unit_id = unit_id
     row.assignee_id = assignee_id
@@ -295,24 +336,58 @@ async def list_requests(
     )
 
 
+class _CommentTarget(NamedTuple):
+    """The request a comment is added to, as `COMMENT_TARGET` reads it."""
+
+    id: uuid.UUID
+    author_name: str | None  # the commenting user's, for the answer
+    resident_sees: bool  # about a unit of the resident's leases
+
+
+COMMENT_TARGET = select(
+    MaintenanceRequest.id,
+    select(User.name).where(User.id == bindparam("author_id")).scalar_subquery(),
+    tenant_units(bindparam("tenant_id"))
+    .where(Lease.unit_id == MaintenanceRequest.unit_id)
+    .exists(),
+).where(
+    MaintenanceRequest.id == bindparam("request_id"),
+    MaintenanceRequest.organization_id == bindparam("organization_id"),
+)
+
+
 async def add_comment(
     session: AsyncSession,
-    row: MaintenanceRequest,
+    reader: Reader,
+    organization_id: uuid.UUID,
+    request_id: uuid.UUID,
     author_id: uuid.UUID,
     data: CommentIn,
     *,
     resident_tenant_id: uuid.UUID | None = None,
-) -> MaintenanceComment:
+) -> tuple[MaintenanceComment, str | None]:
+    """A comment on the organization's request (a resident's: on one of their units), and
+    its author's name. The request and the name are one read through `reader` (no lock: a
+    request deleted meanwhile fails the comment's foreign key at the commit, a 409); the
+    comment is added with `add_new`, written with the commit's statement."""
+    params = {
+        "organization_id": organization_id,
+        "request_id": request_id,
+        "author_id": author_id,
+        "tenant_id": resident_tenant_id,
+    }
+    target = await reader.first(COMMENT_TARGET, params, _CommentTarget)
+    if target is None or (resident_tenant_id is not None and not target.resident_sees):
+        raise NotFoundError(f"No maintenancerequest with id {request_id}")
     comment = MaintenanceComment(
-        organization_id=row.organization_id,
-        request_id=row.id,
+        organization_id=organization_id,
+        request_id=target.id,
         author_id=author_id,
         author_tenant_id=resident_tenant_id,
         body=data.body,
     )
-    session.add(comment)
-    await session.flush()
-    return comment
+    add_new(session, comment)
+    return comment, target.author_name
 
 
 async def list_comments(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 import zoneinfo
 from datetime import date
+from typing import NamedTuple
 
 from msgspec import UNSET
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -15,6 +16,7 @@ from haven.auth.passwords import hash_password
 from haven.auth.service import email_taken, normalize_email, set_password
 from haven.clock import today_in_zone
 from haven.db.base import utcnow
+from haven.db.reader import Reader
 from haven.errors import ConflictError, FieldError, NotFoundError, ValidationError
 from haven.models import Membership, Organization, User
 from haven.models.organization import RESIDENT
@@ -32,6 +34,22 @@ async def get_organization(session: AsyncSession, organization_id: uuid.UUID) ->
 def today_in(org: Organization) -> date:
     """Today's date where the organization is (its timezone), so due dates age locally."""
     return today_in_zone(org.timezone)
+
+
+class _Zone(NamedTuple):
+    timezone: str
+
+
+_ZONE = select(Organization.timezone).where(Organization.id == bindparam("organization_id"))
+
+
+async def today_of(reader: Reader, organization_id: uuid.UUID) -> date:
+    """`today_in` the organization, read through the Reader (a write's check read, before
+    its transaction), or 404 like `get_organization`."""
+    row = await reader.first(_ZONE, {"organization_id": organization_id}, _Zone)
+    if row is None:
+        raise NotFoundError("No such organization")
+    return today_in_zone(row.timezone)
 
 
 async def update_organization(

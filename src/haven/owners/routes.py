@@ -189,11 +189,17 @@ class OwnersController(Controller):
 
     @post("/{owner_id:uuid}/payouts", status_code=HTTP_201_CREATED, opt=roles(*MANAGERS))
     async def create_payout(
-        self, db: AsyncSession, principal: Principal, owner_id: uuid.UUID, data: PayoutIn
+        self,
+        db: AsyncSession,
+        reader: Reader,
+        principal: Principal,
+        owner_id: uuid.UUID,
+        data: PayoutIn,
     ) -> Response[PayoutOut]:
         """Record money paid out to the owner; send Idempotency-Key so a retry pays once."""
-        owner = await service.get(db, principal.organization_id, owner_id)
-        payout = await service.create_payout(db, owner, data, principal.user_id)
+        payout = await service.create_payout(
+            db, reader, principal.organization_id, owner_id, data, principal.user_id
+        )
         return Response(payout_out(payout), status_code=HTTP_201_CREATED, headers=NO_STORE)
 
     @get("/{owner_id:uuid}/payouts")

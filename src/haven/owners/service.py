@@ -7,7 +7,7 @@ from datetime import date, datetime
 from typing import NamedTuple
 
 from msgspec import UNSET
-from sqlalchemy import exists, or_, select
+from sqlalchemy import bindparam, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -239,19 +239,38 @@ async def owned_properties(
 # -- payouts
 
 
+class _OwnerId(NamedTuple):
+    id: uuid.UUID
+
+
+_OWNER = select(Owner.id).where(
+    Owner.id == bindparam("owner_id"), Owner.organization_id == bindparam("organization_id")
+)
+
+
 async def create_payout(
-    session: AsyncSession, owner: Owner, data: PayoutIn, user_id: uuid.UUID | None
+    session: AsyncSession,
+    reader: Reader,
+    organization_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    data: PayoutIn,
+    user_id: uuid.UUID | None,
 ) -> OwnerPayout:
+    """A payout to the organization's owner (404 for another's), checked through `reader`
+    (no lock: an owner deleted meanwhile fails the payout's foreign key at the commit, a
+    409), then added with `add_new`: written with the commit's statement."""
+    params = {"owner_id": owner_id, "organization_id": organization_id}
+    if await reader.first(_OWNER, params, _OwnerId) is None:
+        raise NotFoundError(f"No owner with id {owner_id}")
     payout = OwnerPayout(
-        organization_id=owner.organization_id,
-        owner_id=owner.id,
+        organization_id=organization_id,
+        owner_id=owner_id,
         amount=data.amount,
         paid_on=data.paid_on,
         reference=data.reference,
         created_by_id=user_id,
     )
-    session.add(payout)
-    await session.flush()
+    add_new(session, payout)
     return payout
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from haven.auth.principal import MANAGERS, STAFF, Principal, roles
 from haven.db.reader import Reader
 from haven.models import Vendor
-from haven.organizations.service import get_organization, today_in
+from haven.organizations.service import get_organization, today_in, today_of
 from haven.schemas import ListOf
 from haven.vendors import service
 from haven.vendors.schemas import Trade, VendorIn, VendorOut, VendorPatch
@@ -73,11 +73,12 @@ class VendorsController(Controller):
         self,
         request: Request[Any, Any, Any],
         db: AsyncSession,
+        reader: Reader,
         principal: Principal,
         data: VendorIn,
     ) -> Response[VendorOut]:
         """Add a vendor (a business that does work on properties)."""
-        today = today_in(await get_organization(db, principal.organization_id))
+        today = await today_of(reader, principal.organization_id)
         vendor = await service.create(db, principal.organization_id, data)
         return with_etag(request, vendor_out(vendor, today), vendor.version, HTTP_201_CREATED)
 

@@ -15,6 +15,7 @@ from haven.db.query import get_owned
 from haven.db.reader import Reader
 from haven.errors import ConflictError, VendorUninsuredError
 from haven.models import Bill, Vendor, WorkOrder
+from haven.uow import add_new
 from haven.vendors.schemas import VendorIn, VendorPatch
 
 
@@ -48,8 +49,7 @@ async def create(session: AsyncSession, organization_id: uuid.UUID, data: Vendor
         payout_reference=data.payout_reference,
         notes=data.notes,
     )
-    session.add(vendor)
-    await session.flush()
+    add_new(session, vendor)  # written with the commit's statement (haven.uow.recorder)
     return vendor
 
 

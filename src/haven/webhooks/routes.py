@@ -87,12 +87,17 @@ class WebhooksController(Controller):
         request: Request[Any, Any, Any],
         settings: Settings,
         db: AsyncSession,
+        reader: Reader,
         principal: Principal,
         data: WebhookIn,
     ) -> Response[WebhookCreated]:
         """Subscribe a URL to events; the signing secret is in this answer only."""
         sub = await service.create(
-            db, principal.organization_id, data, allow_private=settings.webhook_allow_private
+            db,
+            reader,
+            principal.organization_id,
+            data,
+            allow_private=settings.webhook_allow_private,
         )
         body = WebhookCreated(**_fields(sub), secret=sub.secret)
         return with_etag(request, body, sub.version, HTTP_201_CREATED)

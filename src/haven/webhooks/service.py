@@ -17,7 +17,7 @@ from haven.db.reader import Reader
 from haven.errors import FieldError, NotFoundError, ValidationError
 from haven.events.service import counter
 from haven.models import Event, WebhookDelivery, WebhookSubscription
-from haven.uow import catalog
+from haven.uow import add_new, catalog
 from haven.webhooks import egress, signing
 from haven.webhooks.schemas import WebhookIn, WebhookPatch
 
@@ -90,12 +90,20 @@ async def check_url(url: str, *, allow_private: bool) -> str:
 
 
 async def create(
-    session: AsyncSession, organization_id: uuid.UUID, data: WebhookIn, *, allow_private: bool
+    session: AsyncSession,
+    reader: Reader,
+    organization_id: uuid.UUID,
+    data: WebhookIn,
+    *,
+    allow_private: bool,
 ) -> WebhookSubscription:
-    """A new subscription, delivering the events committed from now on."""
+    """A new subscription, delivering the events committed from now on: after the feed's
+    top as `reader` reads it (no lock: an event committed between that read and this
+    commit is delivered too, as it would be from inside the transaction). Added with
+    `add_new`: written with the commit's statement (haven.uow.recorder)."""
     types = _check_types(data.types)
     url = await check_url(data.url, allow_private=allow_private)
-    top, _ = await counter(session, organization_id)
+    top = (await counter(reader, organization_id)).position
     sub = WebhookSubscription(
         organization_id=organization_id,
         url=url,
@@ -107,8 +115,7 @@ async def create(
         attempts=0,
         next_attempt_at=utcnow(),
     )
-    session.add(sub)
-    await session.flush()
+    add_new(session, sub)
     return sub
 
 

@@ -13,9 +13,12 @@ dependency monitor's `SELECT 1`.
 Pinned (issue 19, "writes in two round trips"): Redis is two round trips (the gate's
 script, which also claims the key, and the commit's pipeline). PostgreSQL: a POST that only
 adds one new row (`ONE_STATEMENT`: tenant, property, owner, API key) is one statement sent
-in autocommit (its row, audit row, event and the key's record); the payment, which locks
-its lease, is BEGIN, its own statements, the tail and COMMIT; docs/architecture.md says
-what is left, bench/RESULTS-writes.md counts the other POSTs.
+in autocommit (its row, audit row, event and the key's record); a POST that checks what it
+names with a plain SELECT first (`CHECK_READ`: vendor, maintenance request, comment,
+payout, webhook) is that SELECT through the Reader, in autocommit too, then the one
+statement; the payment, which locks its lease, is BEGIN, its own statements, the tail and
+COMMIT; docs/architecture.md says what is left, bench/RESULTS-writes.md counts the other
+POSTs.
 """
 
 from __future__ import annotations
@@ -37,9 +40,22 @@ from sqlalchemy import func, select
 from haven.config import Settings
 from haven.db.base import Base
 from haven.db.engine import create_engine
-from haven.models import ApiKey, AuditEvent, Event, IdempotencyRecord, Owner, Property, Tenant
+from haven.models import (
+    ApiKey,
+    AuditEvent,
+    Event,
+    IdempotencyRecord,
+    MaintenanceComment,
+    MaintenanceRequest,
+    Owner,
+    OwnerPayout,
+    Property,
+    Tenant,
+    Vendor,
+    WebhookSubscription,
+)
 from haven.store.embedded import EmbeddedValkey
-from support import PROPERTY, register
+from support import PROPERTY, Account, create_property, create_unit, register
 from support_leases import active_lease, pay
 
 TENANT = {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com"}
@@ -239,7 +255,8 @@ def _relayed_client(
     relays: tuple[Relay, Relay],
 ) -> tuple[TestClient[Any], str]:
     """An app talking to PostgreSQL and Valkey through the counting relays (one pooled
-    connection each way), with its own Redis key prefix (returned with it)."""
+    connection each way: a write that held its connection while asking for another would
+    wait for the pool's timeout), with its own Redis key prefix (returned with it)."""
     pg_relay, redis_relay = relays
     prefix = f"w{uuid.uuid4().hex[:6]}"
     client = app_factory(
@@ -248,6 +265,7 @@ def _relayed_client(
         database_url=_relayed(database.url, pg_relay.port),
         redis_url=_relayed(valkey.url, redis_relay.port),
         webhook_worker=False,
+        webhook_allow_private=True,  # the webhook POST's URL: 127.0.0.1, no DNS lookup
         db_pool_min=1,
         db_pool_max=1,
     )
@@ -348,6 +366,54 @@ def test_behind_pgbouncer_the_one_statement_keeps_its_transaction(
     # Between them only the one statement (prepared afresh each time: no statement cache
     # behind PgBouncer, so a Parse exchange and, empty here, a Close of the prepared one).
     assert [verbs for verbs in sql[1:-1] if verbs] == [["WITH"], ["WITH"]], sql
+
+
+def test_behind_pgbouncer_a_check_read_keeps_its_transaction_too(
+    app_factory: Callable[..., TestClient[Any]],
+    database: Any,
+    valkey: EmbeddedValkey,
+    relays: tuple[Relay, Relay],
+) -> None:
+    """Behind PgBouncer the check read (haven.db.reader, on the read engine) runs in a
+    transaction of its own, as every read there does, and the write in its own: no
+    statement is sent outside BEGIN .. COMMIT or ROLLBACK."""
+    pg_relay, redis_relay = relays
+    prefix = f"w{uuid.uuid4().hex[:6]}"
+    url = _relayed(database.url, pg_relay.port)
+    client = app_factory(
+        redis_key_prefix=prefix,
+        database_url=url + ("&" if "?" in url else "?") + "prepared_statement_cache_size=0",
+        redis_url=_relayed(valkey.url, redis_relay.port),
+        webhook_worker=False,
+        db_pool_min=1,
+        db_pool_max=1,
+    )
+    owner = register(client)
+    path, body = _payout(client, owner)
+
+    def payout() -> Any:
+        key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+        return client.post(path, headers={**owner.headers, **key}, json=body)
+
+    assert payout().status_code == 201
+    response, sql, _ = _counted(relays, prefix, payout)
+    assert response.status_code == 201, response.text
+    inside, blocks = False, []
+    for verb in (verb for verbs in sql for verb in verbs):
+        if verb == "BEGIN":
+            assert not inside, sql
+            inside = True
+            blocks.append([])
+        elif verb in {"COMMIT", "ROLLBACK"}:
+            assert inside, sql
+            inside = False
+        else:
+            assert inside, sql  # a statement outside a transaction
+            blocks[-1].append(verb)
+    assert not inside, sql
+    # The check's SELECT (prepared afresh: no statement cache here), then the write's one
+    # statement (likewise).
+    assert [set(block) for block in blocks] == [{"SELECT"}, {"WITH"}], sql
 
 
 # POSTs whose handler only adds one new row with haven.uow `add_new` (no read first, no
@@ -483,6 +549,148 @@ def test_a_post_that_adds_one_row_answers_what_it_wrote(
         settings_factory(), model, answer["id"], owner.organization_id, created.content
     )
     assert written == (1, 1, [f"{entity}.created"], [f"{entity}.created"], 1), written
+
+    replay = client.post(path, headers=key, json=body)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.content == created.content
+    written = _written(
+        settings_factory(), model, answer["id"], owner.organization_id, created.content
+    )
+    assert written[:2] == (1, 1)
+
+
+# POSTs that check what they name with a plain SELECT (no lock) before adding one new row:
+# the check goes through the Reader before the unit of work sends anything (autocommit),
+# then the row is the commit's one statement (autocommit too). For each: what it needs
+# made first (returns the path and body), the model, the entity type, and where the
+# answer's row is read back (None: the path and the new id).
+Made = tuple[str, dict[str, Any]]
+
+
+def _vendor(client: TestClient[Any], owner: Account) -> Made:
+    return "/api/v1/vendors", {
+        "name": "Ace",
+        "trade": "plumbing",
+        "insuranceExpiresOn": "2099-01-01",
+    }
+
+
+def _request(client: TestClient[Any], owner: Account) -> Made:
+    prop = create_property(client, owner)
+    unit = create_unit(client, owner, prop["id"])
+    body = {"propertyId": prop["id"], "unitId": unit["id"], "assigneeId": owner.user_id}
+    return "/api/v1/maintenance-requests", {**body, "title": "Leaking tap"}
+
+
+def _comment(client: TestClient[Any], owner: Account) -> Made:
+    path, body = _request(client, owner)
+    made = client.post(path, headers=owner.headers, json=body)
+    assert made.status_code == 201, made.text
+    return f"{path}/{made.json()['id']}/comments", {"body": "On my way"}
+
+
+def _payout(client: TestClient[Any], owner: Account) -> Made:
+    made = client.post(
+        "/api/v1/owners", headers=owner.headers, json={"kind": "person", "name": "O"}
+    )
+    assert made.status_code == 201, made.text
+    return f"/api/v1/owners/{made.json()['id']}/payouts", {"amount": 10000, "paidOn": "2026-01-15"}
+
+
+def _webhook(client: TestClient[Any], owner: Account) -> Made:
+    return "/api/v1/webhooks", {"url": "http://127.0.0.1:9/hook"}
+
+
+CHECK_READ: dict[str, tuple[Callable[[TestClient[Any], Account], Made], type[Base], str, bool]] = {
+    "vendors": (_vendor, Vendor, "vendor", True),
+    "maintenance-requests": (_request, MaintenanceRequest, "maintenance_request", True),
+    "comments": (_comment, MaintenanceComment, "maintenance_comment", False),
+    "payouts": (_payout, OwnerPayout, "owner_payout", False),
+    "webhooks": (_webhook, WebhookSubscription, "webhook_subscription", True),
+}  # fmt: skip
+# Feeds no event (its own changes are audited only: haven.models.events).
+NO_EVENT = {"webhooks"}
+
+
+@pytest.mark.parametrize("name", list(CHECK_READ))
+def test_a_post_that_checks_then_adds_one_row_is_two_round_trips(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+    database: Any,
+    valkey: EmbeddedValkey,
+    relays: tuple[Relay, Relay],
+    name: str,
+) -> None:
+    """Each such POST, keyed: its check (one SELECT, in autocommit) and its one statement
+    (row, audit row, event and the key's record, in autocommit): two PostgreSQL round trips,
+    no BEGIN, no COMMIT; two Redis round trips; a replay sends no statement."""
+    make, model, entity, _ = CHECK_READ[name]
+    client, prefix = _relayed_client(app_factory, database, valkey, relays)
+    owner = register(client)
+    path, body = make(client, owner)
+    key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+
+    def send(headers: dict[str, str] | None = None) -> Any:
+        headers = headers or {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+        return client.post(path, headers={**owner.headers, **headers}, json=body)
+
+    for _ in range(2):  # warm up: statements prepared
+        assert send().status_code == 201
+
+    response, sql, redis = _counted(relays, prefix, lambda: send(key))
+    assert response.status_code == 201, response.text
+    assert redis == [["EVALSHA"], ["SET", "EVAL", "INCRBY"]], redis
+    assert sql == [["SELECT"], ["WITH"]], sql
+
+    settings = settings_factory()
+    row_id = response.json()["id"]
+    everyone, rows, audits, events, records = _written(
+        settings, model, row_id, owner.organization_id, response.content
+    )
+    assert (everyone, rows, records) == (3, 1, 1)
+    assert audits == [f"{entity}.created"], audits
+    assert events == ([] if name in NO_EVENT else [f"{entity}.created"]), events
+
+    replay, sql, redis = _counted(relays, prefix, lambda: send(key))
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.content == response.content
+    assert (sql, redis) == ([], [["EVALSHA"]])
+    assert _written(settings, model, row_id, owner.organization_id, response.content)[:2] == (3, 1)
+
+
+@pytest.mark.parametrize("name", list(CHECK_READ))
+def test_a_post_that_checks_then_adds_one_row_answers_what_it_wrote(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+    name: str,
+) -> None:
+    """On both backends: the answer is the row as read back (by id, or in its list), with
+    one audit row, one event (none for a webhook) and the key's record; a replay writes no
+    second row."""
+    make, model, entity, has_own_page = CHECK_READ[name]
+    client = app_factory(webhook_worker=False, webhook_allow_private=True)
+    owner = register(client)
+    path, body = make(client, owner)
+    key = {**owner.headers, "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    created = client.post(path, headers=key, json=body)
+    assert created.status_code == 201, created.text
+    answer = created.json()
+    if has_own_page:
+        read = client.get(f"{path}/{answer['id']}", headers=owner.headers)
+        assert read.status_code == 200, read.text
+        assert created.headers.get("etag") == read.headers.get("etag")
+        shown = read.json()
+    else:
+        listed = client.get(path, headers=owner.headers)
+        assert listed.status_code == 200, listed.text
+        (shown,) = [item for item in listed.json()["items"] if item["id"] == answer["id"]]
+    assert {k: v for k, v in answer.items() if k != "secret"} == shown  # the webhook's secret:
+    assert answer.get("version", 1) == 1  # this answer only
+    written = _written(
+        settings_factory(), model, answer["id"], owner.organization_id, created.content
+    )
+    events = [] if name in NO_EVENT else [f"{entity}.created"]
+    assert written == (1, 1, [f"{entity}.created"], events, 1), written
 
     replay = client.post(path, headers=key, json=body)
     assert replay.headers["idempotent-replayed"] == "true"
