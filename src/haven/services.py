@@ -6,7 +6,7 @@ session store and the API-key store. `open_services` builds it when the app star
 closes what it opened when the app stops; `create_app`'s lifespan stores it on the app
 once (`attach`), and `services_of` is the one place that reads it back. Routes and
 dependencies take it as a typed parameter (`services: Services`, or `reader: Reader` for
-lists), never from `app.state`.
+lists and a write's check reads), never from `app.state`.
 
 Only infrastructure is imported here (config, db, store, the session and API-key stores),
 so any layer may name the type.
@@ -99,5 +99,6 @@ def provide_services(request: Request[Any, Any, Any]) -> Services:
 
 
 def provide_reader(request: Request[Any, Any, Any]) -> Reader:
-    """Dependency `reader`: list pages and assembled views (no session, no transaction)."""
+    """Dependency `reader`: list pages, assembled views and a write's check reads (no
+    session, no transaction of the request's)."""
     return services_of(request.app).reader
