@@ -264,7 +264,9 @@ async def _demo_vendors(session: Any, org_id: Any, user_id: Any) -> None:
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
     order = await work_orders.create(
         session,
-        request,
+        Reader.inside(session),  # its request and vendor are not committed yet
+        org_id,
+        request.id,
         WorkOrderIn(
             title="Replace tap cartridge",
             estimate=15000,
@@ -272,12 +274,12 @@ async def _demo_vendors(session: Any, org_id: Any, user_id: Any) -> None:
             scheduled_start=start,
             scheduled_end=start + timedelta(hours=2),
         ),
-        today,
     )
     for step in ("scheduled", "done"):
         await work_orders.transition(session, order, WorkOrderTransitionIn(to=step), today)
     bill = await bills.create(
         session,
+        Reader.inside(session),  # its vendor is not committed yet
         org_id,
         BillIn(
             vendor_id=plumber.id,

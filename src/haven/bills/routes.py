@@ -110,11 +110,12 @@ class BillsController(Controller):
         self,
         request: Request[Any, Any, Any],
         db: AsyncSession,
+        reader: Reader,
         principal: Principal,
         data: BillIn,
     ) -> Response[BillOut]:
         """Record a vendor's bill for a property (a done work order it names becomes invoiced)."""
-        bill = await service.create(db, principal.organization_id, data)
+        bill = await service.create(db, reader, principal.organization_id, data)
         return with_etag(request, bill_out(bill), bill.version, HTTP_201_CREATED)
 
     @get("/{bill_id:uuid}")

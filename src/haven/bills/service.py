@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import NamedTuple
 
 from msgspec import UNSET
-from sqlalchemy import select
+from sqlalchemy import bindparam, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,6 +24,7 @@ from haven.db.query import get_owned
 from haven.db.reader import Reader
 from haven.errors import ConflictError, FieldError, NotFoundError, ValidationError
 from haven.models import Bill, BillPayment, Property, Vendor, WorkOrder
+from haven.uow import add_new
 
 
 def _invalid(field: str, message: str) -> ValidationError:
@@ -35,37 +36,50 @@ def _check_dates(issued_on: date, due_on: date) -> None:
         raise _invalid("dueOn", "is before issuedOn")
 
 
-async def _owned_id(
-    session: AsyncSession, model: type, organization_id: uuid.UUID, row_id: uuid.UUID
-) -> bool:
-    stmt = select(model.id).where(model.id == row_id, model.organization_id == organization_id)  # type: ignore[attr-defined]
-    return (await session.execute(stmt)).first() is not None
+class _References(NamedTuple):
+    """Whether the vendor and the property a bill names are the organization's."""
+
+    vendor: bool
+    property: bool
 
 
-async def create(session: AsyncSession, organization_id: uuid.UUID, data: BillIn) -> Bill:
+REFERENCES = select(
+    exists()
+    .where(
+        Vendor.id == bindparam("vendor_id"),
+        Vendor.organization_id == bindparam("organization_id"),
+    )
+    .label("vendor"),
+    exists()
+    .where(
+        Property.id == bindparam("property_id"),
+        Property.organization_id == bindparam("organization_id"),
+    )
+    .label("property"),
+)
+
+
+async def create(
+    session: AsyncSession, reader: Reader, organization_id: uuid.UUID, data: BillIn
+) -> Bill:
+    """A bill of the organization's vendor for its property: both checked in one read
+    through `reader` (no lock: either deleted meanwhile fails the bill's foreign key at the
+    commit, a 409). Without a work order the bill is added with `add_new`, written with the
+    commit's statement (haven.uow.recorder). A work order it names is locked in the
+    transaction (FOR UPDATE): its status is checked (a cancelled one is not billed) and a
+    done one moves to invoiced, which a concurrent transition or PATCH must not interleave
+    with."""
     _check_dates(data.issued_on, data.due_on)
-    if not await _owned_id(session, Vendor, organization_id, data.vendor_id):
+    params = {
+        "organization_id": organization_id,
+        "vendor_id": data.vendor_id,
+        "property_id": data.property_id,
+    }
+    (found,) = await reader.rows(REFERENCES, params, _References)  # no FROM: one row
+    if not found.vendor:
         raise _invalid("vendorId", "is not a vendor of your organization")
-    if not await _owned_id(session, Property, organization_id, data.property_id):
+    if not found.property:
         raise _invalid("propertyId", "is not a property of your organization")
-    order: WorkOrder | None = None
-    if data.work_order_id is not None:
-        order = (
-            await session.execute(
-                select(WorkOrder)
-                .where(
-                    WorkOrder.id == data.work_order_id,
-                    WorkOrder.organization_id == organization_id,
-                )
-                .with_for_update()
-            )
-        ).scalar_one_or_none()
-        if order is None or order.property_id != data.property_id:
-            raise _invalid("workOrderId", "is not a work order of that property")
-        if order.vendor_id is not None and order.vendor_id != data.vendor_id:
-            raise _invalid("workOrderId", "is assigned to another vendor")
-        if order.status == "cancelled":
-            raise ConflictError("The work order is cancelled; it cannot be billed")
     bill = Bill(
         organization_id=organization_id,
         vendor_id=data.vendor_id,
@@ -79,8 +93,27 @@ async def create(session: AsyncSession, organization_id: uuid.UUID, data: BillIn
         status="open",
         amount_paid=0,
     )
+    if data.work_order_id is None:
+        add_new(session, bill)
+        return bill
+    order = (
+        await session.execute(
+            select(WorkOrder)
+            .where(
+                WorkOrder.id == data.work_order_id,
+                WorkOrder.organization_id == organization_id,
+            )
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    if order is None or order.property_id != data.property_id:
+        raise _invalid("workOrderId", "is not a work order of that property")
+    if order.vendor_id is not None and order.vendor_id != data.vendor_id:
+        raise _invalid("workOrderId", "is assigned to another vendor")
+    if order.status == "cancelled":
+        raise ConflictError("The work order is cancelled; it cannot be billed")
     session.add(bill)
-    if order is not None and order.status == "done":
+    if order.status == "done":
         order.status = "invoiced"
     await session.flush()
     return bill

@@ -14,6 +14,7 @@ from haven.accounts.routes import organization_out
 from haven.auth import authz
 from haven.auth.principal import OWNER, Principal, roles
 from haven.auth.schemas import OrganizationOut
+from haven.db.reader import Reader
 from haven.errors import ConflictError
 from haven.organizations import service
 from haven.organizations.schemas import (
@@ -86,11 +87,12 @@ class MembersController(Controller):
         self,
         request: Request[Any, Any, Any],
         db: AsyncSession,
+        reader: Reader,
         principal: Principal,
         data: MemberIn,
     ) -> Response[MemberOut]:
         """Add a member with a role and an initial password."""
-        row = await service.add_member(db, principal.organization_id, data)
+        row = await service.add_member(db, reader, principal.organization_id, data)
         return with_etag(request, member_out(row), row[0].version, HTTP_201_CREATED)
 
     @get("/{member_id:uuid}")

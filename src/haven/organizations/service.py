@@ -8,12 +8,11 @@ from datetime import date
 from typing import NamedTuple
 
 from msgspec import UNSET
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.passwords import hash_password
-from haven.auth.service import email_taken, normalize_email, set_password
+from haven.auth.service import normalize_email, set_password
 from haven.clock import today_in_zone
 from haven.db.base import utcnow
 from haven.db.reader import Reader
@@ -21,6 +20,7 @@ from haven.errors import ConflictError, FieldError, NotFoundError, ValidationErr
 from haven.models import Membership, Organization, User
 from haven.models.organization import RESIDENT
 from haven.organizations.schemas import MemberIn, MemberPatch, OrganizationPatch
+from haven.uow import add_new
 
 
 async def get_organization(session: AsyncSession, organization_id: uuid.UUID) -> Organization:
@@ -98,30 +98,33 @@ async def get_member(
     return row[0], row[1]
 
 
+class _EmailTaken(NamedTuple):
+    taken: bool
+
+
+_EMAIL_TAKEN = select(exists().where(User.email == bindparam("email")).label("taken"))
+
+
 async def add_member(
-    session: AsyncSession, organization_id: uuid.UUID, data: MemberIn
+    session: AsyncSession, reader: Reader, organization_id: uuid.UUID, data: MemberIn
 ) -> MemberRow:
-    if await email_taken(session, data.email):
+    """A new user and their membership. The email is checked through `reader` (no lock: an
+    account with it committed meanwhile fails the unique email index at the commit, a 409
+    with nothing written); both rows are added with `add_new`, written together with the
+    commit's statement (haven.uow.recorder)."""
+    email = normalize_email(data.email)
+    (found,) = await reader.rows(_EMAIL_TAKEN, {"email": email}, _EmailTaken)  # no FROM
+    if found.taken:
         raise ConflictError(
             "An account with this email already exists",
             errors=[FieldError("email", "is already registered")],
         )
     user = User(
-        email=normalize_email(data.email),
-        name=data.name.strip(),
-        password_hash=await hash_password(data.password),
+        email=email, name=data.name.strip(), password_hash=await hash_password(data.password)
     )
-    session.add(user)
-    try:
-        await session.flush()  # the unique email index settles a race with another instance
-    except IntegrityError:
-        raise ConflictError(
-            "An account with this email already exists",
-            errors=[FieldError("email", "is already registered")],
-        ) from None
+    add_new(session, user)  # fills in its id, for the membership
     membership = Membership(organization_id=organization_id, user_id=user.id, role=data.role)
-    session.add(membership)
-    await session.flush()
+    add_new(session, membership)
     return user, membership
 
 

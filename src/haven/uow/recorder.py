@@ -21,7 +21,9 @@ has a Python-side default, so its id and timestamps are known at once) is not fl
 its own: if the transaction's only changes are such rows, the commit writes them as part
 of the tail statement; and if that statement is then all the transaction sends, it goes
 without BEGIN and COMMIT (one statement is atomic by itself in PostgreSQL), so such a
-keyed POST is one round trip. Anything else flushes them first, as any pending row.
+keyed POST is one round trip. Where the tail is a statement per table (SQLite), the commit
+writes them one INSERT each, in the order they were added, so a row may refer to one added
+before it. Anything else flushes them first, as any pending row.
 
 Who acted, on which instance and for which request is set once, by whoever opened
 the session (haven.uow.tx for a request, `as_system` for a job).
@@ -188,12 +190,11 @@ def _insert_values(obj: Any) -> tuple[Any, dict[str, Any]] | None:
 
 
 def _tail_inserts(session: Session, buffer: WriteBuffer) -> list[tuple[Any, dict[str, Any]]]:
-    """The pending rows the tail statement can write itself: the transaction's only changes
-    are new rows `add_new` added, each filled in, on PostgreSQL. Empty otherwise."""
+    """The pending rows the commit writes itself, in the order they were added: the
+    transaction's only changes are new rows `add_new` added, each filled in. Empty
+    otherwise (a flush writes them, as any pending row)."""
     added, buffer.added = buffer.added, []
     if not added or session.dirty or session.deleted or set(session.new) != set(added):
-        return []
-    if session.get_bind().dialect.name != "postgresql":
         return []
     inserts = [_insert_values(obj) for obj in added]
     return [] if None in inserts else [i for i in inserts if i is not None]
@@ -249,15 +250,19 @@ def _before_commit(session: Session) -> None:
     rows = audit.rows(notes, buffer.actor, deleted, buffer.instance_id, buffer.request_id)
     by_org = tail.by_organization(events, deleted)
     fits = tail.fits(session.get_bind(), rows, by_org, len(inserts))
-    if inserts and not fits:  # flushed as any pending row, then the tail as usual
-        session.flush()
-        buffer.audit, buffer.events = audit.AuditNotes(), []  # that flush's notes: taken above
-        inserts = []
     connection = _connection(session, buffer, alone=fits)
     if fits:
         tail.write(connection, rows, by_org, record, inserts)
+    else:
+        for table, values in inserts:
+            # One INSERT each, in the order they were added: a row may refer to one added
+            # before it (a membership to its new user), and a flush would not order two
+            # tables that no relationship links. Then the tail, a statement per table.
+            connection.execute(insert(table), [values])
+    if inserts:
         for obj in list(session.new):  # written: nothing left for the commit's flush
             session.expunge(obj)
+    if fits:
         return
     if record is not None:  # first: a key already taken then costs nothing more
         stmt = tail.record_insert(connection.dialect.name, record)

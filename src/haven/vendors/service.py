@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from msgspec import UNSET
 from sqlalchemy import select
@@ -24,7 +24,16 @@ def insured_on(expires_on: date | None, today: date) -> bool:
     return expires_on is not None and expires_on >= today
 
 
-def check_insured(vendor: Vendor, today: date) -> None:
+class Insurable(Protocol):
+    """A vendor as the insurance check reads it (a `Vendor`, or a row read for a check)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def insurance_expires_on(self) -> date | None: ...
+
+
+def check_insured(vendor: Insurable, today: date) -> None:
     """409 `vendor-uninsured` unless the vendor may be assigned work today."""
     if vendor.insurance_expires_on is None:
         raise VendorUninsuredError(

@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import STAFF, Principal, roles
 from haven.db.reader import Reader
-from haven.maintenance import service as maintenance
 from haven.models import WorkOrder
 from haven.organizations.service import get_organization, today_in
 from haven.schemas import ListOf
@@ -57,14 +56,13 @@ class RequestWorkOrdersController(Controller):
         self,
         request: Request[Any, Any, Any],
         db: AsyncSession,
+        reader: Reader,
         principal: Principal,
         request_id: uuid.UUID,
         data: WorkOrderIn,
     ) -> Response[WorkOrderOut]:
         """Spawn a work order from a maintenance request; a lapsed vendor is a 409."""
-        today = today_in(await get_organization(db, principal.organization_id))
-        parent = await maintenance.get(db, principal.organization_id, request_id)
-        order = await service.create(db, parent, data, today)
+        order = await service.create(db, reader, principal.organization_id, request_id, data)
         return with_etag(request, work_order_out(order), order.version, HTTP_201_CREATED)
 
 

@@ -9,14 +9,22 @@ from datetime import UTC, date, datetime
 from typing import NamedTuple
 
 from msgspec import UNSET, UnsetType
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from haven.clock import today_in_zone
 from haven.db.pagination import ListQuery, Page, sort_keys
 from haven.db.query import get_owned
 from haven.db.reader import Reader
-from haven.errors import ConflictError, FieldError, InvalidTransitionError, ValidationError
-from haven.models import Bill, MaintenanceRequest, Vendor, WorkOrder
+from haven.errors import (
+    ConflictError,
+    FieldError,
+    InvalidTransitionError,
+    NotFoundError,
+    ValidationError,
+)
+from haven.models import Bill, MaintenanceRequest, Organization, Vendor, WorkOrder
+from haven.uow import add_new
 from haven.vendors.service import check_insured
 from haven.work_orders.schemas import WorkOrderIn, WorkOrderPatch, WorkOrderTransitionIn
 
@@ -60,19 +68,90 @@ def _check_schedule(start: datetime | None, end: datetime | None) -> None:
         raise _invalid("scheduledEnd", "is before scheduledStart")
 
 
+class _Spawn(NamedTuple):
+    """What a new work order checks, as `SPAWN` reads it (None: no such request, vendor)."""
+
+    timezone: str  # the organization's: its today for the vendor's insurance
+    request_id: uuid.UUID | None
+    request_status: str | None
+    property_id: uuid.UUID | None
+    unit_id: uuid.UUID | None
+    vendor_id: uuid.UUID | None
+    vendor_name: str | None
+    insurance_expires_on: date | None
+
+
+class _Insurance(NamedTuple):
+    """A vendor as `check_insured` reads it."""
+
+    name: str
+    insurance_expires_on: date | None
+
+
+# The organization, its request and (when one is named) its vendor: one row while the
+# organization exists, a NULL id matching nothing.
+SPAWN = (
+    select(
+        Organization.timezone,
+        MaintenanceRequest.id,
+        MaintenanceRequest.status,
+        MaintenanceRequest.property_id,
+        MaintenanceRequest.unit_id,
+        Vendor.id,
+        Vendor.name,
+        Vendor.insurance_expires_on,
+    )
+    .select_from(Organization)
+    .outerjoin(
+        MaintenanceRequest,
+        (MaintenanceRequest.id == bindparam("request_id"))
+        & (MaintenanceRequest.organization_id == Organization.id),
+    )
+    .outerjoin(
+        Vendor,
+        (Vendor.id == bindparam("vendor_id")) & (Vendor.organization_id == Organization.id),
+    )
+    .where(Organization.id == bindparam("organization_id"))
+)
+
+
 async def create(
-    session: AsyncSession, request: MaintenanceRequest, data: WorkOrderIn, today: date
+    session: AsyncSession,
+    reader: Reader,
+    organization_id: uuid.UUID,
+    request_id: uuid.UUID,
+    data: WorkOrderIn,
 ) -> WorkOrder:
-    if request.status in FINAL_REQUEST_STATUSES:
-        raise ConflictError(f"The maintenance request is {request.status}; it spawns no more work")
+    """A work order spawned from the organization's request (404 for another's), its vendor
+    insured today where the organization is. The organization, the request and the vendor
+    are one read through `reader` (no lock: a request or vendor deleted meanwhile fails the
+    order's foreign key at the commit, a 409); the order is added with `add_new`, written
+    with the commit's statement (haven.uow.recorder)."""
+    params = {
+        "organization_id": organization_id,
+        "request_id": request_id,
+        "vendor_id": data.vendor_id,
+    }
+    found = await reader.first(SPAWN, params, _Spawn)
+    if found is None:
+        raise NotFoundError("No such organization")
+    today = today_in_zone(found.timezone)
+    if found.request_id is None or found.property_id is None:
+        raise NotFoundError(f"No maintenancerequest with id {request_id}")
+    if found.request_status in FINAL_REQUEST_STATUSES:
+        raise ConflictError(
+            f"The maintenance request is {found.request_status}; it spawns no more work"
+        )
     _check_schedule(data.scheduled_start, data.scheduled_end)
     if data.vendor_id is not None:
-        await assignable_vendor(session, request.organization_id, data.vendor_id, today)
+        if found.vendor_id is None or found.vendor_name is None:
+            raise _invalid("vendorId", "is not a vendor of your organization")
+        check_insured(_Insurance(found.vendor_name, found.insurance_expires_on), today)
     order = WorkOrder(
-        organization_id=request.organization_id,
-        request_id=request.id,
-        property_id=request.property_id,
-        unit_id=request.unit_id,
+        organization_id=organization_id,
+        request_id=found.request_id,
+        property_id=found.property_id,
+        unit_id=found.unit_id,
         vendor_id=data.vendor_id,
         title=data.title.strip(),
         description=data.description,
@@ -81,8 +160,7 @@ async def create(
         scheduled_start=data.scheduled_start,
         scheduled_end=data.scheduled_end,
     )
-    session.add(order)
-    await session.flush()
+    add_new(session, order)
     return order
 
 

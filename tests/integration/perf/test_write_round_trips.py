@@ -15,10 +15,11 @@ script, which also claims the key, and the commit's pipeline). PostgreSQL: a POS
 adds one new row (`ONE_STATEMENT`: tenant, property, owner, API key) is one statement sent
 in autocommit (its row, audit row, event and the key's record); a POST that checks what it
 names with a plain SELECT first (`CHECK_READ`: vendor, maintenance request, comment,
-payout, webhook) is that SELECT through the Reader, in autocommit too, then the one
-statement; the payment, which locks its lease, is BEGIN, its own statements, the tail and
-COMMIT; docs/architecture.md says what is left, bench/RESULTS-writes.md counts the other
-POSTs.
+payout, webhook, work order, bill without a work order) is that SELECT through the Reader,
+in autocommit too, then the one statement; so is a member (two new rows: the user and the
+membership); the payment, which locks its lease, is BEGIN, its own statements, the tail and
+COMMIT, and so is a bill that names a work order (it locks it); docs/architecture.md says
+what is left, bench/RESULTS-writes.md counts the other POSTs.
 """
 
 from __future__ import annotations
@@ -43,16 +44,20 @@ from haven.db.engine import create_engine
 from haven.models import (
     ApiKey,
     AuditEvent,
+    Bill,
     Event,
     IdempotencyRecord,
     MaintenanceComment,
     MaintenanceRequest,
+    Membership,
     Owner,
     OwnerPayout,
     Property,
     Tenant,
+    User,
     Vendor,
     WebhookSubscription,
+    WorkOrder,
 )
 from haven.store.embedded import EmbeddedValkey
 from support import PROPERTY, Account, create_property, create_unit, register
@@ -563,7 +568,7 @@ def test_a_post_that_adds_one_row_answers_what_it_wrote(
 # the check goes through the Reader before the unit of work sends anything (autocommit),
 # then the row is the commit's one statement (autocommit too). For each: what it needs
 # made first (returns the path and body), the model, the entity type, and where the
-# answer's row is read back (None: the path and the new id).
+# answer's row is read back.
 Made = tuple[str, dict[str, Any]]
 
 
@@ -601,12 +606,47 @@ def _webhook(client: TestClient[Any], owner: Account) -> Made:
     return "/api/v1/webhooks", {"url": "http://127.0.0.1:9/hook"}
 
 
-CHECK_READ: dict[str, tuple[Callable[[TestClient[Any], Account], Made], type[Base], str, bool]] = {
-    "vendors": (_vendor, Vendor, "vendor", True),
-    "maintenance-requests": (_request, MaintenanceRequest, "maintenance_request", True),
-    "comments": (_comment, MaintenanceComment, "maintenance_comment", False),
-    "payouts": (_payout, OwnerPayout, "owner_payout", False),
-    "webhooks": (_webhook, WebhookSubscription, "webhook_subscription", True),
+def _insured_vendor(client: TestClient[Any], owner: Account) -> str:
+    path, body = _vendor(client, owner)
+    made = client.post(path, headers=owner.headers, json=body)
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def _work_order(client: TestClient[Any], owner: Account) -> Made:
+    path, body = _request(client, owner)
+    made = client.post(path, headers=owner.headers, json=body)
+    assert made.status_code == 201, made.text
+    return f"{path}/{made.json()['id']}/work-orders", {
+        "title": "Replace washer",
+        "vendorId": _insured_vendor(client, owner),
+        "estimate": 12000,
+        "scheduledStart": "2026-12-01T09:00:00Z",
+    }
+
+
+def _bill(client: TestClient[Any], owner: Account) -> Made:
+    return "/api/v1/bills", {
+        "vendorId": _insured_vendor(client, owner),
+        "propertyId": create_property(client, owner)["id"],
+        "amount": 11500,
+        "issuedOn": "2026-01-10",
+        "dueOn": "2026-02-10",
+        "reference": "ACE-1",
+    }
+
+
+# Where the answer's row is read back: "{path}/{id}" formatted, or None: in the POST
+# path's own list.
+CheckRead = tuple[Callable[[TestClient[Any], Account], Made], type[Base], str, str | None]
+CHECK_READ: dict[str, CheckRead] = {
+    "vendors": (_vendor, Vendor, "vendor", "{path}/{id}"),
+    "maintenance-requests": (_request, MaintenanceRequest, "maintenance_request", "{path}/{id}"),
+    "comments": (_comment, MaintenanceComment, "maintenance_comment", None),
+    "payouts": (_payout, OwnerPayout, "owner_payout", None),
+    "webhooks": (_webhook, WebhookSubscription, "webhook_subscription", "{path}/{id}"),
+    "work-orders": (_work_order, WorkOrder, "work_order", "/api/v1/work-orders/{id}"),
+    "bills": (_bill, Bill, "bill", "{path}/{id}"),
 }  # fmt: skip
 # Feeds no event (its own changes are audited only: haven.models.events).
 NO_EVENT = {"webhooks"}
@@ -667,7 +707,7 @@ def test_a_post_that_checks_then_adds_one_row_answers_what_it_wrote(
     """On both backends: the answer is the row as read back (by id, or in its list), with
     one audit row, one event (none for a webhook) and the key's record; a replay writes no
     second row."""
-    make, model, entity, has_own_page = CHECK_READ[name]
+    make, model, entity, page = CHECK_READ[name]
     client = app_factory(webhook_worker=False, webhook_allow_private=True)
     owner = register(client)
     path, body = make(client, owner)
@@ -675,8 +715,8 @@ def test_a_post_that_checks_then_adds_one_row_answers_what_it_wrote(
     created = client.post(path, headers=key, json=body)
     assert created.status_code == 201, created.text
     answer = created.json()
-    if has_own_page:
-        read = client.get(f"{path}/{answer['id']}", headers=owner.headers)
+    if page is not None:
+        read = client.get(page.format(path=path, id=answer["id"]), headers=owner.headers)
         assert read.status_code == 200, read.text
         assert created.headers.get("etag") == read.headers.get("etag")
         shown = read.json()
@@ -699,3 +739,178 @@ def test_a_post_that_checks_then_adds_one_row_answers_what_it_wrote(
         settings_factory(), model, answer["id"], owner.organization_id, created.content
     )
     assert written[:2] == (1, 1)
+
+
+# POST /members adds two rows: the user and their membership (an email already registered
+# is a 409, so never an existing user), both with `add_new`, as two CTEs of one statement.
+def _member_body() -> dict[str, Any]:
+    return {
+        "email": f"m-{uuid.uuid4().hex[:8]}@example.com",
+        "name": "Mo",
+        "role": "viewer",
+        "password": "long enough password",
+    }
+
+
+def _member_written(
+    settings: Settings, user_id: str, organization_id: str, body: bytes
+) -> tuple[int, int, list[str], list[str], int]:
+    """(the organization's memberships, this user's memberships there, the audit actions of
+    the user and of their membership, their event types, Idempotency-Key records holding this
+    answer), read from the database."""
+
+    async def read() -> tuple[int, int, list[str], list[str], int]:
+        engine = create_engine(settings)
+        uid, org = uuid.UUID(user_id), uuid.UUID(organization_id)
+        try:
+            async with engine.connect() as conn:
+
+                async def count(stmt: Any) -> int:
+                    return int((await conn.execute(stmt)).scalar_one())
+
+                members = select(func.count()).select_from(Membership)
+                everyone = await count(members.where(Membership.organization_id == org))
+                mine = await count(
+                    members.where(Membership.organization_id == org, Membership.user_id == uid)
+                )
+                ids = [uid, *(await conn.execute(
+                    select(Membership.id).where(Membership.user_id == uid)
+                )).scalars()]  # fmt: skip
+                audits = (
+                    await conn.execute(
+                        select(AuditEvent.action).where(
+                            AuditEvent.entity_id.in_(ids), AuditEvent.organization_id == org
+                        )
+                    )
+                ).scalars()
+                events = (
+                    await conn.execute(
+                        select(Event.type).where(
+                            Event.resource_id.in_(ids), Event.organization_id == org
+                        )
+                    )
+                ).scalars()
+                users = await count(select(func.count()).select_from(User).where(User.id == uid))
+                assert users == mine, (users, mine)  # no user without their membership
+                records = await count(
+                    select(func.count())
+                    .select_from(IdempotencyRecord)
+                    .where(IdempotencyRecord.organization_id == org)
+                    .where(IdempotencyRecord.body == body)
+                )
+                return everyone, mine, sorted(audits), list(events), records
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def test_a_member_post_checks_then_adds_two_rows_in_two_round_trips(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+    database: Any,
+    valkey: EmbeddedValkey,
+    relays: tuple[Relay, Relay],
+) -> None:
+    """POST /members, keyed: the email's check (one SELECT, in autocommit), then one
+    statement in autocommit (the user, the membership, their audit rows, the membership's
+    event and the key's record): two PostgreSQL round trips, no BEGIN, no COMMIT; two
+    Redis round trips; a replay sends no statement."""
+    client, prefix = _relayed_client(app_factory, database, valkey, relays)
+    owner = register(client)
+    body, key = _member_body(), {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+
+    def send(body: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+        headers = headers or {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+        return client.post("/api/v1/members", headers={**owner.headers, **headers}, json=body)
+
+    for _ in range(2):  # warm up: statements prepared
+        assert send(_member_body()).status_code == 201
+
+    response, sql, redis = _counted(relays, prefix, lambda: send(body, key))
+    assert response.status_code == 201, response.text
+    assert redis == [["EVALSHA"], ["SET", "EVAL", "INCRBY"]], redis
+    assert sql == [["SELECT"], ["WITH"]], sql
+
+    settings = settings_factory()
+    user_id = response.json()["id"]
+    written = _member_written(settings, user_id, owner.organization_id, response.content)
+    assert written == (4, 1, ["membership.created", "user.created"], ["membership.created"], 1)
+
+    replay, sql, redis = _counted(relays, prefix, lambda: send(body, key))
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.content == response.content
+    assert (sql, redis) == ([], [["EVALSHA"]])
+    assert _member_written(settings, user_id, owner.organization_id, response.content)[:2] == (
+        4,
+        1,
+    )
+
+
+def test_a_member_post_answers_what_it_wrote(
+    app_factory: Callable[..., TestClient[Any]], settings_factory: Callable[..., Settings]
+) -> None:
+    """On both backends: the answer is the member as read back, who can sign in, with an
+    audit row for the user and one for the membership, the membership's event and the key's
+    record; a replay adds no second member."""
+    client = app_factory(webhook_worker=False)
+    owner = register(client)
+    body = _member_body()
+    key = {**owner.headers, "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    created = client.post("/api/v1/members", headers=key, json=body)
+    assert created.status_code == 201, created.text
+    answer = created.json()
+    read = client.get(f"/api/v1/members/{answer['id']}", headers=owner.headers)
+    assert read.status_code == 200, read.text
+    assert answer == read.json()
+    assert created.headers.get("etag") == read.headers.get("etag")
+    assert answer["version"] == 1
+    written = _member_written(
+        settings_factory(), answer["id"], owner.organization_id, created.content
+    )
+    assert written == (2, 1, ["membership.created", "user.created"], ["membership.created"], 1)
+
+    replay = client.post("/api/v1/members", headers=key, json=body)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.content == created.content
+    written = _member_written(
+        settings_factory(), answer["id"], owner.organization_id, created.content
+    )
+    assert written[:2] == (2, 1)
+
+    client.cookies.clear()
+    login = client.post(
+        "/api/v1/auth/login", json={"email": body["email"], "password": body["password"]}
+    )
+    assert login.status_code == 200, login.text
+
+
+def test_a_bill_naming_a_work_order_locks_it_in_a_transaction(
+    app_factory: Callable[..., TestClient[Any]],
+    database: Any,
+    valkey: EmbeddedValkey,
+    relays: tuple[Relay, Relay],
+) -> None:
+    """A bill that names a work order reads its vendor and property like any bill (one
+    SELECT, in autocommit), then locks the work order (FOR UPDATE) in the write's
+    transaction: its status decides the answer (a cancelled one is a 409) and a done one
+    moves to invoiced, which no concurrent transition may interleave with."""
+    client, prefix = _relayed_client(app_factory, database, valkey, relays)
+    owner = register(client)
+    path, body = _bill(client, owner)
+    orders, order_body = _work_order(client, owner)
+    property_id = client.get(orders.rsplit("/", 1)[0], headers=owner.headers).json()["propertyId"]
+    body = {**body, "propertyId": property_id, "vendorId": order_body["vendorId"]}
+
+    def send() -> Any:
+        made = client.post(orders, headers=owner.headers, json=order_body)
+        assert made.status_code == 201, made.text
+        key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+        bill = {**body, "workOrderId": made.json()["id"]}
+        return lambda: client.post(path, headers={**owner.headers, **key}, json=bill)
+
+    for _ in range(2):  # warm up: statements prepared
+        assert send()().status_code == 201
+    response, sql, _ = _counted(relays, prefix, send())
+    assert response.status_code == 201, response.text
+    assert sql == [["SELECT"], ["BEGIN"], ["SELECT"], ["INSERT"], ["WITH"], ["COMMIT"]], sql

@@ -1,12 +1,16 @@
 """A write's check read (haven.db.reader: no lock, before the unit of work sends anything)
 racing a delete of what it read: the row it checked is deleted after the check and before
 the write. The foreign key refuses the new row at the commit; the client gets a clean 409
-problem+json (never a 500), nothing is written, and a retry gets the plain refusal.
+problem+json (never a 500), nothing is written, and a retry gets the plain refusal. A
+member's email, free when checked and taken by another account before the write, is the
+same race the other way round: the unique email index refuses the new user, and nothing of
+the member (user or membership) is written.
 
 On SQLite the delete holds the one write lock (BEGIN IMMEDIATE) while the POST checks: the
 check reads the last committed state (WAL) without waiting, the POST's own BEGIN IMMEDIATE
 then waits for the lock, and nothing deadlocks. On PostgreSQL the new row's foreign key
-check waits for the deleting transaction's row lock, then fails.
+check waits for the deleting transaction's row lock (the unique index, for the inserting
+one's), then fails.
 """
 
 from __future__ import annotations
@@ -19,32 +23,48 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, event, func, insert, select
 
 from haven.config import Settings
 from haven.db.base import Base
 from haven.db.engine import WRITE_OPTION, create_engine
 from haven.models import (
+    Bill,
     MaintenanceComment,
     MaintenanceRequest,
+    Membership,
     Owner,
     OwnerPayout,
     Property,
+    User,
+    Vendor,
+    WorkOrder,
 )
 from haven.services import services_of
 from support import Account, assert_problem, create_property, register
 
-# The POST, what it checks (deleted under it), the row it adds, the retry's refusal.
-Race = tuple[str, dict[str, Any], type[Base], str, type[Base], int]
+# The POST, what is done under it (a delete of a row it checks, or a row that takes what it
+# checked was free), the row it adds, the retry's refusal.
+Race = tuple[str, dict[str, Any], Any, type[Base], int]
+
+
+def _deleted(model: Any, row_id: str) -> Any:
+    return delete(model).where(model.id == uuid.UUID(row_id))
 
 
 def _request(client: TestClient[Any], owner: Account) -> Race:
     prop = create_property(client, owner)
     body = {"propertyId": prop["id"], "title": "Leaking tap"}
-    return "/api/v1/maintenance-requests", body, Property, prop["id"], MaintenanceRequest, 422
+    return (
+        "/api/v1/maintenance-requests",
+        body,
+        _deleted(Property, prop["id"]),
+        MaintenanceRequest,
+        422,
+    )
 
 
-def _comment(client: TestClient[Any], owner: Account) -> Race:
+def _made_request(client: TestClient[Any], owner: Account) -> str:
     prop = create_property(client, owner)
     made = client.post(
         "/api/v1/maintenance-requests",
@@ -52,9 +72,14 @@ def _comment(client: TestClient[Any], owner: Account) -> Race:
         json={"propertyId": prop["id"], "title": "Leaking tap"},
     )
     assert made.status_code == 201, made.text
-    request_id = made.json()["id"]
+    return str(made.json()["id"])
+
+
+def _comment(client: TestClient[Any], owner: Account) -> Race:
+    request_id = _made_request(client, owner)
     path = f"/api/v1/maintenance-requests/{request_id}/comments"
-    return path, {"body": "On my way"}, MaintenanceRequest, request_id, MaintenanceComment, 404
+    under = _deleted(MaintenanceRequest, request_id)
+    return path, {"body": "On my way"}, under, MaintenanceComment, 404
 
 
 def _payout(client: TestClient[Any], owner: Account) -> Race:
@@ -64,13 +89,53 @@ def _payout(client: TestClient[Any], owner: Account) -> Race:
     assert made.status_code == 201, made.text
     owner_id = made.json()["id"]
     body = {"amount": 10000, "paidOn": "2026-01-15"}
-    return f"/api/v1/owners/{owner_id}/payouts", body, Owner, owner_id, OwnerPayout, 404
+    return f"/api/v1/owners/{owner_id}/payouts", body, _deleted(Owner, owner_id), OwnerPayout, 404
+
+
+def _vendor(client: TestClient[Any], owner: Account) -> str:
+    made = client.post(
+        "/api/v1/vendors",
+        headers=owner.headers,
+        json={"name": "Ace", "trade": "plumbing", "insuranceExpiresOn": "2099-01-01"},
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def _work_order(client: TestClient[Any], owner: Account) -> Race:
+    request_id = _made_request(client, owner)
+    path = f"/api/v1/maintenance-requests/{request_id}/work-orders"
+    body = {"title": "Replace washer", "vendorId": _vendor(client, owner)}
+    return path, body, _deleted(MaintenanceRequest, request_id), WorkOrder, 404
+
+
+def _bill(client: TestClient[Any], owner: Account) -> Race:
+    vendor_id = _vendor(client, owner)
+    body = {
+        "vendorId": vendor_id,
+        "propertyId": create_property(client, owner)["id"],
+        "amount": 11500,
+        "issuedOn": "2026-01-10",
+        "dueOn": "2026-02-10",
+    }
+    return "/api/v1/bills", body, _deleted(Vendor, vendor_id), Bill, 422
+
+
+def _member(client: TestClient[Any], owner: Account) -> Race:
+    email = f"m-{uuid.uuid4().hex[:8]}@example.com"
+    body = {"email": email, "name": "Mo", "role": "viewer", "password": "long enough password"}
+    # Another account with the email, committed after the check saw it free.
+    taken = insert(User).values(email=email, name="Other", password_hash="x", version=1)
+    return "/api/v1/members", body, taken, Membership, 409
 
 
 RACES: dict[str, Callable[[TestClient[Any], Account], Race]] = {
     "maintenance-requests": _request,
     "comments": _comment,
     "payouts": _payout,
+    "work-orders": _work_order,
+    "bills": _bill,
+    "members": _member,
 }
 
 
@@ -98,7 +163,8 @@ def test_a_row_deleted_between_the_check_and_the_write_is_a_409(
 ) -> None:
     client = app_factory(webhook_worker=False)
     owner = register(client)
-    path, body, checked, checked_id, added, refusal = RACES[name](client, owner)
+    path, body, under, added, refusal = RACES[name](client, owner)
+    before = _rows(settings_factory(), added, owner.organization_id)
 
     # The moment the POST starts its write, its check read is done: BEGIN IMMEDIATE on
     # SQLite (it waits there for the delete's lock), the one statement on PostgreSQL.
@@ -115,14 +181,13 @@ def test_a_row_deleted_between_the_check_and_the_write_is_a_409(
     def post() -> None:
         answers.append(client.post(path, headers=owner.headers, json=body))
 
-    async def delete_under_it() -> bool:
+    async def change_under_it() -> bool:
         engine = create_engine(settings_factory())
-        table: Any = checked
         try:
             async with engine.connect() as conn:
                 await conn.execution_options(**{WRITE_OPTION: True})  # SQLite: the write lock
                 await conn.begin()
-                await conn.execute(delete(table).where(table.id == uuid.UUID(checked_id)))
+                await conn.execute(under)
                 poster = threading.Thread(target=post)
                 poster.start()
                 reached = await asyncio.to_thread(writing.wait, 30)
@@ -132,10 +197,10 @@ def test_a_row_deleted_between_the_check_and_the_write_is_a_409(
         finally:
             await engine.dispose()
 
-    assert asyncio.run(delete_under_it()), "the POST never reached its write"
+    assert asyncio.run(change_under_it()), "the POST never reached its write"
     (response,) = answers
     assert_problem(response, 409)
-    assert _rows(settings_factory(), added, owner.organization_id) == 0
+    assert _rows(settings_factory(), added, owner.organization_id) == before
 
     retry = client.post(path, headers=owner.headers, json=body)
     assert retry.status_code == refusal, retry.text
