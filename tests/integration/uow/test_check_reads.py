@@ -25,14 +25,18 @@ from haven.config import Settings
 from haven.db.base import Base
 from haven.db.engine import WRITE_OPTION, create_engine
 from haven.models import (
+    Lease,
     MaintenanceComment,
     MaintenanceRequest,
     Owner,
     OwnerPayout,
     Property,
+    Tenant,
+    Unit,
 )
 from haven.services import services_of
-from support import Account, assert_problem, create_property, register
+from support import Account, assert_problem, create_property, create_tenant, register
+from support_leases import new_unit
 
 # The POST, what it checks (deleted under it), the row it adds, the retry's refusal.
 Race = tuple[str, dict[str, Any], type[Base], str, type[Base], int]
@@ -67,10 +71,30 @@ def _payout(client: TestClient[Any], owner: Account) -> Race:
     return f"/api/v1/owners/{owner_id}/payouts", body, Owner, owner_id, OwnerPayout, 404
 
 
+def _lease(client: TestClient[Any], owner: Account) -> tuple[str, str, dict[str, Any]]:
+    unit = new_unit(client, owner)
+    tenants = [create_tenant(client, owner)["id"] for _ in range(2)]
+    body = {"unitId": unit["id"], "tenantIds": tenants, "startDate": "2026-01-01", "rent": 120000}
+    return unit["id"], tenants[1], body
+
+
+def _lease_unit(client: TestClient[Any], owner: Account) -> Race:
+    unit_id, _, body = _lease(client, owner)
+    return "/api/v1/leases", body, Unit, unit_id, Lease, 422
+
+
+def _lease_tenant(client: TestClient[Any], owner: Account) -> Race:
+    """The lease's row is fine; its second tenant's (lease_tenants) fails its foreign key."""
+    _, tenant_id, body = _lease(client, owner)
+    return "/api/v1/leases", body, Tenant, tenant_id, Lease, 422
+
+
 RACES: dict[str, Callable[[TestClient[Any], Account], Race]] = {
     "maintenance-requests": _request,
     "comments": _comment,
     "payouts": _payout,
+    "leases-unit": _lease_unit,
+    "leases-tenant": _lease_tenant,
 }
 
 
