@@ -157,8 +157,9 @@ async def _demo_leases(session: Any, org_id: Any) -> None:
     demo_leases = []
     for index, tenant in enumerate(demo_tenants[:3]):
         unit = demo_units[index]
-        lease = await leases.create(
+        drafted = await leases.create(
             session,
+            Reader.inside(session),  # its unit and tenant are not committed yet
             org_id,
             LeaseIn(
                 unit_id=unit.id,
@@ -171,7 +172,7 @@ async def _demo_leases(session: Any, org_id: Any) -> None:
                 late_fee=LateFee(kind="flat", amount=5000),
             ),
         )
-        demo_leases.append(await leases.activate(session, lease))
+        demo_leases.append(await leases.activate(session, drafted.lease))
     for n, first in enumerate(firsts):
         # Billed as `haven jobs billing` would, so a later run does not bill these months again.
         await billing.run(session, org_id, first, dry_run=False)

@@ -117,11 +117,17 @@ class LeasesController(Controller):
 
     @post("/", status_code=HTTP_201_CREATED, opt=roles(*MANAGERS))
     async def create(
-        self, request: Request[Any, Any, Any], db: AsyncSession, principal: Principal, data: LeaseIn
+        self,
+        request: Request[Any, Any, Any],
+        db: AsyncSession,
+        reader: Reader,
+        principal: Principal,
+        data: LeaseIn,
     ) -> Response[LeaseOut]:
         """Draft a lease: unit, one or more tenants, dates (no endDate = month-to-month), terms."""
-        lease = await service.create(db, principal.organization_id, data)
-        return with_etag(request, await render(db, lease), lease.version, HTTP_201_CREATED)
+        new = await service.create(db, reader, principal.organization_id, data)
+        out = lease_out(new.lease, new.tenant_ids, new.property_id)  # what it wrote: no read
+        return with_etag(request, out, new.lease.version, HTTP_201_CREATED)
 
     @get("/{lease_id:uuid}", opt=roles(*ANYONE, RESIDENT))
     async def show(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 from msgspec import UNSET
-from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, or_, select
+from sqlalchemy import ColumnElement, Uuid, and_, bindparam, delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,9 +23,10 @@ from haven.errors import (
     NotFoundError,
     ValidationError,
 )
-from haven.leases.schemas import LateFee, LeaseIn, LeasePatch
+from haven.leases.schemas import MAX_TENANTS, LateFee, LeaseIn, LeasePatch
 from haven.ledger.service import post_deposit_charge
 from haven.models import Lease, LeaseTenant, RentChange, Tenant, Unit
+from haven.uow import add_new
 
 SORTS = sort_keys(
     {"createdAt": (Lease.created_at, datetime), "startDate": (Lease.start_date, date)}
@@ -104,10 +105,14 @@ async def _check_tenants(
             )
         ).scalars()
     )
-    missing = [str(t) for t in unique if t not in found]
+    _refuse_missing(unique, found)
+    return unique
+
+
+def _refuse_missing(tenants: list[uuid.UUID], found: Container[uuid.UUID | None]) -> None:
+    missing = [str(t) for t in tenants if t not in found]
     if missing:
         raise _invalid("tenantIds", f"no such tenant: {', '.join(missing)}")
-    return unique
 
 
 async def _set_tenants(
@@ -122,18 +127,63 @@ async def _set_tenants(
 set_tenants = _set_tenants
 
 
-async def create(session: AsyncSession, organization_id: uuid.UUID, data: LeaseIn) -> Lease:
-    unit = (
-        await session.execute(scoped(Unit, organization_id).where(Unit.id == data.unit_id))
-    ).scalar_one_or_none()
-    if unit is None:
+class _Named(NamedTuple):
+    """A row of `_NAMED`: the unit's property, and one of the named tenants found (None
+    when none is)."""
+
+    property_id: uuid.UUID
+    tenant_id: uuid.UUID | None
+
+
+# What a new lease names, in one read: a row per named tenant of the organization (or one
+# with no tenant), none at all when the unit is not the organization's. One shape whatever
+# the request names (the ids padded with NULLs, which match nothing), so it is prepared once.
+_NAMED = (
+    select(Unit.property_id, Tenant.id)
+    .select_from(Unit)
+    .outerjoin(
+        Tenant,
+        and_(
+            Tenant.organization_id == Unit.organization_id,
+            Tenant.id.in_([bindparam(f"tenant_{i}", type_=Uuid) for i in range(MAX_TENANTS)]),
+        ),
+    )
+    .where(Unit.id == bindparam("unit_id"), Unit.organization_id == bindparam("organization_id"))
+)
+
+
+class NewLease(NamedTuple):
+    """A lease `create` drafted, with what its answer shows beside the row."""
+
+    lease: Lease
+    tenant_ids: list[uuid.UUID]  # in their order on the lease, each once
+    property_id: uuid.UUID  # the unit's
+
+
+async def create(
+    session: AsyncSession, reader: Reader, organization_id: uuid.UUID, data: LeaseIn
+) -> NewLease:
+    """A draft lease. The unit and the tenants are checked in one read through `reader` (no
+    lock: one deleted meanwhile fails a foreign key at the commit, a 409); the lease and its
+    tenants are added with `add_new`, written with the commit's statement
+    (haven.uow.recorder). Nothing is posted yet: the deposit charge and the escalation's
+    rent changes come with activation."""
+    tenants = list(dict.fromkeys(data.tenant_ids))
+    if len(tenants) > MAX_TENANTS:  # the schema's limit; a caller that skips it is told too
+        raise _invalid("tenantIds", f"at most {MAX_TENANTS} tenants")
+    params: dict[str, Any] = {"organization_id": organization_id, "unit_id": data.unit_id}
+    params.update(
+        (f"tenant_{i}", tenants[i] if i < len(tenants) else None) for i in range(MAX_TENANTS)
+    )
+    named = await reader.rows(_NAMED, params, _Named)
+    if not named:
         raise _invalid("unitId", "no such unit")
     _check_dates(data.start_date, data.end_date)
     _check_late_fee(data.late_fee)
-    tenants = await _check_tenants(session, organization_id, data.tenant_ids)
+    _refuse_missing(tenants, {row.tenant_id for row in named})
     lease = Lease(
         organization_id=organization_id,
-        unit_id=unit.id,
+        unit_id=data.unit_id,
         status="draft",
         start_date=data.start_date,
         end_date=data.end_date,
@@ -147,11 +197,10 @@ async def create(session: AsyncSession, organization_id: uuid.UUID, data: LeaseI
         escalation_basis_points=data.escalation.percent_basis_points if data.escalation else None,
         escalation_every_months=data.escalation.every_months if data.escalation else None,
     )
-    session.add(lease)
-    await session.flush()
-    await _set_tenants(session, lease.id, tenants)
-    await session.flush()
-    return lease
+    add_new(session, lease)  # its id, now: the tenants' rows name it
+    for position, tenant_id in enumerate(tenants):
+        add_new(session, LeaseTenant(lease_id=lease.id, tenant_id=tenant_id, position=position))
+    return NewLease(lease, tenants, named[0].property_id)
 
 
 async def get(

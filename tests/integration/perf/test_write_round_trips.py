@@ -15,11 +15,12 @@ script, which also claims the key, and the commit's pipeline). PostgreSQL: a POS
 adds one new row (`ONE_STATEMENT`: tenant, property, owner, API key) is one statement sent
 in autocommit (its row, audit row, event and the key's record); a POST that checks what it
 names with a plain SELECT first (`CHECK_READ`: vendor, maintenance request, comment,
-payout, webhook, work order, bill without a work order) is that SELECT through the Reader,
-in autocommit too, then the one statement; so is a member (two new rows: the user and the
-membership); the payment, which locks its lease, is BEGIN, its own statements, the tail and
-COMMIT, and so is a bill that names a work order (it locks it); docs/architecture.md says
-what is left, bench/RESULTS-writes.md counts the other POSTs.
+payout, webhook, work order, bill without a work order, lease) is that SELECT through
+the Reader, in autocommit too, then the one statement; so is a member (two new rows: the
+user and the membership) and a lease (its tenants' rows in the same statement); the
+payment, which locks its lease, is BEGIN, its own statements, the tail and COMMIT, and so
+is a bill that names a work order (it locks it); docs/architecture.md says what is left,
+bench/RESULTS-writes.md counts the other POSTs.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from haven.models import (
     Bill,
     Event,
     IdempotencyRecord,
+    Lease,
     MaintenanceComment,
     MaintenanceRequest,
     Membership,
@@ -60,8 +62,8 @@ from haven.models import (
     WorkOrder,
 )
 from haven.store.embedded import EmbeddedValkey
-from support import PROPERTY, Account, create_property, create_unit, register
-from support_leases import active_lease, pay
+from support import PROPERTY, Account, create_property, create_tenant, create_unit, register
+from support_leases import active_lease, new_unit, pay
 
 TENANT = {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com"}
 _SSL_CODES = {80877103, 80877104}  # SSLRequest, GSSENCRequest: no type byte either
@@ -606,6 +608,25 @@ def _webhook(client: TestClient[Any], owner: Account) -> Made:
     return "/api/v1/webhooks", {"url": "http://127.0.0.1:9/hook"}
 
 
+def _lease(client: TestClient[Any], owner: Account) -> Made:
+    """A draft on a new unit with two tenants, the first named twice (a lease has each once),
+    and terms that post something only at activation (the deposit, the escalation)."""
+    unit = new_unit(client, owner)
+    first, second = (create_tenant(client, owner)["id"] for _ in range(2))
+    return "/api/v1/leases", {
+        "unitId": unit["id"],
+        "tenantIds": [first, second, first],
+        "startDate": "2026-01-01",
+        "endDate": "2026-12-31",
+        "rent": 120000,
+        "deposit": 240000,
+        "chargeDeposit": True,
+        "graceDays": 5,
+        "lateFee": {"kind": "flat", "amount": 5000},
+        "escalation": {"percentBasisPoints": 300, "everyMonths": 6},
+    }
+
+
 def _insured_vendor(client: TestClient[Any], owner: Account) -> str:
     path, body = _vendor(client, owner)
     made = client.post(path, headers=owner.headers, json=body)
@@ -647,6 +668,8 @@ CHECK_READ: dict[str, CheckRead] = {
     "webhooks": (_webhook, WebhookSubscription, "webhook_subscription", "{path}/{id}"),
     "work-orders": (_work_order, WorkOrder, "work_order", "/api/v1/work-orders/{id}"),
     "bills": (_bill, Bill, "bill", "{path}/{id}"),
+    # Its tenants' rows (lease_tenants: neither audited nor evented) go in the same statement.
+    "leases": (_lease, Lease, "lease", "{path}/{id}"),
 }  # fmt: skip
 # Feeds no event (its own changes are audited only: haven.models.events).
 NO_EVENT = {"webhooks"}
@@ -805,6 +828,34 @@ def _member_written(
     return asyncio.run(read())
 
 
+def _trail(
+    settings: Settings, organization_id: str
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """The organization's audit rows (action, entity, changes) and events (type, resource,
+    data), oldest first."""
+
+    async def read() -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        engine = create_engine(settings)
+        org = uuid.UUID(organization_id)
+        try:
+            async with engine.connect() as conn:
+                audits = await conn.execute(
+                    select(AuditEvent.action, AuditEvent.entity_id, AuditEvent.changes)
+                    .where(AuditEvent.organization_id == org)
+                    .order_by(AuditEvent.at, AuditEvent.id)
+                )
+                events = await conn.execute(
+                    select(Event.type, Event.resource_id, Event.data)
+                    .where(Event.organization_id == org)
+                    .order_by(Event.position)
+                )
+                return [tuple(row) for row in audits], [tuple(row) for row in events]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
 def test_a_member_post_checks_then_adds_two_rows_in_two_round_trips(
     app_factory: Callable[..., TestClient[Any]],
     settings_factory: Callable[..., Settings],
@@ -914,3 +965,72 @@ def test_a_bill_naming_a_work_order_locks_it_in_a_transaction(
     response, sql, _ = _counted(relays, prefix, send())
     assert response.status_code == 201, response.text
     assert sql == [["SELECT"], ["BEGIN"], ["SELECT"], ["INSERT"], ["WITH"], ["COMMIT"]], sql
+
+
+def test_a_lease_post_answers_what_it_wrote(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """On both backends: a lease naming two tenants, one of them twice, is written with each
+    tenant once, in the order named; the answer, built without reading the lease back, is
+    the lease as a GET then shows it. The trail is what a lease POST always wrote: one audit
+    row and one event, the lease's (its tenants' rows have neither), nothing posted before
+    activation (the deposit charge, the escalation's rent changes); a replay writes nothing."""
+    client = app_factory(webhook_worker=False)
+    owner = register(client)
+    path, body = _lease(client, owner)
+    first, second, _ = body["tenantIds"]
+    settings = settings_factory()
+    audits, events = _trail(settings, owner.organization_id)
+    key = {**owner.headers, "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+
+    created = client.post(path, headers=key, json=body)
+    assert created.status_code == 201, created.text
+    answer = created.json()
+    assert answer["tenantIds"] == [first, second]
+    assert (answer["status"], answer["version"]) == ("draft", 1)
+    read = client.get(f"{path}/{answer['id']}", headers=owner.headers)
+    assert read.status_code == 200, read.text
+    assert answer == read.json()
+    assert created.headers.get("etag") == read.headers.get("etag")
+    rent_changes = client.get(f"{path}/{answer['id']}/rent-changes", headers=owner.headers)
+    assert rent_changes.json() == [], rent_changes.text  # the escalation's: at activation
+    ledger = client.get(f"{path}/{answer['id']}/ledger", headers=owner.headers)
+    assert ledger.json()["entries"] == [], ledger.text  # the deposit's charge: at activation
+
+    lease_id = uuid.UUID(answer["id"])
+    written = _trail(settings, owner.organization_id)
+    new_audits, new_events = written[0][len(audits) :], written[1][len(events) :]
+    changes = [
+        "chargeDeposit", "deposit", "dueDay", "endDate", "escalationBasisPoints",
+        "escalationEveryMonths", "graceDays", "lateFeeAmount", "lateFeeKind", "rent",
+        "startDate", "status", "unitId",
+    ]  # fmt: skip
+    assert new_audits == [("lease.created", lease_id, changes)], new_audits
+    # The event's data: the row's columns as written (never-set ones left out), as before.
+    data = {
+        "id": answer["id"],
+        "unitId": answer["unitId"],
+        "status": "draft",
+        "startDate": "2026-01-01",
+        "endDate": "2026-12-31",
+        "rent": 120000,
+        "deposit": 240000,
+        "dueDay": 1,
+        "graceDays": 5,
+        "lateFeeKind": "flat",
+        "lateFeeAmount": 5000,
+        "chargeDeposit": True,
+        "escalationBasisPoints": 300,
+        "escalationEveryMonths": 6,
+        "version": 1,
+    }
+    ((event_type, resource_id, event_data),) = new_events
+    assert (event_type, resource_id) == ("lease.created", lease_id)
+    assert {k: v for k, v in event_data.items() if k not in ("createdAt", "updatedAt")} == data
+    assert set(event_data) == {*data, "createdAt", "updatedAt"}
+
+    replay = client.post(path, headers=key, json=body)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.content == created.content
+    assert _trail(settings, owner.organization_id) == written

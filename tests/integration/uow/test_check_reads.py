@@ -30,18 +30,22 @@ from haven.db.base import Base
 from haven.db.engine import WRITE_OPTION, create_engine
 from haven.models import (
     Bill,
+    Lease,
     MaintenanceComment,
     MaintenanceRequest,
     Membership,
     Owner,
     OwnerPayout,
     Property,
+    Tenant,
+    Unit,
     User,
     Vendor,
     WorkOrder,
 )
 from haven.services import services_of
-from support import Account, assert_problem, create_property, register
+from support import Account, assert_problem, create_property, create_tenant, register
+from support_leases import new_unit
 
 # The POST, what is done under it (a delete of a row it checks, or a row that takes what it
 # checked was free), the row it adds, the retry's refusal.
@@ -129,6 +133,24 @@ def _member(client: TestClient[Any], owner: Account) -> Race:
     return "/api/v1/members", body, taken, Membership, 409
 
 
+def _lease(client: TestClient[Any], owner: Account) -> tuple[str, str, dict[str, Any]]:
+    unit = new_unit(client, owner)
+    tenants = [create_tenant(client, owner)["id"] for _ in range(2)]
+    body = {"unitId": unit["id"], "tenantIds": tenants, "startDate": "2026-01-01", "rent": 120000}
+    return unit["id"], tenants[1], body
+
+
+def _lease_unit(client: TestClient[Any], owner: Account) -> Race:
+    unit_id, _, body = _lease(client, owner)
+    return "/api/v1/leases", body, _deleted(Unit, unit_id), Lease, 422
+
+
+def _lease_tenant(client: TestClient[Any], owner: Account) -> Race:
+    """The lease's row is fine; its second tenant's (lease_tenants) fails its foreign key."""
+    _, tenant_id, body = _lease(client, owner)
+    return "/api/v1/leases", body, _deleted(Tenant, tenant_id), Lease, 422
+
+
 RACES: dict[str, Callable[[TestClient[Any], Account], Race]] = {
     "maintenance-requests": _request,
     "comments": _comment,
@@ -136,6 +158,8 @@ RACES: dict[str, Callable[[TestClient[Any], Account], Race]] = {
     "work-orders": _work_order,
     "bills": _bill,
     "members": _member,
+    "leases-unit": _lease_unit,
+    "leases-tenant": _lease_tenant,
 }
 
 
