@@ -828,3 +828,33 @@ def test_lease_money_posts_answer_what_a_get_then_shows(
     assert totals[:2] == (book["balance"], book["depositHeld"])
     paid = sum(-e["amount"] for e in book["entries"] if e["type"] == "payment")
     assert days == [(date(2026, 1, 2), paid)]
+
+
+def test_a_recurring_charge_answers_what_its_list_then_shows(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """On both backends (written with the commit's one statement on PostgreSQL, flushed at
+    the commit on SQLite): the answer is the charge as the lease's list then shows it, with
+    one audit row, one event and the key's record; a replay writes no second row."""
+    what, body, model, entity, _ = LEASE_MONEY["recurring-charges"]
+    client = app_factory(webhook_worker=False)
+    owner = register(client)
+    lease = active_lease(client, owner)
+    path = f"/api/v1/leases/{lease['id']}/{what}"
+    key = {**owner.headers, "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    created = client.post(path, headers=key, json=body)
+    assert created.status_code == 201, created.text
+    listed = client.get(path, headers=owner.headers)
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == [created.json()]
+    assert created.json()["version"] == 1
+    settings = settings_factory()
+    written = _written(
+        settings, model, created.json()["id"], owner.organization_id, created.content
+    )
+    assert written == (1, 1, [f"{entity}.created"], [f"{entity}.created"], 1), written
+    replay = client.post(path, headers=key, json=body)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.content == created.content
+    assert client.get(path, headers=owner.headers).json() == [created.json()]
