@@ -181,7 +181,8 @@ async def _demo_leases(session: Any, org_id: Any) -> None:
                 continue  # the third tenant has not paid this month yet
             await ledger.post_payment(
                 session,
-                lease,
+                lease.organization_id,
+                lease.id,
                 PaymentIn(amount=lease.rent, received_on=first, method="bank_transfer"),
                 None,
             )

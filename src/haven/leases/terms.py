@@ -26,6 +26,7 @@ from haven.leases import service
 from haven.leases.schemas import RecurringChargeIn, RecurringChargePatch, RenewIn, RentChangeIn
 from haven.models import Lease, LedgerEntry, Organization, RecurringCharge, RentChange
 from haven.organizations.service import today_in
+from haven.uow import add_new
 
 CHANGEABLE = ("draft", "active")
 
@@ -100,6 +101,9 @@ async def recurring_charges(session: AsyncSession, lease: Lease) -> list[Recurri
 async def add_recurring_charge(
     session: AsyncSession, lease: Lease, data: RecurringChargeIn
 ) -> RecurringCharge:
+    """A new recurring charge on `lease`, which the caller has locked (FOR UPDATE): a lease
+    change (its end date, its termination, which credit what was billed past the end) and
+    this charge cannot pass each other, so the dates checked here still hold at the commit."""
     _check_changeable(lease)
     _check_within(lease, data.start_date, "startDate")
     if data.end_date is not None:
@@ -115,8 +119,7 @@ async def add_recurring_charge(
         start_date=data.start_date,
         end_date=data.end_date,
     )
-    session.add(charge)
-    await session.flush()
+    add_new(session, charge)  # written with the commit's one statement, not flushed
     return charge
 
 

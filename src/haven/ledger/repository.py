@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, func, select
+from sqlalchemy import Select, bindparam, func, literal_column, null, select, true
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.db.reader import Reader
 from haven.ledger.aging import Line
-from haven.models import Lease, LedgerEntry, Organization
+from haven.models import Lease, LeaseBalance, LedgerEntry, Organization, PaymentsByDay
 
 
 class EntryRow(NamedTuple):
@@ -122,3 +124,183 @@ async def balance_of(session: AsyncSession, lease_id: uuid.UUID) -> int:
         LedgerEntry.lease_id == lease_id
     )
     return int((await session.execute(stmt)).scalar_one())
+
+
+# A new entry's one read (the charge, credit and payment POSTs): the lease's status, its
+# organization's time zone, and its lines after its `lease_balances` row is locked.
+
+
+class LockedRow(NamedTuple):
+    """One row of `_locking`: the lease and its organization, whether the lines are as of
+    the lock (`fresh`), whether a payment's day total was written (`collected`), then one
+    line's columns (all None for a lease without entries: the lines are outer-joined)."""
+
+    status: str
+    timezone: str
+    fresh: bool | None
+    collected: int | None
+    id: uuid.UUID | None
+    type: str | None
+    amount: int | None
+    date: dt.date | None
+    reverses_id: uuid.UUID | None
+    created_at: dt.datetime | None
+    kind: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Locked:
+    """What a new entry's rules need of its lease, read under the lease's totals lock."""
+
+    status: str
+    timezone: str
+    lines: list[Line]  # every line of the lease, as of the lock
+
+
+_LINE_FIELDS = ("id", "type", "amount", "date", "reverses_id", "created_at", "kind")
+
+
+def _locking(dialect: str, payment: bool) -> Select[Any]:
+    """The lease (404: no row), its organization and its lines, in one statement.
+
+    On PostgreSQL its `lease_balances` row is locked first (FOR UPDATE, in a CTE): a writer
+    of the lease's ledger holds that lock to its commit (haven.ledger.totals). The lines are
+    read in the statement's snapshot, taken before the lock was granted: they are the lines
+    as of the lock only if no writer committed in between, which every writer's commit shows
+    by updating that row, so `fresh` compares the row version locked (`xmin`: PostgreSQL's
+    latest version, once the lock is granted) with the one in the snapshot. A payment's
+    day total is added in it too, from the locked row (so after the lock, as every ledger
+    writer takes them: its lease's row, then the day's). A lease without that row yet
+    (no entry so far) locks nothing here: `fresh` is NULL, and `lock_for_entry` takes the
+    lock with an upsert, as haven.ledger.totals does.
+    On SQLite (BEGIN IMMEDIATE: the write lock is held already) the lines are as of it."""
+    entry = LedgerEntry.__table__
+    balances: Any = LeaseBalance.__table__
+    lease_id = bindparam("lease_id", type_=Lease.id.type)
+    org_id = bindparam("org_id", type_=Lease.organization_id.type)
+    fresh: Any = null()
+    collected: Any = null()
+    stmt: Any = select(Lease.status, Organization.timezone).select_from(Lease)
+    stmt = stmt.join(Organization, Organization.id == Lease.organization_id)
+    if dialect == "postgresql":
+        locked = (
+            select(balances.c.lease_id, literal_column("xmin").label("version"))
+            .where(balances.c.lease_id == lease_id, balances.c.organization_id == org_id)
+            .with_for_update()
+            .cte("haven_locked")
+        )
+        seen = (
+            select(literal_column("xmin"))
+            .select_from(balances)
+            .where(balances.c.lease_id == lease_id)
+            .scalar_subquery()
+        )
+        fresh = locked.c.version == seen
+        stmt = stmt.outerjoin(locked, true())
+        if payment:
+            days: Any = PaymentsByDay.__table__
+            source = select(
+                org_id, bindparam("paid_on", type_=days.c.on_date.type),
+                bindparam("paid", type_=days.c.collected.type),
+            ).select_from(locked)  # fmt: skip
+            add = postgresql.insert(days).from_select(
+                ["organization_id", "on_date", "collected"], source
+            )
+            written = (
+                add.on_conflict_do_update(
+                    index_elements=[days.c.organization_id, days.c.on_date],
+                    set_={"collected": days.c.collected + add.excluded.collected},
+                )
+                .returning(days.c.on_date)
+                .cte("haven_collected")
+            )
+            collected = select(func.count()).select_from(written).scalar_subquery()
+    stmt = stmt.add_columns(fresh.label("fresh"), collected.label("collected"))
+    stmt = stmt.add_columns(*(entry.c[name] for name in _LINE_FIELDS))
+    stmt = stmt.outerjoin(entry, entry.c.lease_id == Lease.id)
+    return stmt.where(Lease.id == lease_id, Lease.organization_id == org_id)
+
+
+_LOCKING = {
+    (dialect, payment): _locking(dialect, payment)
+    for dialect in ("postgresql", "sqlite")
+    for payment in (False, True)
+}
+
+
+def _lock_balance(dialect_insert: Any) -> Any:
+    balances: Any = LeaseBalance.__table__
+    stmt = dialect_insert(balances).values(
+        lease_id=bindparam("lease_id", type_=balances.c.lease_id.type),
+        organization_id=bindparam("org_id", type_=balances.c.organization_id.type),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[balances.c.lease_id], set_={"balance": balances.c.balance}
+    )
+
+
+def _add_paid(dialect_insert: Any) -> Any:
+    days: Any = PaymentsByDay.__table__
+    stmt = dialect_insert(days).values(
+        organization_id=bindparam("org_id", type_=days.c.organization_id.type),
+        on_date=bindparam("paid_on", type_=days.c.on_date.type),
+        collected=bindparam("paid", type_=days.c.collected.type),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[days.c.organization_id, days.c.on_date],
+        set_={"collected": days.c.collected + stmt.excluded.collected},
+    )
+
+
+_LOCK_BALANCE = {
+    "postgresql": _lock_balance(postgresql.insert),
+    "sqlite": _lock_balance(sqlite.insert),
+}
+_ADD_PAID = {"postgresql": _add_paid(postgresql.insert), "sqlite": _add_paid(sqlite.insert)}
+_LINES = select(*(getattr(LedgerEntry, name) for name in _LINE_FIELDS)).where(
+    LedgerEntry.lease_id == bindparam("lease_id")
+)
+
+
+def _line(row: Any) -> Line:
+    return Line(
+        id=row.id,
+        type=row.type,
+        amount=row.amount,
+        date=row.date,
+        reverses_id=row.reverses_id,
+        created_at=row.created_at,
+        kind=row.kind,
+    )
+
+
+async def lock_for_entry(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    lease_id: uuid.UUID,
+    paid: tuple[dt.date, int] | None = None,
+) -> Locked | None:
+    """The lease (None: not the organization's), its organization's time zone and its lines
+    as of the lock on its `lease_balances` row, which is held to the commit; `paid` (a
+    payment's receipt date and amount) is added to that day's total after the lock.
+
+    One statement on PostgreSQL when no writer of the lease committed while it waited for
+    the lock (`_locking`); otherwise the lines are read again now that it holds it (and a
+    lease's first entry takes the lock with an upsert first, as haven.ledger.totals does)."""
+    dialect = session.sync_session.get_bind().dialect.name
+    ids: dict[str, Any] = {"lease_id": lease_id, "org_id": organization_id}
+    day = {} if paid is None else {"paid_on": paid[0], "paid": paid[1]}
+    rows = [
+        LockedRow._make(row)
+        for row in await session.execute(_LOCKING[dialect, paid is not None], ids | day)
+    ]
+    if not rows:
+        return None
+    first = rows[0]
+    lines = [_line(row) for row in rows if row.id is not None]
+    if dialect == "postgresql" and not first.fresh:
+        await session.execute(_LOCK_BALANCE[dialect], ids)  # held already, unless it is new
+        lines = [_line(row) for row in await session.execute(_LINES, ids)]
+    if day and not (dialect == "postgresql" and first.collected):
+        await session.execute(_ADD_PAID[dialect], ids | day)
+    return Locked(first.status, first.timezone, lines)

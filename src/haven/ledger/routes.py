@@ -91,25 +91,24 @@ class LeaseLedgerController(Controller):
         self, db: AsyncSession, principal: Principal, lease_id: uuid.UUID, data: ChargeIn
     ) -> Response[EntryOut]:
         """Charge the tenants (rent, deposit, late_fee, utility, other), due on dueDate."""
-        lease = await leases.get(db, principal.organization_id, lease_id)
-        return _created(*await service.post_charge(db, lease, data, principal.user_id))
+        org_id, user_id = principal.organization_id, principal.user_id
+        return _created(*await service.post_charge(db, org_id, lease_id, data, user_id))
 
     @post("/credits", opt=roles(*MANAGERS), status_code=HTTP_201_CREATED)
     async def credit(
         self, db: AsyncSession, principal: Principal, lease_id: uuid.UUID, data: CreditIn
     ) -> Response[EntryOut]:
         """Credit the tenants (a concession or write-off); lowers the balance."""
-        lease = await leases.get(db, principal.organization_id, lease_id)
-        org = await get_organization(db, principal.organization_id)
-        return _created(*await service.post_credit(db, org, lease, data, principal.user_id))
+        org_id, user_id = principal.organization_id, principal.user_id
+        return _created(*await service.post_credit(db, org_id, lease_id, data, user_id))
 
     @post("/payments", opt=roles(*MANAGERS), status_code=HTTP_201_CREATED)
     async def payment(
         self, db: AsyncSession, principal: Principal, lease_id: uuid.UUID, data: PaymentIn
     ) -> Response[EntryOut]:
         """Record a payment received; send Idempotency-Key so a retry never records it twice."""
-        lease = await leases.get(db, principal.organization_id, lease_id)
-        return _created(*await service.post_payment(db, lease, data, principal.user_id))
+        org_id, user_id = principal.organization_id, principal.user_id
+        return _created(*await service.post_payment(db, org_id, lease_id, data, user_id))
 
     @post(
         "/deposit-disposition",

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -24,8 +26,10 @@ from haven.ledger.schemas import (
     ReverseIn,
     StatementLineOut,
 )
+from haven.ledger.totals import settle
 from haven.models import Lease, LedgerEntry, Organization
 from haven.organizations.service import today_in
+from haven.uow import add_new
 
 # Money can only move on a lease that is or was in force.
 POSTABLE = frozenset({"active", "ended", "terminated"})
@@ -57,26 +61,47 @@ async def view(reader: Reader, organization_id: uuid.UUID, lease_id: uuid.UUID) 
     )
 
 
-def _check_postable(lease: Lease) -> None:
-    if lease.status not in POSTABLE:
-        raise ConflictError(f"The lease is {lease.status}; activate it before posting money")
+def _check_postable(status: str) -> None:
+    if status not in POSTABLE:
+        raise ConflictError(f"The lease is {status}; activate it before posting money")
 
 
-async def _post(session: AsyncSession, entry: LedgerEntry) -> tuple[LedgerEntry, int]:
-    session.add(entry)
-    await session.flush()
-    return entry, await repository.balance_of(session, entry.lease_id)
+async def _post(
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    lease_id: uuid.UUID,
+    entry_of: Callable[[repository.Locked], LedgerEntry],
+    paid: tuple[date, int] | None = None,
+) -> tuple[LedgerEntry, int]:
+    """Lock the lease's totals and read what the rules need (one statement, most often:
+    repository `lock_for_entry`), check, then add the entry with `add_new`: the entry, its
+    audit row, its event, the lease's new totals and the key's record are the commit's one
+    statement. The answer's balance is the locked lines' plus the entry's (the lock makes it
+    exact: no other writer of the lease commits before this one does)."""
+    locked = await repository.lock_for_entry(session, organization_id, lease_id, paid)
+    if locked is None:
+        raise NotFoundError(f"No lease with id {lease_id}")
+    _check_postable(locked.status)
+    entry = entry_of(locked)
+    add_new(session, entry)
+    totals = settle(session, entry, locked.lines, counted=paid is not None)
+    return entry, totals.balance
 
 
 async def post_charge(
-    session: AsyncSession, lease: Lease, data: ChargeIn, user_id: uuid.UUID | None
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    lease_id: uuid.UUID,
+    data: ChargeIn,
+    user_id: uuid.UUID | None,
 ) -> tuple[LedgerEntry, int]:
-    _check_postable(lease)
     return await _post(
         session,
-        LedgerEntry(
-            organization_id=lease.organization_id,
-            lease_id=lease.id,
+        organization_id,
+        lease_id,
+        lambda _: LedgerEntry(
+            organization_id=organization_id,
+            lease_id=lease_id,
             type="charge",
             kind=data.kind,
             amount=data.amount,
@@ -89,22 +114,23 @@ async def post_charge(
 
 async def post_credit(
     session: AsyncSession,
-    org: Organization,
-    lease: Lease,
+    organization_id: uuid.UUID,
+    lease_id: uuid.UUID,
     data: CreditIn,
     user_id: uuid.UUID | None,
 ) -> tuple[LedgerEntry, int]:
     """A credit dated `data.date`, or today where the organization is."""
-    _check_postable(lease)
     return await _post(
         session,
-        LedgerEntry(
-            organization_id=lease.organization_id,
-            lease_id=lease.id,
+        organization_id,
+        lease_id,
+        lambda locked: LedgerEntry(
+            organization_id=organization_id,
+            lease_id=lease_id,
             type="credit",
             kind="credit",
             amount=-data.amount,
-            date=data.date or today_in(org),
+            date=data.date or today_in_zone(locked.timezone),
             description=data.description,
             created_by_id=user_id,
         ),
@@ -112,14 +138,20 @@ async def post_credit(
 
 
 async def post_payment(
-    session: AsyncSession, lease: Lease, data: PaymentIn, user_id: uuid.UUID | None
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    lease_id: uuid.UUID,
+    data: PaymentIn,
+    user_id: uuid.UUID | None,
 ) -> tuple[LedgerEntry, int]:
-    _check_postable(lease)
+    """A payment; its amount is added to the organization's total of its receipt date."""
     return await _post(
         session,
-        LedgerEntry(
-            organization_id=lease.organization_id,
-            lease_id=lease.id,
+        organization_id,
+        lease_id,
+        lambda _: LedgerEntry(
+            organization_id=organization_id,
+            lease_id=lease_id,
             type="payment",
             kind=data.method,
             amount=-data.amount,
@@ -129,6 +161,7 @@ async def post_payment(
             reference=data.reference,
             created_by_id=user_id,
         ),
+        paid=(data.received_on, data.amount),
     )
 
 

@@ -19,6 +19,14 @@ upsert that locks it comes before the read of the lines (READ COMMITTED: the rea
 sees the other writer's committed entries); leases are locked in id order. On SQLite the
 database's write lock does the same.
 
+A service that posts one entry and has locked the lease's row itself, reading its lines
+after the lock (haven.ledger.repository `lock_for_entry`), hands the entry to `settle`
+instead: the totals are computed there, from those lines plus the entry, and written with
+the commit as one more CTE of its tail statement (haven.uow `add_change`), not by the
+listener's statements. Only when the transaction writes nothing else to the ledger: a
+transaction that also flushed other entries, or settled two on one lease, has them all
+rewritten by `apply` from the lease's lines at the commit, as any other ledger write.
+
 `backfill` computes both tables from scratch (the 0011 migration, bench seeding).
 """
 
@@ -30,14 +38,15 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, event, exists, select
+from sqlalchemy import Connection, bindparam, event, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction, aliased
 
 from haven.ledger.aging import Line, deposit_held, oldest_unpaid_on, summarize
 from haven.ledger.repository import LINE_COLUMNS, line_of
 from haven.models import LeaseBalance, LedgerEntry, PaymentsByDay
-from haven.uow.recorder import HavenSession
+from haven.uow.recorder import HavenSession, add_change
 
 _KEY = "haven_ledger_totals"
 CHUNK = 1000  # leases per statement (bound parameters stay far below the drivers' limits)
@@ -53,19 +62,7 @@ class Noted:
     amount: int
     date: date
     reverses_id: uuid.UUID | None
-
-
-@dataclass(slots=True)
-class _Pending:
-    noted: list[Noted] = field(default_factory=list)
-    savepoints: dict[int, int] = field(default_factory=dict)
-
-
-def _pending(session: Session) -> _Pending:
-    pending = session.info.get(_KEY)
-    if pending is None:
-        pending = session.info[_KEY] = _Pending()
-    return pending
+    counted: bool = False  # a payment whose day total its service wrote already (settle)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +70,21 @@ class Totals:
     balance: int
     deposit_held: int
     oldest_unpaid_on: date | None
+
+
+@dataclass(slots=True)
+class _Pending:
+    noted: list[Noted] = field(default_factory=list)
+    savepoints: dict[int, tuple[int, int]] = field(default_factory=dict)  # lengths at its start
+    # Entries `settle` took, by id: what they change and the lease's totals with them.
+    settled: dict[uuid.UUID, tuple[Noted, Totals]] = field(default_factory=dict)
+
+
+def _pending(session: Session) -> _Pending:
+    pending = session.info.get(_KEY)
+    if pending is None:
+        pending = session.info[_KEY] = _Pending()
+    return pending
 
 
 def totals_of(lines: Sequence[Line]) -> Totals:
@@ -170,6 +182,8 @@ def apply(connection: Connection, noted: Iterable[Noted]) -> None:
     deltas: dict[tuple[uuid.UUID, date], int] = {}
     by_id = {line.id: line for ls in lines.values() for line in ls}
     for n in noted:
+        if n.counted:
+            continue
         if n.type == "payment":
             key = (n.organization_id, n.date)
             deltas[key] = deltas.get(key, 0) - n.amount
@@ -218,30 +232,100 @@ def backfill(connection: Connection, batch: int = CHUNK) -> int:
     return done
 
 
+def _noted(e: LedgerEntry, counted: bool = False) -> Noted:
+    return Noted(e.organization_id, e.lease_id, e.type, e.amount, e.date, e.reverses_id, counted)
+
+
+# The lease's totals as `settle` writes them with the commit: built once per dialect, every
+# value a bound parameter (haven.uow.tail keys its template by this statement).
+def _settled_upsert(dialect_insert: Any) -> Any:
+    table: Any = LeaseBalance.__table__
+    stmt = dialect_insert(table).values(
+        {
+            table.c.lease_id: bindparam("lb_lease_id", type_=table.c.lease_id.type),
+            table.c.organization_id: bindparam("lb_org_id", type_=table.c.organization_id.type),
+            table.c.balance: bindparam("lb_balance", type_=table.c.balance.type),
+            table.c.deposit_held: bindparam("lb_deposit_held", type_=table.c.deposit_held.type),
+            table.c.oldest_unpaid_on: bindparam(
+                "lb_oldest_unpaid_on", type_=table.c.oldest_unpaid_on.type
+            ),
+        }
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=[table.c.lease_id],
+        set_={
+            "balance": stmt.excluded.balance,
+            "deposit_held": stmt.excluded.deposit_held,
+            "oldest_unpaid_on": stmt.excluded.oldest_unpaid_on,
+        },
+    )
+
+
+_SETTLED = {
+    "postgresql": _settled_upsert(postgresql.insert),
+    "sqlite": _settled_upsert(sqlite.insert),
+}
+
+
+def settle(
+    session: AsyncSession, entry: LedgerEntry, lines: Sequence[Line], *, counted: bool
+) -> Totals:
+    """The lease's totals with `entry` (new, not yet written) added to `lines`, its lease's
+    lines as of the lock on its `lease_balances` row (PostgreSQL) or the write lock
+    (SQLite): exact, since no other writer of the lease can commit before this one does.
+    They are written with the commit (haven.uow `add_change`: a CTE of its tail statement
+    on PostgreSQL). `counted`: a payment whose day total the caller wrote already."""
+    totals = totals_of([*lines, line_of(entry)])
+    _pending(session.sync_session).settled[entry.id] = (_noted(entry, counted), totals)
+    return totals
+
+
 def _after_flush(session: Session, _context: UOWTransaction) -> None:
     new = [obj for obj in session.new if isinstance(obj, LedgerEntry)]
     if new:
-        _pending(session).noted.extend(
-            Noted(e.organization_id, e.lease_id, e.type, e.amount, e.date, e.reverses_id)
-            for e in new
-        )
+        pending = _pending(session)
+        pending.noted.extend(_noted(e) for e in new if e.id not in pending.settled)
 
 
 def _before_commit(session: Session) -> None:
     if session.in_nested_transaction():
         return  # a savepoint released: the outermost commit writes the totals
-    if any(isinstance(obj, LedgerEntry) for obj in session.new):
-        session.flush()  # entries still pending: noted by the flush (the rest waits for it)
     pending = session.info.get(_KEY)
-    if pending is None or not pending.noted:
+    settled = pending.settled if pending is not None else {}
+    if any(isinstance(o, LedgerEntry) and o.id not in settled for o in session.new):
+        session.flush()  # entries still pending: noted by the flush (the rest waits for it)
+    if pending is None or not (pending.noted or settled):
         return
-    noted, pending.noted, pending.savepoints = pending.noted, [], {}
+    leases = [n.lease_id for n, _ in settled.values()]
+    if not pending.noted and len(set(leases)) == len(leases):
+        for n, t in settled.values():  # each lease's totals as its service computed them
+            _write_with_commit(session, n, t)
+        pending.settled = {}
+        return
+    # Other ledger writes in this transaction too: every lease rewritten from its lines.
+    if session.new:
+        session.flush()
+    noted = pending.noted + [n for n, _ in settled.values()]
+    pending.noted, pending.savepoints, pending.settled = [], {}, {}
     apply(session.connection(), noted)
+
+
+def _write_with_commit(session: Session, n: Noted, t: Totals) -> None:
+    dialect = session.get_bind().dialect.name
+    params = {
+        "lb_lease_id": n.lease_id,
+        "lb_org_id": n.organization_id,
+        "lb_balance": t.balance,
+        "lb_deposit_held": t.deposit_held,
+        "lb_oldest_unpaid_on": t.oldest_unpaid_on,
+    }
+    add_change(session, _SETTLED[dialect], params)
 
 
 def _transaction_began(session: Session, transaction: SessionTransaction) -> None:
     if transaction.nested:
-        _pending(session).savepoints[id(transaction)] = len(_pending(session).noted)
+        pending = _pending(session)
+        pending.savepoints[id(transaction)] = (len(pending.noted), len(pending.settled))
 
 
 def _rolled_back(session: Session, previous: SessionTransaction) -> None:
@@ -251,10 +335,12 @@ def _rolled_back(session: Session, previous: SessionTransaction) -> None:
     if previous.nested:
         mark = pending.savepoints.pop(id(previous), None)
         if mark is not None:
-            del pending.noted[mark:]
+            del pending.noted[mark[0] :]
+            for entry_id in list(pending.settled)[mark[1] :]:
+                del pending.settled[entry_id]
         return
     if previous.parent is None:
-        pending.noted, pending.savepoints = [], {}
+        pending.noted, pending.savepoints, pending.settled = [], {}, {}
 
 
 event.listen(HavenSession, "after_flush", _after_flush)

@@ -16,6 +16,7 @@ never a domain (import-linter checks it: `make lint`).
 
 from haven.uow.actor import Actor
 from haven.uow.recorder import (
+    add_change,
     add_new,
     after_commit,
     as_actor,
@@ -28,6 +29,7 @@ from haven.uow.recorder import (
 
 __all__ = [
     "Actor",
+    "add_change",
     "add_new",
     "after_commit",
     "as_actor",

@@ -25,6 +25,11 @@ keyed POST is one round trip. Where the tail is a statement per table (SQLite), 
 writes them one INSERT each, in the order they were added, so a row may refer to one added
 before it. Anything else flushes them first, as any pending row.
 
+A change to an existing row a service computed itself (`add_change`: a Core INSERT .. ON
+CONFLICT or UPDATE, every value bound) is written with the commit too, after every flush: a
+CTE of the tail statement on PostgreSQL, its own statement otherwise (a lease's maintained
+totals, computed under the lock the service took).
+
 Who acted, on which instance and for which request is set once, by whoever opened
 the session (haven.uow.tx for a request, `as_system` for a job).
 """
@@ -43,6 +48,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.dml import UpdateBase
 
 from haven.db.base import Base
 from haven.db.engine import behind_pgbouncer
@@ -67,14 +73,16 @@ class WriteBuffer:
     changed_organizations: set[uuid.UUID] = field(default_factory=set)
     after_commit: list[AfterCommit] = field(default_factory=list)
     at_end: list[AfterCommit] = field(default_factory=list)  # after commit or rollback
-    # id(savepoint) -> (len(audit notes), len(events)) when it began
-    savepoints: dict[int, tuple[int, int]] = field(default_factory=dict)
+    # id(savepoint) -> (len(audit notes), len(events), len(changes)) when it began
+    savepoints: dict[int, tuple[int, int, int]] = field(default_factory=dict)
     # The Idempotency-Key record (an idempotency_records row), written with the commit.
     record: dict[str, Any] | None = None
     # Rows `add_new` added (pending, not yet flushed), and whether this transaction has
     # sent anything yet (a connection joined it): neither, and the commit may go alone.
     added: list[Any] = field(default_factory=list)
     began: bool = False
+    # Core statements `add_change` queued, with their parameters: written with the commit.
+    changes: list[tuple[UpdateBase, dict[str, Any]]] = field(default_factory=list)
 
     def forget(self) -> None:
         """A full rollback: nothing this transaction noted happened."""
@@ -83,6 +91,7 @@ class WriteBuffer:
         self.record = None
         self.added = []
         self.began = False
+        self.changes = []
         self.deleted_organizations = set()
         self.savepoints = {}
 
@@ -169,6 +178,19 @@ def add_new(session: AsyncSession, obj: Base) -> None:
     buffer_of(session).added.append(obj)
 
 
+def add_change(
+    session: AsyncSession | Session, statement: UpdateBase, params: dict[str, Any]
+) -> None:
+    """Write `statement` (a Core INSERT, upsert or UPDATE of a row the caller has locked or
+    owns) with the commit, after every flush: on PostgreSQL a CTE of the tail statement
+    (haven.uow.tail), so it costs no round trip of its own; elsewhere its own statement.
+    Build `statement` once, every value a bound parameter (the tail keys its template by
+    the statement object), its parameters' names apart from the tail's own (a clash is a
+    ValueError at the commit). Sibling CTEs see one snapshot: it must not read what the
+    same commit writes. A rolled-back savepoint forgets what was added inside it."""
+    buffer_of(session).changes.append((statement, params))
+
+
 def _insert_values(obj: Any) -> tuple[Any, dict[str, Any]] | None:
     """(table, column values) of a row `add_new` added; None when a column is left to the
     database (a server default), holds a SQL expression (the tail binds plain values only)
@@ -245,14 +267,15 @@ def _before_commit(session: Session) -> None:
     deleted = buffer.deleted_organizations
     buffer.deleted_organizations = set()
     record, buffer.record = buffer.record, None
-    if not notes.notes and not events and record is None and not inserts:
+    changes, buffer.changes = buffer.changes, []
+    if not notes.notes and not events and record is None and not inserts and not changes:
         return
     rows = audit.rows(notes, buffer.actor, deleted, buffer.instance_id, buffer.request_id)
     by_org = tail.by_organization(events, deleted)
-    fits = tail.fits(session.get_bind(), rows, by_org, len(inserts))
+    fits = tail.fits(session.get_bind(), rows, by_org, len(inserts) + len(changes))
     connection = _connection(session, buffer, alone=fits)
     if fits:
-        tail.write(connection, rows, by_org, record, inserts)
+        tail.write(connection, rows, by_org, record, inserts, changes)
     else:
         for table, values in inserts:
             # One INSERT each, in the order they were added: a row may refer to one added
@@ -268,6 +291,8 @@ def _before_commit(session: Session) -> None:
         stmt = tail.record_insert(connection.dialect.name, record)
         if connection.execute(stmt).first() is None:
             raise tail.KeyTaken
+    for statement, params in changes:
+        connection.execute(statement, params)
     if rows:
         connection.execute(insert(AuditEvent), rows)
     if events:
@@ -281,7 +306,11 @@ def _connection_joined(session: Session, _transaction: Any, _connection: Any) ->
 def _transaction_began(session: Session, transaction: SessionTransaction) -> None:
     if transaction.nested:
         buffer = buffer_of(session)
-        buffer.savepoints[id(transaction)] = (len(buffer.audit.notes), len(buffer.events))
+        buffer.savepoints[id(transaction)] = (
+            len(buffer.audit.notes),
+            len(buffer.events),
+            len(buffer.changes),
+        )
 
 
 def _rolled_back(session: Session, previous: SessionTransaction) -> None:
@@ -294,6 +323,7 @@ def _rolled_back(session: Session, previous: SessionTransaction) -> None:
         if mark is not None:
             del buffer.audit.notes[mark[0] :]
             del buffer.events[mark[1] :]
+            del buffer.changes[mark[2] :]
         return
     if previous.parent is None:
         buffer.forget()

@@ -15,6 +15,8 @@ committed first) fails the one statement, as it failed one of the four.
 New rows a service added with `add_new` (haven.uow.recorder), when they are all the
 transaction changed, are more CTEs of the same statement: sibling CTEs see one snapshot
 and foreign keys are checked at the statement's end, so the rows may refer to each other.
+So are the Core statements a service queued with `add_change` (an upsert of a row it has
+locked, such as a lease's maintained totals): each is a CTE, its parameters bound.
 
 The record's INSERT (`record_insert`, on both paths) does not fail when another request's
 record holds the key: it writes nothing, and the statement then fails on purpose (its
@@ -40,7 +42,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.sql.dml import Insert, UpdateBase
 from sqlalchemy.sql.selectable import Select
 
 from haven.db.base import utcnow
@@ -100,16 +102,21 @@ def record_insert(dialect: str, record: dict[str, Any]) -> Insert:
     ).returning(IdempotencyRecord.id)
 
 
+Change = tuple[UpdateBase, dict[str, Any]]  # a statement `add_change` queued, its parameters
+
+
 def write(
     connection: Connection,
     audit_rows: list[dict[str, Any]],
     by_org: dict[uuid.UUID, list[outbox.PendingEvent]],
     record: dict[str, Any] | None,
     inserts: list[tuple[Any, dict[str, Any]]] | None = None,
+    changes: list[Change] | None = None,
 ) -> None:
-    """New rows, audit rows, events (one organization) and the Idempotency-Key record: one
-    statement. `KeyTaken` (nothing written) when another request's record holds the key."""
-    built = statement(audit_rows, by_org, record, inserts)
+    """New rows, queued changes, audit rows, events (one organization) and the
+    Idempotency-Key record: one statement. `KeyTaken` (nothing written) when another
+    request's record holds the key."""
+    built = statement(audit_rows, by_org, record, inserts, changes)
     if built is None:
         return
     try:
@@ -122,14 +129,16 @@ def write(
 
 
 # A shape: the new rows (their table and columns), the number of events, the columns of each
-# audit row and of the record. Its statement is built once, with a bound parameter where
-# each value goes, and kept: building and cache-keying a statement of literal values cost
-# most of a keyed POST's CPU (bench/PROFILE.md); a kept one is keyed once, compiled once.
+# audit row and of the record, the queued changes' statements. Its statement is built once,
+# with a bound parameter where each value goes, and kept: building and cache-keying a
+# statement of literal values cost most of a keyed POST's CPU (bench/PROFILE.md); a kept
+# one is keyed once, compiled once.
 Shape = tuple[
     tuple[tuple[Table, tuple[str, ...]], ...],
     int,
     tuple[tuple[str, ...], ...],
     tuple[str, ...] | None,
+    tuple[UpdateBase, ...],
 ]
 _TEMPLATES: dict[Shape, Select[Any]] = {}
 _MAX_TEMPLATES = 512  # shapes are few (a request writes a handful of rows); bound anyway
@@ -142,19 +151,22 @@ def statement(
     by_org: dict[uuid.UUID, list[outbox.PendingEvent]],
     record: dict[str, Any] | None,
     inserts: list[tuple[Any, dict[str, Any]]] | None = None,
+    changes: list[Change] | None = None,
 ) -> tuple[Select[Any], dict[str, Any]] | None:
     """The tail's one statement and its parameters (None: nothing to write). The statement
     depends only on the shape of what it writes, so the same object serves every request
     of that shape: SQLAlchemy keys and compiles it once."""
     inserts = inserts or []
+    changes = changes or []
     ((organization_id, items),) = by_org.items() if by_org else ((None, []),)
     shape: Shape = (
         tuple((table, tuple(values)) for table, values in inserts),
         len(items),
         tuple(tuple(row) for row in audit_rows),
         tuple(record) if record is not None else None,
+        tuple(change for change, _ in changes),
     )
-    if not shape[0] and not shape[1] and not shape[2] and shape[3] is None:
+    if not shape[0] and not shape[1] and not shape[2] and shape[3] is None and not shape[4]:
         return None
     template = _TEMPLATES.get(shape)
     if template is None:
@@ -175,6 +187,10 @@ def statement(
     if record is not None:
         params.update({f"r_{i}": value for i, value in enumerate(record.values())})
         params["r_expired"] = record["created_at"] - RETENTION
+    for _change, values in changes:
+        if params.keys() & values.keys():
+            raise ValueError(f"a change's parameters clash with the tail's: {sorted(values)}")
+        params.update(values)
     return template, params
 
 
@@ -189,11 +205,12 @@ def _bound_insert(table: Table, columns: tuple[str, ...], prefix: str) -> Insert
 
 def _template(shape: Shape) -> Select[Any]:
     """The statement of one shape, every value a bound parameter (see `statement`)."""
-    new_rows, events, audit_columns, record_columns = shape
+    new_rows, events, audit_columns, record_columns, changes = shape
     ctes: list[Any] = [
         _bound_insert(table, columns, f"n{n}").cte(f"haven_new_{n}")
         for n, (table, columns) in enumerate(new_rows)
     ]
+    ctes += [change.cte(f"haven_change_{n}") for n, change in enumerate(changes)]
     columns: list[Any] = []
     if events:
         counters: Table = EventCounter.__table__  # type: ignore[assignment]

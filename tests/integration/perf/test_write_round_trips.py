@@ -17,9 +17,11 @@ in autocommit (its row, audit row, event and the key's record); a POST that chec
 names with a plain SELECT first (`CHECK_READ`: vendor, maintenance request, comment,
 payout, webhook, work order, bill without a work order, lease) is that SELECT through
 the Reader, in autocommit too, then the one statement; so is a member (two new rows: the
-user and the membership) and a lease (its tenants' rows in the same statement); the
-payment, which locks its lease, is BEGIN, its own statements, the tail and COMMIT, and so
-is a bill that names a work order (it locks it); docs/architecture.md says what is left,
+user and the membership) and a lease (its tenants' rows in the same statement); a lease
+money POST (`LEASE_MONEY`: charge, credit, payment, recurring charge), which locks what it
+must until its commit, is BEGIN, one statement that locks and reads what its rules need,
+the tail and COMMIT, and a bill that names a work order locks it in its transaction;
+docs/architecture.md says what is left,
 bench/RESULTS-writes.md counts the other POSTs.
 """
 
@@ -32,6 +34,7 @@ import struct
 import threading
 import uuid
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -49,12 +52,16 @@ from haven.models import (
     Event,
     IdempotencyRecord,
     Lease,
+    LeaseBalance,
+    LedgerEntry,
     MaintenanceComment,
     MaintenanceRequest,
     Membership,
     Owner,
     OwnerPayout,
+    PaymentsByDay,
     Property,
+    RecurringCharge,
     Tenant,
     User,
     Vendor,
@@ -314,16 +321,13 @@ def test_a_keyed_post_costs_two_redis_round_trips(
     response, sql, redis = _counted(relays, prefix, payment)
     assert response.status_code == 201, response.text
     assert redis == [["EVALSHA"], ["SET", "EVAL", "INCRBY"]], redis
-    # BEGIN, the lease (FOR UPDATE), the entry, the balance after it; the ledger's totals
-    # (haven.ledger.totals: the lease's lease_balances row locked, its lines, its totals,
-    # the payments of the day); the tail, COMMIT. The lease's lock must be held from its
-    # read to the commit, so this write needs a transaction (docs/architecture.md says
-    # what bounds it).
-    assert sql == [
-        ["BEGIN"], ["SELECT"], ["INSERT"], ["SELECT"],
-        ["INSERT"], ["SELECT"], ["INSERT"], ["INSERT"],
-        ["WITH"], ["COMMIT"],
-    ], sql  # fmt: skip
+    # BEGIN; one statement locks the lease's totals row (lease_balances, FOR UPDATE), adds
+    # the payment to its day's total and reads the lease, its organization and its lines
+    # (haven.ledger.repository `lock_for_entry`); the tail: the entry, the lease's new
+    # totals, audit row, event and the key's record (haven.uow.tail); COMMIT. The lock must
+    # be held from the read to the commit, so this write needs a transaction, and
+    # SQLAlchemy's asyncpg driver sends BEGIN and COMMIT as exchanges of their own.
+    assert sql == [["BEGIN"], ["WITH"], ["WITH"], ["COMMIT"]], sql
 
     # A replay: the gate's trip read the stored copy; no statement at all.
     key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
@@ -1034,3 +1038,159 @@ def test_a_lease_post_answers_what_it_wrote(
     assert replay.headers["idempotent-replayed"] == "true"
     assert replay.content == created.content
     assert _trail(settings, owner.organization_id) == written
+
+
+# The lease money POSTs: each locks what it must (the lease's totals row for a ledger entry,
+# the lease row for a recurring charge) and reads what its rules need in one statement, then
+# writes everything as the commit's one statement: BEGIN, that read, the tail, COMMIT.
+# (path under the lease, body, model, entity type, the read's verb)
+LEASE_MONEY: dict[str, tuple[str, dict[str, Any], type[Base], str, str]] = {
+    "charges": ("charges", {"kind": "utility", "amount": 4200, "dueDate": "2026-02-01"},
+                LedgerEntry, "ledger_entry", "WITH"),
+    "credits": ("credits", {"amount": 1500, "description": "Goodwill"},
+                LedgerEntry, "ledger_entry", "WITH"),
+    "payments": ("payments", {"amount": 9900, "receivedOn": "2026-01-02",
+                              "method": "bank_transfer", "reference": "TX-1"},
+                 LedgerEntry, "ledger_entry", "WITH"),
+    "recurring-charges": ("recurring-charges", {"kind": "parking", "amount": 5000,
+                                                "startDate": "2026-02-01"},
+                          RecurringCharge, "recurring_charge", "SELECT"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", list(LEASE_MONEY))
+def test_a_lease_money_post_is_four_round_trips(
+    app_factory: Callable[..., TestClient[Any]],
+    database: Any,
+    valkey: EmbeddedValkey,
+    relays: tuple[Relay, Relay],
+    name: str,
+) -> None:
+    """Each, keyed, steady state: BEGIN, the locking read, the tail (the row, its audit row,
+    its event, the lease's totals and the key's record), COMMIT; two Redis round trips; a
+    replay sends no statement. (Before: charge 9, credit 10, payment 10, recurring 5.)"""
+    what, body, _model, _entity, verb = LEASE_MONEY[name]
+    client, prefix = _relayed_client(app_factory, database, valkey, relays)
+    owner = register(client)
+    lease = active_lease(client, owner)
+    path = f"/api/v1/leases/{lease['id']}/{what}"
+    key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+
+    def send(headers: dict[str, str] | None = None) -> Any:
+        headers = headers or {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+        return client.post(path, headers={**owner.headers, **headers}, json=body)
+
+    for _ in range(2):  # warm up: statements prepared
+        assert send().status_code == 201
+
+    response, sql, redis = _counted(relays, prefix, lambda: send(key))
+    assert response.status_code == 201, response.text
+    assert redis == [["EVALSHA"], ["SET", "EVAL", "INCRBY"]], redis
+    assert sql == [["BEGIN"], [verb], ["WITH"], ["COMMIT"]], sql
+
+    replay, sql, redis = _counted(relays, prefix, lambda: send(key))
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.content == response.content
+    assert (sql, redis) == ([], [["EVALSHA"]])
+
+
+def _ledger_state(settings: Settings, lease_id: str, organization_id: str) -> tuple[Any, ...]:
+    """(the lease's entries, its lease_balances row, the organization's payments by day), as
+    stored: what a replay must leave as it is."""
+
+    async def read() -> tuple[Any, ...]:
+        engine = create_engine(settings)
+        lease, org = uuid.UUID(lease_id), uuid.UUID(organization_id)
+        try:
+            async with engine.connect() as conn:
+                entries = await conn.execute(
+                    select(func.count()).where(LedgerEntry.lease_id == lease)
+                )
+                balances = await conn.execute(
+                    select(
+                        LeaseBalance.balance,
+                        LeaseBalance.deposit_held,
+                        LeaseBalance.oldest_unpaid_on,
+                    ).where(LeaseBalance.lease_id == lease)
+                )
+                days = await conn.execute(
+                    select(PaymentsByDay.on_date, PaymentsByDay.collected)
+                    .where(PaymentsByDay.organization_id == org)
+                    .order_by(PaymentsByDay.on_date)
+                )
+                return entries.scalar_one(), tuple(balances.one()), [tuple(d) for d in days]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def test_lease_money_posts_answer_what_a_get_then_shows(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """On both backends: each entry's answer (every field, balanceAfter included) is the
+    entry as the ledger then shows it; the lease's maintained totals are the ledger's; one
+    audit row and one event per entry, the key's record; a replay writes nothing."""
+    client = app_factory(webhook_worker=False)
+    owner = register(client)
+    lease = active_lease(client, owner)
+    settings = settings_factory()
+    answers = []
+    for name in ("charges", "payments", "credits", "payments", "charges"):
+        what, body, model, entity, _ = LEASE_MONEY[name]
+        path = f"/api/v1/leases/{lease['id']}/{what}"
+        key = {**owner.headers, "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+        created = client.post(path, headers=key, json=body)
+        assert created.status_code == 201, created.text
+        answers.append(created.json())
+        book = client.get(f"/api/v1/leases/{lease['id']}/ledger", headers=owner.headers)
+        assert book.status_code == 200, book.text
+        shown = {e["id"]: e for e in book.json()["entries"]}
+        assert created.json() == shown[created.json()["id"]]
+        assert created.json()["balanceAfter"] == book.json()["balance"]
+        written = _written(
+            settings, model, created.json()["id"], owner.organization_id, created.content
+        )
+        assert written[1:] == (1, [f"{entity}.created"], [f"{entity}.posted"], 1), written
+        before = _ledger_state(settings, lease["id"], owner.organization_id)
+        replay = client.post(path, headers=key, json=body)
+        assert replay.headers["idempotent-replayed"] == "true"
+        assert replay.content == created.content
+        assert _ledger_state(settings, lease["id"], owner.organization_id) == before
+    book = client.get(f"/api/v1/leases/{lease['id']}/ledger", headers=owner.headers).json()
+    entries, totals, days = _ledger_state(settings, lease["id"], owner.organization_id)
+    assert entries == len(book["entries"])
+    assert totals[:2] == (book["balance"], book["depositHeld"])
+    paid = sum(-e["amount"] for e in book["entries"] if e["type"] == "payment")
+    assert days == [(date(2026, 1, 2), paid)]
+
+
+def test_a_recurring_charge_answers_what_its_list_then_shows(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """On both backends (written with the commit's one statement on PostgreSQL, flushed at
+    the commit on SQLite): the answer is the charge as the lease's list then shows it, with
+    one audit row, one event and the key's record; a replay writes no second row."""
+    what, body, model, entity, _ = LEASE_MONEY["recurring-charges"]
+    client = app_factory(webhook_worker=False)
+    owner = register(client)
+    lease = active_lease(client, owner)
+    path = f"/api/v1/leases/{lease['id']}/{what}"
+    key = {**owner.headers, "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    created = client.post(path, headers=key, json=body)
+    assert created.status_code == 201, created.text
+    listed = client.get(path, headers=owner.headers)
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == [created.json()]
+    assert created.json()["version"] == 1
+    settings = settings_factory()
+    written = _written(
+        settings, model, created.json()["id"], owner.organization_id, created.content
+    )
+    assert written == (1, 1, [f"{entity}.created"], [f"{entity}.created"], 1), written
+    replay = client.post(path, headers=key, json=body)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.content == created.content
+    assert client.get(path, headers=owner.headers).json() == [created.json()]

@@ -1,0 +1,219 @@
+"""Money posted at once on one lease: nothing lost, nothing doubled, every answer exact.
+
+A charge, credit or payment locks its lease's `lease_balances` row and reads the lease's
+lines in one statement (haven.ledger.repository `lock_for_entry`); the lines are the ones as
+of the lock only when no writer committed while it waited, which it checks, reading them
+again otherwise. These tests make writers meet on one lease and compare what is stored
+(entries, the maintained totals, the day's payments) and each answer with the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date, datetime
+from typing import Any
+
+import pytest
+from litestar.testing import TestClient
+from sqlalchemy import func, insert, select, text
+
+from haven.config import Settings
+from haven.db.engine import create_engine
+from haven.ledger.aging import Line
+from haven.ledger.totals import Noted, apply, totals_of
+from haven.models import LeaseBalance, LedgerEntry, PaymentsByDay
+from support import Account, register
+from support_leases import active_lease, ledger, pay
+
+
+def _stored(settings: Settings, lease_id: str, organization_id: str) -> tuple[Any, ...]:
+    """(the lease's lease_balances row, the organization's payments of 2026-01-02)."""
+
+    async def read() -> tuple[Any, ...]:
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        select(
+                            LeaseBalance.balance,
+                            LeaseBalance.deposit_held,
+                            LeaseBalance.oldest_unpaid_on,
+                        ).where(LeaseBalance.lease_id == uuid.UUID(lease_id))
+                    )
+                ).one()
+                paid = (
+                    await conn.execute(
+                        select(func.coalesce(func.sum(PaymentsByDay.collected), 0)).where(
+                            PaymentsByDay.organization_id == uuid.UUID(organization_id),
+                            PaymentsByDay.on_date == date(2026, 1, 2),
+                        )
+                    )
+                ).scalar_one()
+                return tuple(row), paid
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def _expected(book: dict[str, Any]) -> tuple[int, int, date | None]:
+    """The lease's totals as haven.ledger.aging computes them from the ledger shown."""
+    lines = [
+        Line(
+            id=uuid.UUID(e["id"]),
+            type=e["type"],
+            amount=e["amount"],
+            date=date.fromisoformat(e["date"]),
+            reverses_id=uuid.UUID(e["reverses"]) if e["reverses"] else None,
+            created_at=datetime.fromisoformat(e["createdAt"]),
+            kind=e["kind"],
+        )
+        for e in book["entries"]
+    ]
+    t = totals_of(lines)
+    return t.balance, t.deposit_held, t.oldest_unpaid_on
+
+
+def _check_against_ledger(
+    client: TestClient[Any],
+    owner: Account,
+    settings: Settings,
+    lease_id: str,
+    answers: list[dict[str, Any]],
+) -> dict[str, Any]:
+    book = ledger(client, owner, lease_id)
+    shown = {e["id"]: e for e in book["entries"]}
+    for answer in answers:  # balanceAfter too: the lock orders the entries as posted
+        assert answer == shown[answer["id"]], (answer, shown.get(answer["id"]))
+    totals, paid = _stored(settings, lease_id, owner.organization_id)
+    assert totals == _expected(book), (totals, book)
+    assert paid == sum(-e["amount"] for e in book["entries"] if e["type"] == "payment")
+    return book
+
+
+def test_concurrent_payments_on_one_lease_add_up_exactly(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """Four instances post 24 payments (and a charge and a credit each) on one lease at once,
+    then send every payment's Idempotency-Key again: each payment is on the ledger once, the
+    balance is the sum, each answer is its entry as the ledger shows it (balanceAfter
+    included), and the maintained totals and the day's payments are the ledger's."""
+    instances = [app_factory(instance_id=f"api-{n}") for n in range(4)]
+    owner = register(instances[0])
+    lease = active_lease(instances[0], owner)
+    start = ledger(instances[0], owner, lease["id"])["balance"]
+    path = f"/api/v1/leases/{lease['id']}"
+    barrier = threading.Barrier(len(instances))
+
+    def post(client: TestClient[Any], what: str, body: dict[str, Any], key: str) -> Any:
+        headers = {**owner.headers, "Idempotency-Key": key}
+        return client.post(f"{path}/{what}", headers=headers, json=body)
+
+    def burst(n: int) -> list[tuple[str, dict[str, Any], str, Any]]:
+        client = instances[n]
+        barrier.wait(timeout=30)
+        sent = []
+        for i in range(6):
+            body = {"amount": 1000 * (n + 1) + i, "receivedOn": "2026-01-02", "method": "cash"}
+            sent.append(("payments", body, f"k-{uuid.uuid4().hex}"))
+        sent.insert(2, ("charges", {"kind": "utility", "amount": 333, "dueDate": "2026-01-20"},
+                        f"k-{uuid.uuid4().hex}"))  # fmt: skip
+        sent.insert(5, ("credits", {"amount": 111}, f"k-{uuid.uuid4().hex}"))
+        return [(what, body, key, post(client, what, body, key)) for what, body, key in sent]
+
+    with ThreadPoolExecutor(len(instances)) as pool:
+        results = [r for rs in pool.map(burst, range(len(instances))) for r in rs]
+    assert [r.status_code for *_, r in results] == [201] * len(results), [
+        r.text for *_, r in results if r.status_code != 201
+    ]
+    answers = [r.json() for *_, r in results]
+    settings = settings_factory()
+    book = _check_against_ledger(instances[0], owner, settings, lease["id"], answers)
+    payments = [body["amount"] for what, body, _, _ in results if what == "payments"]
+    assert len([e for e in book["entries"] if e["type"] == "payment"]) == len(payments) == 24
+    assert book["balance"] == start + 4 * 333 - 4 * 111 - sum(payments)
+    assert len({a["balanceAfter"] for a in answers}) == len(answers)  # one after another
+
+    def again(n: int) -> list[Any]:  # every key once more, to another instance
+        client = instances[(n + 1) % len(instances)]
+        return [post(client, what, body, key) for what, body, key, _ in results[n::4]]
+
+    with ThreadPoolExecutor(len(instances)) as pool:
+        replays = [r for rs in pool.map(again, range(len(instances))) for r in rs]
+    assert {r.headers.get("idempotent-replayed") for r in replays} == {"true"}
+    assert ledger(instances[0], owner, lease["id"]) == book
+    assert _check_against_ledger(instances[0], owner, settings, lease["id"], answers) == book
+
+
+def test_a_payment_that_waited_for_the_lock_reads_the_lines_again(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+    database: Any,
+) -> None:
+    """Another writer holds the lease's totals lock and commits a charge while the payment
+    waits for it: the payment's statement read the lines before that commit, sees that the
+    row it locked is newer than the one it read, and reads them again. The maintained
+    totals then include both entries, and the answer's balanceAfter is the ledger's."""
+    if database.backend != "postgresql":
+        pytest.skip("SQLite's writer holds the database's lock from BEGIN: no such wait")
+    client = app_factory()
+    owner = register(client)
+    lease = active_lease(client, owner)
+    settings = settings_factory()
+    lease_id, org_id = uuid.UUID(lease["id"]), uuid.UUID(owner.organization_id)
+    assert pay(client, owner, lease["id"], 100).status_code == 201  # statements prepared
+    start = ledger(client, owner, lease["id"])["balance"]
+
+    async def scenario() -> Any:
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as other, engine.connect() as watcher:
+                await other.execute(
+                    select(LeaseBalance.lease_id)
+                    .where(LeaseBalance.lease_id == lease_id)
+                    .with_for_update()
+                )
+                await other.execute(
+                    insert(LedgerEntry).values(
+                        organization_id=org_id,
+                        lease_id=lease_id,
+                        type="charge",
+                        kind="utility",
+                        amount=777,
+                        date=date(2026, 1, 10),
+                    )
+                )
+                noted = Noted(org_id, lease_id, "charge", 777, date(2026, 1, 10), None)
+                await other.run_sync(lambda conn: apply(conn, [noted]))
+                waiting = asyncio.create_task(
+                    asyncio.to_thread(pay, client, owner, lease["id"], 500)
+                )
+                for _ in range(200):  # until the payment waits for the lock
+                    waits = await watcher.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                            " current_database() AND wait_event_type = 'Lock'"
+                        )
+                    )
+                    await watcher.rollback()
+                    if waits.scalar_one():
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError("the payment never waited for the lock")
+                await other.commit()
+                return await waiting
+        finally:
+            await engine.dispose()
+
+    response = asyncio.run(scenario())
+    assert response.status_code == 201, response.text
+    book = _check_against_ledger(client, owner, settings, lease["id"], [response.json()])
+    assert [e["amount"] for e in book["entries"]][-2:] == [777, -500]
+    assert response.json()["balanceAfter"] == book["balance"] == start + 777 - 500
