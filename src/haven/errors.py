@@ -277,6 +277,11 @@ def map_exception(exc: Exception) -> HavenError:
         # A unique or foreign key the service checked first was taken by a concurrent
         # write on another instance (check-then-insert races under READ COMMITTED).
         return ConflictError("This conflicts with a change made at the same moment; read and retry")
+    if _is_rolled_back_for_concurrency(exc):
+        # PostgreSQL aborted this transaction for another's sake (a deadlock between two
+        # writers' lock orders, a serialization failure): nothing of it was written, and
+        # the same request retried (same Idempotency-Key) succeeds.
+        return ConflictError("This conflicts with a change made at the same moment; retry")
     if (
         isinstance(exc, OperationalError | InterfaceError)
         or (isinstance(exc, DBAPIError) and (exc.connection_invalidated or _is_db_outage(exc)))
@@ -296,6 +301,17 @@ def map_exception(exc: Exception) -> HavenError:
 # does not accept connections (55000 on connect).
 _DB_OUTAGE_CLASSES = ("08", "53", "57P")
 _DB_OUTAGE_CODES = frozenset({"3D000", "55000"})
+
+
+# SQLSTATE class 40, transaction rollback: 40001 serialization failure, 40P01 deadlock
+# detected (40002 and 40003 are integrity and completion failures: not concurrency).
+_CONCURRENCY_CODES = frozenset({"40001", "40P01"})
+
+
+def _is_rolled_back_for_concurrency(exc: Exception) -> bool:
+    orig = exc.orig if isinstance(exc, DBAPIError) else exc
+    code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return code in _CONCURRENCY_CODES
 
 
 def _is_db_outage(exc: DBAPIError) -> bool:

@@ -26,7 +26,7 @@ from haven.db.engine import create_engine
 from haven.ledger.aging import Line
 from haven.ledger.totals import Noted, apply, totals_of
 from haven.models import LeaseBalance, LedgerEntry, PaymentsByDay
-from support import Account, register
+from support import Account, assert_problem, register
 from support_leases import active_lease, ledger, pay
 
 
@@ -217,3 +217,72 @@ def test_a_payment_that_waited_for_the_lock_reads_the_lines_again(
     book = _check_against_ledger(client, owner, settings, lease["id"], [response.json()])
     assert [e["amount"] for e in book["entries"]][-2:] == [777, -500]
     assert response.json()["balanceAfter"] == book["balance"] == start + 777 - 500
+
+
+def test_a_deadlock_with_a_lease_row_writer_is_a_409_and_the_retry_posts_once(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+    database: Any,
+) -> None:
+    """A writer that locks the lease's row first and its totals row second (a deposit
+    disposition, a rent change's re-bill, a billing run) meets a payment that holds the
+    totals row and whose entry's foreign key then waits for the lease row: PostgreSQL aborts
+    one of them (here the payment: the other waits a minute before it looks). The payment's
+    answer is a 409 problem, not a 500, nothing of it is written, and the same request sent
+    again (same Idempotency-Key) posts it once."""
+    if database.backend != "postgresql":
+        pytest.skip("SQLite's writer holds the database's lock from BEGIN: no such wait")
+    client = app_factory()
+    owner = register(client)
+    lease = active_lease(client, owner)
+    settings = settings_factory()
+    lease_id = uuid.UUID(lease["id"])
+    assert pay(client, owner, lease["id"], 100).status_code == 201  # its totals row exists
+    before = ledger(client, owner, lease["id"])
+    key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+
+    async def scenario() -> Any:
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as other, engine.connect() as watcher:
+                await other.execute(text("SET deadlock_timeout = '60s'"))
+                await other.execute(
+                    text("SELECT id FROM leases WHERE id = :id FOR UPDATE"), {"id": lease_id}
+                )
+                waiting = asyncio.create_task(
+                    asyncio.to_thread(pay, client, owner, lease["id"], 500, headers=key)
+                )
+                for _ in range(200):  # until the payment waits for the lease row
+                    waits = await watcher.execute(
+                        text(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                            " current_database() AND wait_event_type = 'Lock'"
+                        )
+                    )
+                    await watcher.rollback()
+                    if waits.scalar_one():
+                        break
+                    await asyncio.sleep(0.05)
+                else:
+                    raise AssertionError("the payment never waited for the lease row")
+                await other.execute(
+                    select(LeaseBalance.lease_id)
+                    .where(LeaseBalance.lease_id == lease_id)
+                    .with_for_update()
+                )
+                answer = await waiting
+                await other.rollback()
+                return answer
+        finally:
+            await engine.dispose()
+
+    response = asyncio.run(scenario())
+    assert_problem(response, 409, "conflict")
+    assert ledger(client, owner, lease["id"]) == before
+    retried = pay(client, owner, lease["id"], 500, headers=key)
+    assert retried.status_code == 201, retried.text
+    again = pay(client, owner, lease["id"], 500, headers=key)
+    assert again.headers["idempotent-replayed"] == "true"
+    book = _check_against_ledger(client, owner, settings, lease["id"], [retried.json()])
+    assert book["balance"] == before["balance"] - 500
+    assert [e["amount"] for e in book["entries"]].count(-500) == 1
