@@ -96,6 +96,22 @@ def _check_against_ledger(
     return book
 
 
+async def _until_a_statement_waits_for_a_lock(watcher: Any) -> None:
+    """Poll (at most 10 s) until a statement of this database waits for a lock."""
+    for _ in range(200):
+        waits = await watcher.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                " current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+        await watcher.rollback()
+        if waits.scalar_one():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the payment never waited for a lock")
+
+
 def test_concurrent_payments_on_one_lease_add_up_exactly(
     app_factory: Callable[..., TestClient[Any]],
     settings_factory: Callable[..., Settings],
@@ -194,19 +210,7 @@ def test_a_payment_that_waited_for_the_lock_reads_the_lines_again(
                 waiting = asyncio.create_task(
                     asyncio.to_thread(pay, client, owner, lease["id"], 500)
                 )
-                for _ in range(200):  # until the payment waits for the lock
-                    waits = await watcher.execute(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity WHERE datname ="
-                            " current_database() AND wait_event_type = 'Lock'"
-                        )
-                    )
-                    await watcher.rollback()
-                    if waits.scalar_one():
-                        break
-                    await asyncio.sleep(0.05)
-                else:
-                    raise AssertionError("the payment never waited for the lock")
+                await _until_a_statement_waits_for_a_lock(watcher)
                 await other.commit()
                 return await waiting
         finally:
@@ -252,19 +256,7 @@ def test_a_deadlock_with_a_lease_row_writer_is_a_409_and_the_retry_posts_once(
                 waiting = asyncio.create_task(
                     asyncio.to_thread(pay, client, owner, lease["id"], 500, headers=key)
                 )
-                for _ in range(200):  # until the payment waits for the lease row
-                    waits = await watcher.execute(
-                        text(
-                            "SELECT count(*) FROM pg_stat_activity WHERE datname ="
-                            " current_database() AND wait_event_type = 'Lock'"
-                        )
-                    )
-                    await watcher.rollback()
-                    if waits.scalar_one():
-                        break
-                    await asyncio.sleep(0.05)
-                else:
-                    raise AssertionError("the payment never waited for the lease row")
+                await _until_a_statement_waits_for_a_lock(watcher)
                 await other.execute(
                     select(LeaseBalance.lease_id)
                     .where(LeaseBalance.lease_id == lease_id)
