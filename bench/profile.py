@@ -7,7 +7,8 @@ organization, then for each of the bench's scenarios (/health, the cached dashbo
 /properties?limit=50, a lease ledger, the tenant POST; BENCH_ONLY picks some) runs wrk
 (8 connections) and `py-spy record --format raw` on the instance. Each report lists the
 functions by self time and by inclusive time (share of samples) and the instance's CPU
-time per request; BENCH_PROFILE_NATIVE=1 samples C and Rust frames too (slows it).
+time per request; BENCH_PROFILE_NATIVE=1 samples C and Rust frames too (slows it),
+BENCH_PROFILE_RAW=1 keeps py-spy's folded stacks as LABEL-<scenario>.raw.
 To profile older code, put its src/ first on PYTHONPATH: the instance imports it.
 """
 
@@ -33,6 +34,7 @@ from haven.store.embedded import free_port
 
 SECONDS = int(os.environ.get("BENCH_PROFILE_SECONDS", "8"))
 NATIVE = os.environ.get("BENCH_PROFILE_NATIVE") == "1"  # C/Rust frames too (py-spy --native)
+KEEP_RAW = os.environ.get("BENCH_PROFILE_RAW") == "1"  # keep py-spy's stacks next to the report
 TOP = 18
 RATE = 250
 
@@ -167,6 +169,8 @@ def main() -> int:
             cpu = (after.user - before.user, after.system - before.system)
             text = report(raw, title, rps, cpu)
             (out_dir / f"{label}-{sc.name}.txt").write_text(text)
+            if KEEP_RAW:
+                shutil.copy(raw, out_dir / f"{label}-{sc.name}.raw")
             log(f"profiled {sc.name}")
     finally:
         cluster.stop()

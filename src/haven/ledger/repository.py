@@ -163,7 +163,8 @@ _LINE_FIELDS = ("id", "type", "amount", "date", "reverses_id", "created_at", "ki
 def _locking(dialect: str, payment: bool) -> Select[Any]:
     """The lease (404: no row), its organization and its lines, in one statement.
 
-    On PostgreSQL its `lease_balances` row is locked first (FOR UPDATE, in a CTE): a writer
+    On PostgreSQL the lease's row is locked (FOR KEY SHARE), then its `lease_balances` row
+    (FOR UPDATE, in a CTE): a writer
     of the lease's ledger holds that lock to its commit (haven.ledger.totals). The lines are
     read in the statement's snapshot, taken before the lock was granted: they are the lines
     as of the lock only if no writer committed in between, which every writer's commit shows
@@ -183,9 +184,19 @@ def _locking(dialect: str, payment: bool) -> Select[Any]:
     stmt: Any = select(Lease.status, Organization.timezone).select_from(Lease)
     stmt = stmt.join(Organization, Organization.id == Lease.organization_id)
     if dialect == "postgresql":
+        # The lease's row first (FOR KEY SHARE, what the entry's foreign key takes anyway),
+        # then its totals row: the order every other ledger writer takes them in (their
+        # entries' foreign keys at the flush, the totals at the commit), so a payment never
+        # holds the totals row while it waits for a writer holding the lease's row.
+        lease_first = (
+            select(Lease.id)
+            .where(Lease.id == lease_id, Lease.organization_id == org_id)
+            .with_for_update(read=True, key_share=True)
+            .scalar_subquery()
+        )
         locked = (
             select(balances.c.lease_id, literal_column("xmin").label("version"))
-            .where(balances.c.lease_id == lease_id, balances.c.organization_id == org_id)
+            .where(balances.c.lease_id == lease_first, balances.c.organization_id == org_id)
             .with_for_update()
             .cte("haven_locked")
         )

@@ -223,17 +223,73 @@ def test_a_payment_that_waited_for_the_lock_reads_the_lines_again(
     assert response.json()["balanceAfter"] == book["balance"] == start + 777 - 500
 
 
-def test_a_deadlock_with_a_lease_row_writer_is_a_409_and_the_retry_posts_once(
+def test_a_payment_waits_for_a_lease_row_writer_before_it_locks_the_totals(
     app_factory: Callable[..., TestClient[Any]],
     settings_factory: Callable[..., Settings],
     database: Any,
 ) -> None:
     """A writer that locks the lease's row first and its totals row second (a deposit
-    disposition, a rent change's re-bill, a billing run) meets a payment that holds the
-    totals row and whose entry's foreign key then waits for the lease row: PostgreSQL aborts
-    one of them (here the payment: the other waits a minute before it looks). The payment's
-    answer is a 409 problem, not a 500, nothing of it is written, and the same request sent
-    again (same Idempotency-Key) posts it once."""
+    disposition, a rent change's re-bill, a billing run) and a payment meet in that order
+    too: the payment locks the lease's row (FOR KEY SHARE) before its totals row, so while
+    the writer holds the lease's row the payment holds nothing the writer needs. The writer
+    then locks the totals row at once (not a deadlock: before, PostgreSQL aborted the
+    payment with 40P01), and once it is done the payment posts, once, with its exact
+    balance; the same request sent again is its replay."""
+    if database.backend != "postgresql":
+        pytest.skip("SQLite's writer holds the database's lock from BEGIN: no such wait")
+    client = app_factory()
+    owner = register(client)
+    lease = active_lease(client, owner)
+    settings = settings_factory()
+    lease_id = uuid.UUID(lease["id"])
+    assert pay(client, owner, lease["id"], 100).status_code == 201  # its totals row exists
+    before = ledger(client, owner, lease["id"])
+    key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+
+    async def scenario() -> tuple[Any, Any]:
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as other, engine.connect() as watcher:
+                await other.execute(text("SET lock_timeout = '5s'"))  # a wait fails the test
+                await other.execute(
+                    text("SELECT id FROM leases WHERE id = :id FOR UPDATE"), {"id": lease_id}
+                )
+                waiting = asyncio.create_task(
+                    asyncio.to_thread(pay, client, owner, lease["id"], 500, headers=key)
+                )
+                await _until_a_statement_waits_for_a_lock(watcher)
+                totals = await other.execute(
+                    select(LeaseBalance.balance)
+                    .where(LeaseBalance.lease_id == lease_id)
+                    .with_for_update()
+                )
+                balance = totals.scalar_one()
+                await other.rollback()
+                return balance, await waiting
+        finally:
+            await engine.dispose()
+
+    locked_balance, response = asyncio.run(scenario())
+    assert locked_balance == before["balance"]
+    assert response.status_code == 201, response.text
+    again = pay(client, owner, lease["id"], 500, headers=key)
+    assert again.status_code == 201
+    assert again.headers["idempotent-replayed"] == "true"
+    book = _check_against_ledger(client, owner, settings, lease["id"], [response.json()])
+    assert response.json()["balanceAfter"] == book["balance"] == before["balance"] - 500
+    assert [e["amount"] for e in book["entries"]].count(-500) == 1
+
+
+def test_a_deadlock_is_a_409_and_the_retry_posts_once(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+    database: Any,
+) -> None:
+    """No writer of Haven's takes a lease's totals row before the lease's own row, but a
+    deadlock may still come from elsewhere (an operator's script, a future writer); this
+    test plays that order against a payment: PostgreSQL aborts the payment (the other side
+    waits a minute before it looks). The payment's answer is a 409 problem, not a 500,
+    nothing of it is written, and the same request sent again posts it once."""
     if database.backend != "postgresql":
         pytest.skip("SQLite's writer holds the database's lock from BEGIN: no such wait")
     client = app_factory()
@@ -251,16 +307,16 @@ def test_a_deadlock_with_a_lease_row_writer_is_a_409_and_the_retry_posts_once(
             async with engine.connect() as other, engine.connect() as watcher:
                 await other.execute(text("SET deadlock_timeout = '60s'"))
                 await other.execute(
-                    text("SELECT id FROM leases WHERE id = :id FOR UPDATE"), {"id": lease_id}
+                    select(LeaseBalance.lease_id)
+                    .where(LeaseBalance.lease_id == lease_id)
+                    .with_for_update()
                 )
                 waiting = asyncio.create_task(
                     asyncio.to_thread(pay, client, owner, lease["id"], 500, headers=key)
                 )
                 await _until_a_statement_waits_for_a_lock(watcher)
                 await other.execute(
-                    select(LeaseBalance.lease_id)
-                    .where(LeaseBalance.lease_id == lease_id)
-                    .with_for_update()
+                    text("SELECT id FROM leases WHERE id = :id FOR UPDATE"), {"id": lease_id}
                 )
                 answer = await waiting
                 await other.rollback()
