@@ -119,13 +119,6 @@ async def lines_by_lease(
     return out
 
 
-async def balance_of(session: AsyncSession, lease_id: uuid.UUID) -> int:
-    stmt = select(func.coalesce(func.sum(LedgerEntry.amount), 0)).where(
-        LedgerEntry.lease_id == lease_id
-    )
-    return int((await session.execute(stmt)).scalar_one())
-
-
 # A new entry's one read (the charge, credit and payment POSTs): the lease's status, its
 # organization's time zone, and its lines after its `lease_balances` row is locked.
 

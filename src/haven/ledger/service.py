@@ -180,14 +180,19 @@ async def reverse(
 ) -> tuple[LedgerEntry, int]:
     """Undo `entry` with a new entry of the opposite amount; an entry is reversed at most once.
 
-    The reversal is dated today where the organization is.
+    The reversal is dated today where the organization is. Like a charge or a payment it
+    takes its lease's locks first (repository `lock_for_entry`) and reads the lease's lines
+    under them, so whether the entry was reversed already and the answer's balance are as
+    of the lock: no other writer of the lease commits before this one does. The totals are
+    rewritten at the commit from the lease's lines (haven.ledger.totals `apply`: a reversed
+    payment also leaves its receipt date's total).
     """
     if entry.type == "reversal":
         raise ConflictError("A reversal cannot be reversed; post a new entry instead")
-    already = await session.execute(
-        select(LedgerEntry.id).where(LedgerEntry.reverses_id == entry.id)
-    )
-    if already.first() is not None:
+    locked = await repository.lock_for_entry(session, entry.organization_id, entry.lease_id)
+    if locked is None:  # the entry's lease is its organization's: only if it was deleted
+        raise NotFoundError(f"No ledger entry with id {entry.id}")
+    if any(line.reverses_id == entry.id for line in locked.lines):
         raise ConflictError("This entry has already been reversed")
     description = (data.description if data else None) or f"Reversal of {entry.type}"
     reversal = LedgerEntry(
@@ -207,7 +212,7 @@ async def reverse(
     except IntegrityError:
         # Another instance reversed it in the same moment: the unique key on reverses_id won.
         raise ConflictError("This entry has already been reversed") from None
-    return reversal, await repository.balance_of(session, entry.lease_id)
+    return reversal, sum(line.amount for line in locked.lines) + reversal.amount
 
 
 DEPOSIT_KEY = "deposit:{lease_id}"

@@ -92,7 +92,10 @@ def _check_against_ledger(
         assert answer == shown[answer["id"]], (answer, shown.get(answer["id"]))
     totals, paid = _stored(settings, lease_id, owner.organization_id)
     assert totals == _expected(book), (totals, book)
-    assert paid == sum(-e["amount"] for e in book["entries"] if e["type"] == "payment")
+    reversed_ = {e["reverses"] for e in book["entries"] if e["type"] == "reversal"}
+    assert paid == sum(
+        -e["amount"] for e in book["entries"] if e["type"] == "payment" and e["id"] not in reversed_
+    )
     return book
 
 
@@ -334,3 +337,69 @@ def test_a_deadlock_is_a_409_and_the_retry_posts_once(
     book = _check_against_ledger(client, owner, settings, lease["id"], [retried.json()])
     assert book["balance"] == before["balance"] - 500
     assert [e["amount"] for e in book["entries"]].count(-500) == 1
+
+
+def test_a_reversal_takes_the_lease_locks_and_answers_the_ledger_balance(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+    database: Any,
+) -> None:
+    """A reversal, like a payment, locks its lease before it reads: while another writer
+    holds the lease's totals row and then commits a charge, the reversal waits, and its
+    answer (balanceAfter included) is its entry as the ledger shows it afterwards. Before,
+    it flushed without the lock and summed the committed entries (the charge not among
+    them): its balanceAfter left out a charge the ledger puts before it."""
+    if database.backend != "postgresql":
+        pytest.skip("SQLite's writer holds the database's lock from BEGIN: no such wait")
+    client = app_factory()
+    owner = register(client)
+    lease = active_lease(client, owner)
+    settings = settings_factory()
+    lease_id, org_id = uuid.UUID(lease["id"]), uuid.UUID(owner.organization_id)
+    paid = pay(client, owner, lease["id"], 300)
+    assert paid.status_code == 201
+    start = ledger(client, owner, lease["id"])["balance"]
+
+    def reverse() -> Any:
+        return client.post(
+            f"/api/v1/ledger-entries/{paid.json()['id']}/reverse",
+            headers=owner.headers,
+            json={"description": "bounced"},
+        )
+
+    async def scenario() -> Any:
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as other, engine.connect() as watcher:
+                await other.execute(
+                    select(LeaseBalance.lease_id)
+                    .where(LeaseBalance.lease_id == lease_id)
+                    .with_for_update()
+                )
+                await other.execute(
+                    insert(LedgerEntry).values(
+                        organization_id=org_id,
+                        lease_id=lease_id,
+                        type="charge",
+                        kind="utility",
+                        amount=777,
+                        date=date(2026, 1, 10),
+                    )
+                )
+                noted = Noted(org_id, lease_id, "charge", 777, date(2026, 1, 10), None)
+                await other.run_sync(lambda conn: apply(conn, [noted]))
+                waiting = asyncio.create_task(asyncio.to_thread(reverse))
+                await _until_a_statement_waits_for_a_lock(watcher)
+                await other.commit()
+                return await waiting
+        finally:
+            await engine.dispose()
+
+    response = asyncio.run(scenario())
+    assert response.status_code == 201, response.text
+    book = _check_against_ledger(client, owner, settings, lease["id"], [response.json()])
+    assert [e["amount"] for e in book["entries"]][-2:] == [777, 300]
+    assert response.json()["balanceAfter"] == book["balance"] == start + 777 + 300
+    again = reverse()
+    assert_problem(again, 409, "conflict")
+    assert ledger(client, owner, lease["id"]) == book
