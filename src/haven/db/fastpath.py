@@ -20,7 +20,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+from sqlalchemy import URL, Connection, Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql import Executable
+from sqlalchemy.util import await_only
 
 from haven.errors import DependencyUnavailableError
 
@@ -37,28 +40,26 @@ def usable(engine: AsyncEngine) -> bool:
     the driver's own cached prepared statements would not survive a change of server
     connection, so reads keep SQLAlchemy's execution path, which honours that setting.
     """
-    return (
-        engine.dialect.driver == "asyncpg"
-        and engine.url.query.get("prepared_statement_cache_size") != "0"
-    )
+    return _usable(engine.dialect, engine.url)
+
+
+def _usable(dialect: Dialect, url: URL) -> bool:
+    return dialect.driver == "asyncpg" and url.query.get("prepared_statement_cache_size") != "0"
 
 
 class Prepared:
-    """One SELECT compiled for asyncpg: its SQL and how to order its parameters."""
+    """One statement compiled for asyncpg: its SQL and how to order its parameters."""
 
     __slots__ = ("_binds", "_compiled", "_processors", "sql")
 
-    def __init__(self, statement: AnySelect, engine: AsyncEngine) -> None:
-        dialect = engine.dialect
-        compiled = statement.compile(dialect=dialect)
+    def __init__(self, statement: Executable, dialect: Dialect) -> None:
+        compiled: Any = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
         self._compiled = compiled
         self.sql = compiled.string
         self._binds: Sequence[str] = compiled.positiontup or ()
-        self._processors: dict[str, Callable[[Any], Any]] = {}
-        for name in self._binds:
-            processor = compiled.binds[name].type.bind_processor(dialect)
-            if processor is not None:
-                self._processors[name] = processor
+        # The processors SQLAlchemy's own execution applies (each type's dialect form: a
+        # JSON value serialized as the driver's codec expects it).
+        self._processors: dict[str, Callable[[Any], Any]] = dict(compiled._bind_processors)
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         values = self._compiled.construct_params(dict(params))
@@ -94,7 +95,7 @@ class FastPath:
         if len(self._prepared) >= _PREPARED_LIMIT:
             self._prepared.clear()
         expanding = any(bind.expanding for bind in statement.compile().binds.values())
-        prepared = None if expanding else Prepared(statement, self._engine)
+        prepared = None if expanding else Prepared(statement, self._engine.dialect)
         self._prepared[statement] = prepared
         return prepared
 
@@ -122,3 +123,41 @@ class FastPath:
             await connection.invalidate(exc)
             raise DependencyUnavailableError("The database is unavailable; retry shortly") from exc
         return records
+
+
+# The commit's one statement (haven.uow.tail), sent alone in autocommit: compiled once per
+# statement object (the tail keeps one per shape), bounded like the reads'.
+_ALONE: dict[Executable, Prepared] = {}
+
+
+def send_alone(connection: Connection, statement: Executable, params: Mapping[str, Any]) -> bool:
+    """Send `statement` on `connection`, in autocommit, straight to asyncpg (from SQLAlchemy's
+    greenlet, as the recorder's commit runs), skipping SQLAlchemy's per-execution work
+    (execution context, parameter processing, cursor adaptation: most of a keyed POST's
+    database CPU after the driver's own). Its result is not read: the tail needs none.
+
+    False when nothing was done, for the caller to execute it through SQLAlchemy: another
+    driver, PgBouncer mode, a statement with an expanding IN, or a statement the driver or
+    the server refused. A statement alone in autocommit is atomic, so a refused one wrote
+    nothing, and SQLAlchemy's execution then raises its usual error (a unique key taken, the
+    tail's "key taken") on the same connection, or marks a broken connection invalid: one
+    round trip more, only when the statement fails."""
+    if not _usable(connection.dialect, connection.engine.url):
+        return False
+    prepared = _ALONE.get(statement)
+    if prepared is None:
+        if any(bind.expanding for bind in statement.compile().binds.values()):  # type: ignore[attr-defined]
+            return False
+        if len(_ALONE) >= _PREPARED_LIMIT:
+            _ALONE.clear()
+        prepared = _ALONE[statement] = Prepared(statement, connection.dialect)
+    arguments = prepared.arguments(params)
+    driver: Any = connection.connection.driver_connection
+    connection.engine.dispatch.before_cursor_execute(
+        connection, None, prepared.sql, arguments, None, False
+    )
+    try:
+        await_only(driver.execute(prepared.sql, *arguments))
+    except Exception:
+        return False
+    return True

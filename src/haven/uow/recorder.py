@@ -222,11 +222,12 @@ def _tail_inserts(session: Session, buffer: WriteBuffer) -> list[tuple[Any, dict
     return [] if None in inserts else [i for i in inserts if i is not None]
 
 
-def _connection(session: Session, buffer: WriteBuffer, alone: bool) -> Connection:
-    """The commit's connection. A transaction that has sent nothing yet and whose commit is
-    one statement sends it in autocommit: no BEGIN, no COMMIT (a statement is atomic by
-    itself). Not behind PgBouncer in transaction mode: outside a transaction it may run a
-    statement on another server connection than the one it was prepared on."""
+def _connection(session: Session, buffer: WriteBuffer, alone: bool) -> tuple[Connection, bool]:
+    """The commit's connection, and whether it is in autocommit. A transaction that has sent
+    nothing yet and whose commit is one statement sends it in autocommit: no BEGIN, no
+    COMMIT (a statement is atomic by itself). Not behind PgBouncer in transaction mode:
+    outside a transaction it may run a statement on another server connection than the one
+    it was prepared on."""
     bind = session.get_bind()
     if (
         alone
@@ -234,8 +235,8 @@ def _connection(session: Session, buffer: WriteBuffer, alone: bool) -> Connectio
         and bind.dialect.name == "postgresql"
         and not behind_pgbouncer(bind.engine.url.render_as_string(hide_password=True))
     ):
-        return session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-    return session.connection()
+        return session.connection(execution_options={"isolation_level": "AUTOCOMMIT"}), True
+    return session.connection(), False
 
 
 def _before_flush(session: Session, _context: UOWTransaction, _instances: Any) -> None:
@@ -273,9 +274,9 @@ def _before_commit(session: Session) -> None:
     rows = audit.rows(notes, buffer.actor, deleted, buffer.instance_id, buffer.request_id)
     by_org = tail.by_organization(events, deleted)
     fits = tail.fits(session.get_bind(), rows, by_org, len(inserts) + len(changes))
-    connection = _connection(session, buffer, alone=fits)
+    connection, autocommit = _connection(session, buffer, alone=fits)
     if fits:
-        tail.write(connection, rows, by_org, record, inserts, changes)
+        tail.write(connection, rows, by_org, record, inserts, changes, alone=autocommit)
     else:
         for table, values in inserts:
             # One INSERT each, in the order they were added: a row may refer to one added

@@ -45,6 +45,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.dml import Insert, UpdateBase
 from sqlalchemy.sql.selectable import Select
 
+from haven.db import fastpath
 from haven.db.base import utcnow
 from haven.models import AuditEvent, Event, EventCounter, IdempotencyRecord
 from haven.store.idempotency import RETENTION
@@ -112,12 +113,17 @@ def write(
     record: dict[str, Any] | None,
     inserts: list[tuple[Any, dict[str, Any]]] | None = None,
     changes: list[Change] | None = None,
+    *,
+    alone: bool = False,
 ) -> None:
     """New rows, queued changes, audit rows, events (one organization) and the
     Idempotency-Key record: one statement. `KeyTaken` (nothing written) when another
-    request's record holds the key."""
+    request's record holds the key. `alone`: the statement is all the transaction sends,
+    in autocommit; on asyncpg it goes straight to the driver (haven.db.fastpath)."""
     built = statement(audit_rows, by_org, record, inserts, changes)
     if built is None:
+        return
+    if alone and fastpath.send_alone(connection, *built):
         return
     try:
         connection.execute(*built)
