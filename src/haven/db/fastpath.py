@@ -50,7 +50,7 @@ def _usable(dialect: Dialect, url: URL) -> bool:
 class Prepared:
     """One statement compiled for asyncpg: its SQL and how to order its parameters."""
 
-    __slots__ = ("_binds", "_compiled", "_processors", "sql")
+    __slots__ = ("_binds", "_compiled", "_processors", "plain", "sql")
 
     def __init__(self, statement: Executable, dialect: Dialect) -> None:
         compiled: Any = statement.compile(dialect=dialect)  # type: ignore[attr-defined]
@@ -60,6 +60,14 @@ class Prepared:
         # The processors SQLAlchemy's own execution applies (each type's dialect form: a
         # JSON value serialized as the driver's codec expects it).
         self._processors: dict[str, Callable[[Any], Any]] = dict(compiled._bind_processors)
+        # Every value is in the caller's parameters: no expanding IN (rendered per
+        # execution) and no column default SQLAlchemy computes before executing (an INSERT
+        # or UPDATE leaving out a column with a Python-side default).
+        self.plain = not (
+            any(bind.expanding for bind in compiled.binds.values())
+            or compiled.insert_prefetch
+            or compiled.update_prefetch
+        )
 
     def arguments(self, params: Mapping[str, Any]) -> list[Any]:
         values = self._compiled.construct_params(dict(params))
@@ -146,11 +154,11 @@ def send_alone(connection: Connection, statement: Executable, params: Mapping[st
         return False
     prepared = _ALONE.get(statement)
     if prepared is None:
-        if any(bind.expanding for bind in statement.compile().binds.values()):  # type: ignore[attr-defined]
-            return False
         if len(_ALONE) >= _PREPARED_LIMIT:
             _ALONE.clear()
         prepared = _ALONE[statement] = Prepared(statement, connection.dialect)
+    if not prepared.plain:
+        return False
     arguments = prepared.arguments(params)
     driver: Any = connection.connection.driver_connection
     connection.engine.dispatch.before_cursor_execute(

@@ -8,15 +8,29 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from litestar.testing import TestClient
-from sqlalchemy import event
+from sqlalchemy import (
+    Column,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    bindparam,
+    event,
+    insert,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
 
 from conftest import Database
 from haven.audit.service import EMAILS, _Email
 from haven.config import Settings
 from haven.db.engine import create_engine, read_only_engine
+from haven.db.fastpath import send_alone
 from haven.db.reader import Reader
 from haven.properties.service import LIST
+from haven.services import services_of
 from support import Account, create_property
 
 
@@ -75,3 +89,103 @@ def test_fast_path_reads_what_sqlalchemy_reads(
     assert len(selects) == 2 * len(fast_pages) + 1
     # An expanding IN is not the fast path's: it falls back to SQLAlchemy and still works.
     assert [row.email for row in emails] == [owner.email]
+
+
+def test_a_keyed_post_sends_its_one_statement_to_the_driver(
+    client: TestClient[Any], owner: Account, database: Database
+) -> None:
+    """A POST whose commit is one statement alone (a tenant) sends it straight to asyncpg on
+    PostgreSQL: the engine's listeners hear it (the statement counter counts it), SQLAlchemy's
+    own execution does not run for it, and the write is whole: the row, its audit row and
+    the key's record, the answer equal to a GET and a resend replayed."""
+    engine = services_of(client.app).engine.sync_engine
+    before: list[str] = []
+    after: list[str] = []
+
+    def heard_before(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        before.append(statement)
+
+    def heard_after(_c: Any, _cur: Any, statement: str, *_rest: Any) -> None:
+        after.append(statement)
+
+    event.listen(engine, "before_cursor_execute", heard_before)
+    event.listen(engine, "after_cursor_execute", heard_after)
+    key = {**owner.headers, "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    body = {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com"}
+    try:
+        created = client.post("/api/v1/tenants", headers=key, json=body)
+    finally:
+        event.remove(engine, "before_cursor_execute", heard_before)
+        event.remove(engine, "after_cursor_execute", heard_after)
+    assert created.status_code == 201, created.text
+    tails = [s for s in before if "idempotency_records" in s]
+    assert len(tails) == 1
+    assert (tails[0] in after) is (database.backend == "sqlite")
+    shown = client.get(f"/api/v1/tenants/{created.json()['id']}", headers=owner.headers)
+    assert shown.json() == created.json()
+    again = client.post("/api/v1/tenants", headers=key, json=body)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == created.json()
+    trail = client.get(
+        "/api/v1/audit-events",
+        headers=owner.headers,
+        params={"entityId": created.json()["id"]},
+    )
+    assert [e["action"] for e in trail.json()["items"]] == ["tenant.created"]
+
+
+def test_a_statement_the_server_refuses_is_left_to_sqlalchemy(
+    database: Database, settings_factory: Callable[..., Settings]
+) -> None:
+    """`send_alone` answers False for a statement PostgreSQL refuses (nothing was written: a
+    statement alone in autocommit is atomic), and SQLAlchemy's execution of it on the same
+    connection then raises its usual error; a good one it sends and answers True. A statement
+    leaving a column to a Python-side default (SQLAlchemy computes it before executing) is
+    not the fast path's: False, nothing sent."""
+    if database.backend != "postgresql":
+        pytest.skip("the driver fast path is asyncpg's")
+    settings = settings_factory()
+    probe = Table(
+        f"haven_probe_{uuid.uuid4().hex[:8]}",
+        MetaData(),
+        Column("id", Uuid, primary_key=True),
+        Column("name", String(50), nullable=False),
+        Column("note", String(50), default=lambda: "set by SQLAlchemy"),
+    )
+    bound = insert(probe).values(
+        id=bindparam("id", type_=Uuid()),
+        name=bindparam("name", type_=String()),
+        note=bindparam("note", type_=String()),
+    )
+    defaulted = insert(probe).values(id=bindparam("id", type_=Uuid()), name=bindparam("name"))
+    row = uuid.uuid4()
+
+    async def run() -> tuple[tuple[bool, bool, str, bool], list[Any]]:
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as conn:
+                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await auto.run_sync(probe.create)
+
+                def calls(sync: Any) -> tuple[bool, bool, str, bool]:
+                    sent = send_alone(sync, bound, {"id": row, "name": "a", "note": "b"})
+                    again = {"id": row, "name": "again", "note": "c"}
+                    refused = send_alone(sync, bound, again)
+                    try:
+                        sync.execute(bound, again)
+                        error = "no error"
+                    except IntegrityError as exc:
+                        error = type(exc).__name__
+                    left = send_alone(sync, defaulted, {"id": uuid.uuid4(), "name": "d"})
+                    return sent, refused, error, left
+
+                answers = await auto.run_sync(calls)
+                rows = list(await auto.execute(select(probe.c.id, probe.c.name, probe.c.note)))
+                await auto.run_sync(probe.drop)
+                return answers, rows
+        finally:
+            await engine.dispose()
+
+    answers, rows = asyncio.run(run())
+    assert answers == (True, False, "IntegrityError", False)
+    assert [tuple(r) for r in rows] == [(row, "a", "b")]
