@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 from typing import Any
 
@@ -18,7 +19,28 @@ def _settings(**overrides: object) -> Settings:
         sys.exit(2)
 
 
-@click.group()
+class _Commands(click.Group):
+    """`haven`'s commands; `up`, `render-config` and `lb-test` import their modules (httpx,
+    rich, the TLS helpers and with them cryptography) only when one of them is run or
+    listed, so a `haven serve` process does not hold them."""
+
+    LAZY = {
+        "up": ("haven.devcluster.commands", "up"),
+        "render-config": ("haven.devcluster.commands", "render_config"),
+        "lb-test": ("haven.lbtest.command", "lb_test"),
+    }
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.LAZY})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.LAZY and cmd_name not in self.commands:
+            module, attr = self.LAZY[cmd_name]
+            self.add_command(getattr(importlib.import_module(module), attr), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_Commands)
 @click.version_option(package_name="haven")
 def main() -> None:
     """Haven: a property-management API for clusters of stateless instances."""
@@ -31,6 +53,10 @@ def main() -> None:
 @click.option("--migrate/--no-migrate", default=False, help="Run migrations before serving.")
 def serve(host: str | None, port: int | None, instance_id: str | None, migrate: bool) -> None:
     """Run one instance."""
+    # Before the server's imports (structlog, redis-py, PyJWT) can load what it keeps out.
+    from haven.footprint import keep_out_unused_packages
+
+    keep_out_unused_packages()
     from haven.server import serve as run
 
     settings = _settings(host=host, port=port, instance_id=instance_id)
@@ -126,18 +152,6 @@ def restore(dump: str) -> None:
         f"haven: restored and verified: {len(manifest['tables'])} tables and "
         f"{len(manifest['ledger'])} lease ledgers match the backup"
     )
-
-
-def _register_cluster_commands() -> None:
-    from haven.devcluster.commands import render_config, up
-    from haven.lbtest.command import lb_test
-
-    main.add_command(up)
-    main.add_command(render_config)
-    main.add_command(lb_test)
-
-
-_register_cluster_commands()
 
 
 @main.group()

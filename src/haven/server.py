@@ -21,25 +21,13 @@ from litestar import Litestar
 from haven.app import create_app
 from haven.cluster.runtime import Cluster
 from haven.config import Settings
+from haven.footprint import keep_out_unused_packages
 from haven.store.embedded import EmbeddedValkey
 
 log = structlog.get_logger("haven.server")
 
 
 BACKLOG = 2048  # pending connections the kernel queues (capped by net.core.somaxconn)
-
-# Installed in development environments (dev tools, the bench's FastAPI peer), never used by
-# Haven (its schemas are msgspec Structs). Litestar loads its pydantic plugins, and with them
-# pydantic and pydantic-core, whenever pydantic imports: ~9 MB per instance for nothing.
-NOT_IMPORTED = ("pydantic",)
-
-
-def keep_out_unused_packages() -> None:
-    """Make `import pydantic` fail in this process, as if it were not installed (Litestar
-    then skips its optional plugins). Only `haven serve` calls this, before the app exists."""
-    for name in NOT_IMPORTED:
-        if name not in sys.modules:
-            sys.modules[name] = None  # type: ignore[assignment]
 
 
 def serve(settings: Settings) -> int:

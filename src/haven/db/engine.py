@@ -60,12 +60,16 @@ def _postgres_engine(settings: Settings) -> AsyncEngine:
     # The pool keeps every connection it opened, up to DB_POOL_MAX. An "overflow" above a
     # smaller pool_size would be closed on return and reopened by the next busy request: a
     # new PostgreSQL backend (fork, authentication) per request under steady concurrency.
-    # DB_POOL_MIN connections are opened at start (warm_pool).
+    # DB_POOL_MIN connections are opened at start (warm_pool). Last in, first out: requests
+    # one after another reuse the same connection and its prepared statements, instead of
+    # preparing each statement again on every connection in turn (each one's cache holds a
+    # billing run's statements of hundreds of parameters; bench/RESULTS-memory.md).
     engine = create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_max,
         max_overflow=0,
         pool_recycle=1800,
+        pool_use_lifo=True,
         pool_timeout=10,
         connect_args=connect_args,
     )

@@ -8,8 +8,14 @@ the document replaces with recorded ones. Migrations (Alembic, Mako) load only f
 
 `haven serve` also keeps out, by counting modules rather than megabytes:
 - pydantic (and pydantic-core): installed for dev tools, never used by Haven, yet Litestar
-  loads its pydantic plugins whenever it imports (haven.server.keep_out_unused_packages);
+  loads its pydantic plugins whenever it imports (haven.footprint.keep_out_unused_packages);
   the OpenAPI document is the same without them;
+- rich (structlog's exception renderer, never reached: Haven formats exceptions first) and
+  cryptography (redis-py's OCSP checks, PyJWT's public-key algorithms, fpdf2's signing and
+  AES): marked missing before the server imports them; HS256 tokens and the statement PDF
+  still work;
+- the cluster commands' modules (`haven up`, `render-config`, `lb-test`: httpx, rich, the
+  TLS helpers): the CLI imports them only when one of them runs;
 - Jinja2: the Swagger UI package is only located for its static files, not imported;
 - httpx and its TLS context: the webhook worker makes its HTTP client on its first
   delivery, not at start.
@@ -24,15 +30,27 @@ from pathlib import Path
 
 NOT_SERVED = ("faker", "polyfactory", "alembic", "mako", "hypothesis")
 # Kept out of a serving instance (see the module docstring); `haven serve` builds the app
-# after haven.server.keep_out_unused_packages().
-NOT_LOADED_BY_SERVE = (*NOT_SERVED, "pydantic", "pydantic_core", "jinja2", "swagger_ui", "httpx")
+# after haven.footprint.keep_out_unused_packages(), which `haven serve` calls first thing.
+NOT_LOADED_BY_SERVE = (
+    *NOT_SERVED,
+    "pydantic",
+    "pydantic_core",
+    "jinja2",
+    "swagger_ui",
+    "httpx",
+    "rich",
+    "pygments",
+    "cryptography",
+)
 
 PROGRAM = """
 import asyncio, hashlib, json, sys
 SERVE = sys.argv[1] == "serve"
 if SERVE:
-    from haven.server import keep_out_unused_packages
+    import haven.cli  # what `python -m haven serve` has loaded before it runs the command
+    from haven.footprint import keep_out_unused_packages
     keep_out_unused_packages()
+    import haven.server
 from haven.app import create_app
 from haven.config import load_settings
 settings = load_settings({
@@ -56,6 +74,16 @@ if SERVE:
         await w.stop()
 
     asyncio.run(worker())
+    # What needs none of the packages kept out still works: HS256 tokens, the statement PDF.
+    from haven.auth import tokens
+    token, _ = tokens.issue("k" * 64, sid="s1", user_id="u1", ttl=60)
+    assert tokens.session_id("k" * 64, token) == "s1"
+    from fpdf import FPDF
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("helvetica", size=10)
+    pdf.cell(text="Owner statement")
+    assert bytes(pdf.output()).startswith(b"%PDF")
 print(json.dumps({
     "modules": sorted({name.split(".")[0] for name, m in sys.modules.items() if m is not None}),
     "document": hashlib.sha256(document.encode()).hexdigest(),
@@ -83,7 +111,7 @@ def test_a_built_app_has_not_loaded_example_factories_or_migrations(tmp_path: Pa
     assert sorted(loaded & set(NOT_SERVED)) == []
 
 
-def test_a_serving_instance_loads_neither_pydantic_nor_jinja2_nor_httpx(tmp_path: Path) -> None:
+def test_a_serving_instance_loads_none_of_the_packages_it_keeps_out(tmp_path: Path) -> None:
     served = _run("serve", tmp_path)
     loaded = set(served["modules"])  # type: ignore[call-overload]
     assert "litestar" in loaded
@@ -91,3 +119,21 @@ def test_a_serving_instance_loads_neither_pydantic_nor_jinja2_nor_httpx(tmp_path
     assert sorted(loaded & set(NOT_LOADED_BY_SERVE)) == []
     # Litestar without its pydantic plugins documents the API exactly as with them.
     assert served["document"] == _run("app", tmp_path)["document"]
+
+
+def test_the_cluster_commands_load_when_run() -> None:
+    """`haven up`, `render-config` and `lb-test` are imported on demand, and listed as before."""
+    done = subprocess.run(
+        [sys.executable, "-m", "haven", "--help"], capture_output=True, text=True, check=True
+    )
+    for name in ("up", "render-config", "lb-test", "serve", "jobs"):
+        assert f"  {name} " in done.stdout
+    for name in ("up", "render-config", "lb-test"):
+        done = subprocess.run(
+            [sys.executable, "-m", "haven", name, "--help"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "Usage: python -m haven " + name in done.stdout
