@@ -70,8 +70,9 @@ async def load_demo_data(settings: Settings) -> bool:
                 for n in range(1, count + 1):
                     await units.create(
                         session,
+                        Reader.inside(session),  # its property is not committed yet
                         org_id,
-                        prop,
+                        prop.id,
                         UnitIn(label=f"{n:02d}", bedrooms=1 + n % 3, market_rent=rent),
                     )
             for first, last, email in TENANTS:

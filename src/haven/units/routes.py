@@ -84,13 +84,13 @@ class PropertyUnitsController(Controller):
         self,
         request: Request[Any, Any, Any],
         db: AsyncSession,
+        reader: Reader,
         principal: Principal,
         property_id: uuid.UUID,
         data: UnitIn,
     ) -> Response[UnitOut]:
         """Add a unit to a property; its label must be unique within the property (409)."""
-        prop = await properties.get(db, principal.organization_id, property_id)
-        unit = await service.create(db, principal.organization_id, prop, data)
+        unit = await service.create(db, reader, principal.organization_id, property_id, data)
         return with_etag(request, unit_out(unit), unit.version, HTTP_201_CREATED)
 
 

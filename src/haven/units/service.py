@@ -5,21 +5,21 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from msgspec import UNSET
-from sqlalchemy import select, update
+from sqlalchemy import Integer, bindparam, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.util import identity_key
 
 from haven.db.base import utcnow
 from haven.db.pagination import ListQuery, Page, sort_keys
 from haven.db.query import get_owned
 from haven.db.reader import Reader
-from haven.errors import ConflictError, FieldError
+from haven.errors import ConflictError, FieldError, NotFoundError
 from haven.models import Property, Unit
 from haven.units.schemas import UnitIn, UnitPatch, bathrooms_value
+from haven.uow import add_change, add_new
 
 
 async def has_active_lease(session: AsyncSession, unit_id: uuid.UUID) -> bool:
@@ -44,35 +44,69 @@ def _label_conflict(label: str) -> ConflictError:
     )
 
 
-async def _bump_unit_count(session: AsyncSession, property_id: uuid.UUID, delta: int) -> None:
-    # One UPDATE, so concurrent unit writes on other instances cannot lose an increment.
-    # unitCount is part of the property's representation, so its version (the ETag) moves
-    # too: a client revalidating with If-None-Match must not get 304 for a stale count.
-    await session.execute(
-        update(Property)
-        .where(Property.id == property_id)
-        .values(
-            unit_count=Property.unit_count + delta,
-            version=Property.version + 1,
-            updated_at=utcnow(),
-        )
-        .execution_options(synchronize_session=False)
+_properties: Any = Property.__table__
+# The property's unit count, moved by one UPDATE written with the commit (haven.uow
+# `add_change`: a CTE of its tail statement on PostgreSQL), so concurrent unit writes on
+# other instances cannot lose an increment. unitCount is part of the property's
+# representation, so its version (the ETag) moves too: a client revalidating with
+# If-None-Match must not get 304 for a stale count.
+_COUNT_UNITS = (
+    update(_properties)
+    .where(_properties.c.id == bindparam("units_property_id", type_=_properties.c.id.type))
+    .values(
+        unit_count=_properties.c.unit_count + bindparam("units_delta", type_=Integer()),
+        version=_properties.c.version + 1,
+        updated_at=bindparam("units_at", type_=_properties.c.updated_at.type),
     )
-    loaded = session.identity_map.get(identity_key(Property, property_id))
-    if loaded is not None:
-        # Keep an already-loaded row in step, so a later flush of it is not taken for stale.
-        await session.refresh(loaded, ["unit_count", "version", "updated_at"])
+)
+
+
+def _count_units(session: AsyncSession, property_id: uuid.UUID, delta: int) -> None:
+    params = {"units_property_id": property_id, "units_delta": delta, "units_at": utcnow()}
+    add_change(session, _COUNT_UNITS, params)
+
+
+class _Slot(NamedTuple):
+    """A row of `_SLOT`: the organization's property, and whether the label is taken in it."""
+
+    property_id: uuid.UUID
+    taken: bool
+
+
+_SLOT = select(
+    Property.id,
+    exists()
+    .where(Unit.property_id == Property.id, Unit.label == bindparam("label"))
+    .label("taken"),
+).where(
+    Property.id == bindparam("property_id"),
+    Property.organization_id == bindparam("organization_id"),
+)
 
 
 async def create(
-    session: AsyncSession, organization_id: uuid.UUID, prop: Property, data: UnitIn
+    session: AsyncSession,
+    reader: Reader,
+    organization_id: uuid.UUID,
+    property_id: uuid.UUID,
+    data: UnitIn,
 ) -> Unit:
+    """A unit of the organization's property (404 for another's). The property and the
+    label are one read through `reader` (no lock: a property deleted meanwhile fails the
+    unit's foreign key at the commit, a 409; a label taken meanwhile fails the unique index,
+    the same 409 as a label taken before). The unit is added with `add_new` and the
+    property's count moved with `add_change`: both written with the commit's statement
+    (haven.uow.recorder)."""
     label = data.label.strip()
-    if await _label_taken(session, prop.id, label):
+    params = {"organization_id": organization_id, "property_id": property_id, "label": label}
+    slot = await reader.first(_SLOT, params, _Slot)
+    if slot is None:
+        raise NotFoundError(f"No property with id {property_id}")
+    if slot.taken:
         raise _label_conflict(label)
     unit = Unit(
         organization_id=organization_id,
-        property_id=prop.id,
+        property_id=slot.property_id,
         label=label,
         bedrooms=data.bedrooms,
         bathrooms=bathrooms_value(data.bathrooms),
@@ -80,12 +114,8 @@ async def create(
         market_rent=data.market_rent,
         status=data.status,
     )
-    session.add(unit)
-    try:
-        await session.flush()
-    except IntegrityError:
-        raise _label_conflict(label) from None
-    await _bump_unit_count(session, prop.id, 1)
+    add_new(session, unit, taken=_label_conflict(label))
+    _count_units(session, slot.property_id, 1)
     return unit
 
 
@@ -125,7 +155,7 @@ async def delete(session: AsyncSession, unit: Unit) -> None:
     property_id = unit.property_id
     await session.delete(unit)
     await session.flush()
-    await _bump_unit_count(session, property_id, -1)
+    _count_units(session, property_id, -1)
 
 
 class UnitRow(NamedTuple):

@@ -23,12 +23,15 @@ of the tail statement; and if that statement is then all the transaction sends, 
 without BEGIN and COMMIT (one statement is atomic by itself in PostgreSQL), so such a
 keyed POST is one round trip. Where the tail is a statement per table (SQLite), the commit
 writes them one INSERT each, in the order they were added, so a row may refer to one added
-before it. Anything else flushes them first, as any pending row.
+before it. Anything else flushes them first, as any pending row. A row added with a `taken`
+error (a unit and its label's conflict) makes the commit raise that error when a unique key
+of its table is found taken: the race a check read cannot see (a label taken by a write
+that committed after the check) answers as the check would have, nothing written.
 
 A change to an existing row a service computed itself (`add_change`: a Core INSERT .. ON
 CONFLICT or UPDATE, every value bound) is written with the commit too, after every flush: a
 CTE of the tail statement on PostgreSQL, its own statement otherwise (a lease's maintained
-totals, computed under the lock the service took).
+totals, computed under the lock the service took; a property's unit count, moved by one).
 
 Who acted, on which instance and for which request is set once, by whoever opened
 the session (haven.uow.tx for a request, `as_system` for a job).
@@ -36,6 +39,7 @@ the session (haven.uow.tx for a request, `as_system` for a job).
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -45,6 +49,7 @@ from typing import Any
 from sqlalchemy import event, insert
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 from sqlalchemy.sql import ClauseElement
@@ -57,6 +62,7 @@ from haven.uow import audit, outbox, tail
 from haven.uow.actor import ANONYMOUS, Actor
 
 _KEY = "haven_write_buffer"  # the one session.info key: this module's own
+UNIQUE_VIOLATION = "23505"  # SQLSTATE
 
 AfterCommit = Callable[[], Awaitable[Any]]
 
@@ -83,6 +89,9 @@ class WriteBuffer:
     began: bool = False
     # Core statements `add_change` queued, with their parameters: written with the commit.
     changes: list[tuple[UpdateBase, dict[str, Any]]] = field(default_factory=list)
+    # (table, error) for rows `add_new` added with `taken`: the commit's answer when it finds
+    # a unique key of that table taken.
+    taken: list[tuple[str, Exception]] = field(default_factory=list)
 
     def forget(self) -> None:
         """A full rollback: nothing this transaction noted happened."""
@@ -92,6 +101,7 @@ class WriteBuffer:
         self.added = []
         self.began = False
         self.changes = []
+        self.taken = []
         self.deleted_organizations = set()
         self.savepoints = {}
 
@@ -155,11 +165,14 @@ def take_changed(session: AsyncSession | Session) -> set[uuid.UUID]:
     return changed
 
 
-def add_new(session: AsyncSession, obj: Base) -> None:
+def add_new(session: AsyncSession, obj: Base, *, taken: Exception | None = None) -> None:
     """Add a new row whose every column the application fills (its id, timestamps and
     version included, set here), so the caller can answer with it without a flush. It is
     written by the next flush (a query's autoflush, an explicit `flush()`), or else with
-    the commit's last statement (haven.uow.tail). Only for a row without related objects."""
+    the commit's last statement (haven.uow.tail). Only for a row without related objects.
+    `taken`: what the commit raises, nothing written, when it finds a unique key of the
+    row's table taken (by a write that committed after the caller's check read saw it free),
+    so that race answers as the check itself would have."""
     state = sa_inspect(obj)
     mapper = state.mapper
     if any(key in state.dict for key in mapper.relationships.keys()):  # noqa: SIM118
@@ -175,7 +188,10 @@ def add_new(session: AsyncSession, obj: Base) -> None:
         elif column.default is not None and column.default.is_scalar:
             setattr(obj, prop.key, column.default.arg)
     session.add(obj)
-    buffer_of(session).added.append(obj)
+    buffer = buffer_of(session)
+    buffer.added.append(obj)
+    if taken is not None:
+        buffer.taken.append((mapper.class_.__tablename__, taken))
 
 
 def add_change(
@@ -255,8 +271,32 @@ def _after_flush(session: Session, _context: UOWTransaction) -> None:
     outbox.note_flush(buffer.events, session)
 
 
+def _taken_table(exc: IntegrityError) -> str | None:
+    """The table of the unique key `exc` found taken; None for any other violation."""
+    orig = exc.orig
+    if getattr(orig, "sqlstate", None) == UNIQUE_VIOLATION:  # asyncpg's error is the cause
+        return getattr(orig.__cause__, "table_name", None) if orig is not None else None
+    if getattr(orig, "sqlite_errorcode", None) == sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+        # "UNIQUE constraint failed: units.property_id, units.label"
+        return str(orig).rpartition(": ")[2].partition(".")[0]
+    return None
+
+
 def _before_commit(session: Session) -> None:
     buffer = buffer_of(session)
+    taken, buffer.taken = buffer.taken, []
+    try:
+        _write(session, buffer)
+    except IntegrityError as exc:
+        table = _taken_table(exc)
+        refusal = next((error for name, error in taken if name == table), None)
+        if refusal is None:
+            raise
+        raise refusal from exc
+
+
+def _write(session: Session, buffer: WriteBuffer) -> None:
+    """What is left of the transaction, then its tail (see the module's docstring)."""
     inserts = _tail_inserts(session, buffer)
     if inserts:  # noted as a flush would note them; written by the tail, not by a flush
         _before_flush(session, None, None)  # type: ignore[arg-type]
@@ -273,7 +313,7 @@ def _before_commit(session: Session) -> None:
         return
     rows = audit.rows(notes, buffer.actor, deleted, buffer.instance_id, buffer.request_id)
     by_org = tail.by_organization(events, deleted)
-    fits = tail.fits(session.get_bind(), rows, by_org, len(inserts) + len(changes))
+    fits = tail.fits(session.get_bind(), rows, by_org, len(inserts), changes)
     connection, autocommit = _connection(session, buffer, alone=fits)
     if fits:
         tail.write(connection, rows, by_org, record, inserts, changes, alone=autocommit)

@@ -16,7 +16,13 @@ New rows a service added with `add_new` (haven.uow.recorder), when they are all 
 transaction changed, are more CTEs of the same statement: sibling CTEs see one snapshot
 and foreign keys are checked at the statement's end, so the rows may refer to each other.
 So are the Core statements a service queued with `add_change` (an upsert of a row it has
-locked, such as a lease's maintained totals): each is a CTE, its parameters bound.
+locked, such as a lease's maintained totals; a property's unit count): each is a CTE, its
+parameters bound, and each runs before the counter's upsert. PostgreSQL runs the CTEs the
+main SELECT reads (the counter, the record) before the others, so a change left to itself
+would lock its row after the counter's: a write holding that row (a property PATCH, flushed
+before its own tail takes the counter) would then deadlock with it. The counter's INSERT
+reads how many rows each change wrote, which runs them first: the counter's lock stays the
+last one every write takes.
 
 The record's INSERT (`record_insert`, on both paths) does not fail when another request's
 record holds the key: it writes nothing, and the statement then fails on purpose (its
@@ -35,6 +41,7 @@ SQLite (embedded, no round trips to save) take the statement-per-table path.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Table, bindparam, func, insert, literal, select
@@ -68,6 +75,9 @@ def by_organization(
     return by_org
 
 
+Change = tuple[UpdateBase, dict[str, Any]]  # a statement `add_change` queued, its parameters
+
+
 # Rows per tail statement at most: a request writes a handful; a job's large transaction (a
 # billing batch) goes the statement-per-table way, whose executemany SQLAlchemy pages
 # under the driver's bound-parameter limit (32767 on asyncpg), which one multi-row VALUES
@@ -80,13 +90,17 @@ def fits(
     audit_rows: list[dict[str, Any]],
     by_org: dict[uuid.UUID, list[outbox.PendingEvent]],
     inserts: int = 0,
+    changes: Sequence[Change] = (),
 ) -> bool:
     """Whether `write` can take these rows (PostgreSQL, events of one organization at most,
-    a request's handful of rows)."""
+    a request's handful of rows, each queued change's statement once: twice, its parameters
+    would share their names)."""
+    events = sum(len(items) for items in by_org.values())
     return (
         bind.dialect.name == "postgresql"
         and len(by_org) <= 1
-        and len(audit_rows) + sum(len(items) for items in by_org.values()) + inserts <= MAX_ROWS
+        and len({id(statement) for statement, _ in changes}) == len(changes)
+        and len(audit_rows) + events + inserts + len(changes) <= MAX_ROWS
     )
 
 
@@ -101,9 +115,6 @@ def record_insert(dialect: str, record: dict[str, Any]) -> Insert:
         set_={name: stmt.excluded[name] for name in record if name != "id"},
         where=IdempotencyRecord.created_at < record["created_at"] - RETENTION,
     ).returning(IdempotencyRecord.id)
-
-
-Change = tuple[UpdateBase, dict[str, Any]]  # a statement `add_change` queued, its parameters
 
 
 def write(
@@ -216,17 +227,24 @@ def _template(shape: Shape) -> Select[Any]:
         _bound_insert(table, columns, f"n{n}").cte(f"haven_new_{n}")
         for n, (table, columns) in enumerate(new_rows)
     ]
-    ctes += [change.cte(f"haven_change_{n}") for n, change in enumerate(changes)]
+    changed = [
+        change.returning(literal(1)).cte(f"haven_change_{n}") for n, change in enumerate(changes)
+    ]
+    ctes += changed
     columns: list[Any] = []
     if events:
         counters: Table = EventCounter.__table__  # type: ignore[assignment]
+        # The counter's lock is the last a write takes (see the module's docstring): its
+        # INSERT reads how many rows each change wrote, so the changes run first.
+        counted = [select(func.count()).select_from(c).scalar_subquery() >= 0 for c in changed]
+        source = select(
+            bindparam("org", type_=counters.c.organization_id.type),
+            literal(events),
+            literal(0),
+        ).where(*counted)
         counter = (
             pg_insert(counters)
-            .values(
-                organization_id=bindparam("org", type_=counters.c.organization_id.type),
-                position=events,
-                purged_through=0,
-            )
+            .from_select(["organization_id", "position", "purged_through"], source)
             .on_conflict_do_update(
                 index_elements=[counters.c.organization_id],
                 set_={"position": counters.c.position + events},

@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from haven.errors import (
+    HavenError,
     IdempotencyInFlightError,
     IdempotencyKeyReusedError,
     VersionMismatchError,
@@ -177,7 +178,9 @@ class RequestTx:
             raise IdempotencyInFlightError(
                 "A request with this Idempotency-Key completed meanwhile; retry it"
             ) from None
-        except IntegrityError:
+        except (IntegrityError, HavenError):
+            # A unique key taken or a referenced row deleted since the handler's check (a
+            # HavenError: the refusal its new row named for a taken key, haven.uow `add_new`).
             await self.session.rollback()
             await self._replay_recorded()
             raise

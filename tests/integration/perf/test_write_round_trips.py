@@ -15,8 +15,9 @@ script, which also claims the key, and the commit's pipeline). PostgreSQL: a POS
 adds one new row (`ONE_STATEMENT`: tenant, property, owner, API key) is one statement sent
 in autocommit (its row, audit row, event and the key's record); a POST that checks what it
 names with a plain SELECT first (`CHECK_READ`: vendor, maintenance request, comment,
-payout, webhook, work order, bill without a work order, lease) is that SELECT through
-the Reader, in autocommit too, then the one statement; so is a member (two new rows: the
+payout, webhook, work order, bill without a work order, lease, unit) is that SELECT
+through the Reader, in autocommit too, then the one statement (a unit's: its property's
+count too); so is a member (two new rows: the
 user and the membership) and a lease (its tenants' rows in the same statement); a lease
 money POST (`LEASE_MONEY`: charge, credit, payment, recurring charge), which locks what it
 must until its commit, is BEGIN, one statement that locks and reads what its rules need,
@@ -63,6 +64,7 @@ from haven.models import (
     Property,
     RecurringCharge,
     Tenant,
+    Unit,
     User,
     Vendor,
     WebhookSubscription,
@@ -661,6 +663,18 @@ def _bill(client: TestClient[Any], owner: Account) -> Made:
     }
 
 
+def _unit(client: TestClient[Any], owner: Account) -> Made:
+    prop = create_property(client, owner)
+    return f"/api/v1/properties/{prop['id']}/units", {
+        "label": "7A",
+        "bedrooms": 2,
+        "bathrooms": 1.5,
+        "areaSqft": 720,
+        "marketRent": 125000,
+        "status": "unavailable",
+    }
+
+
 # Where the answer's row is read back: "{path}/{id}" formatted, or None: in the POST
 # path's own list.
 CheckRead = tuple[Callable[[TestClient[Any], Account], Made], type[Base], str, str | None]
@@ -674,7 +688,14 @@ CHECK_READ: dict[str, CheckRead] = {
     "bills": (_bill, Bill, "bill", "{path}/{id}"),
     # Its tenants' rows (lease_tenants: neither audited nor evented) go in the same statement.
     "leases": (_lease, Lease, "lease", "{path}/{id}"),
+    # Its property's unit count (and version) moves in the same statement (haven.uow
+    # `add_change`).
+    "units": (_unit, Unit, "unit", "/api/v1/units/{id}"),
 }  # fmt: skip
+# A body naming what must be unique per row (a unit's label): each warm-up POST names its own.
+FRESH: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "units": lambda body: {**body, "label": f"U-{uuid.uuid4().hex[:8]}"},
+}
 # Feeds no event (its own changes are audited only: haven.models.events).
 NO_EVENT = {"webhooks"}
 
@@ -696,13 +717,14 @@ def test_a_post_that_checks_then_adds_one_row_is_two_round_trips(
     owner = register(client)
     path, body = make(client, owner)
     key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    fresh = FRESH.get(name, dict)
 
-    def send(headers: dict[str, str] | None = None) -> Any:
+    def send(headers: dict[str, str] | None = None, sent: dict[str, Any] = body) -> Any:
         headers = headers or {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
-        return client.post(path, headers={**owner.headers, **headers}, json=body)
+        return client.post(path, headers={**owner.headers, **headers}, json=sent)
 
     for _ in range(2):  # warm up: statements prepared
-        assert send().status_code == 201
+        assert send(sent=fresh(body)).status_code == 201
 
     response, sql, redis = _counted(relays, prefix, lambda: send(key))
     assert response.status_code == 201, response.text
@@ -766,6 +788,62 @@ def test_a_post_that_checks_then_adds_one_row_answers_what_it_wrote(
         settings_factory(), model, answer["id"], owner.organization_id, created.content
     )
     assert written[:2] == (1, 1)
+
+
+def test_a_unit_post_moves_its_property_unit_count_by_one(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+) -> None:
+    """On both backends: after a new unit its property shows one unit more at its next
+    version (a new ETag: a client revalidating its copy gets the new count), and the trail
+    is what a unit POST always wrote: the unit's audit row and event, nothing for the
+    property (its count is kept, not edited by anyone). A refused POST (the label taken)
+    moves nothing."""
+    client = app_factory(webhook_worker=False)
+    owner = register(client)
+    path, body = _unit(client, owner)
+    property_path = path.removesuffix("/units")
+    before = client.get(property_path, headers=owner.headers)
+    settings = settings_factory()
+    audits, events = _trail(settings, owner.organization_id)
+
+    created = client.post(path, headers=owner.headers, json=body)
+    assert created.status_code == 201, created.text
+    after = client.get(property_path, headers=owner.headers)
+    assert after.json()["unitCount"] == before.json()["unitCount"] + 1
+    assert after.json()["version"] == before.json()["version"] + 1
+    assert after.headers["etag"] != before.headers["etag"]
+    assert after.json()["updatedAt"] > before.json()["updatedAt"]
+    unchanged = ("unitCount", "version", "updatedAt", "createdAt")
+    assert {k: v for k, v in after.json().items() if k not in unchanged} == {
+        k: v for k, v in before.json().items() if k not in unchanged
+    }
+
+    unit_id = uuid.UUID(created.json()["id"])
+    written = _trail(settings, owner.organization_id)
+    new_audits, new_events = written[0][len(audits) :], written[1][len(events) :]
+    changes = ["areaSqft", "bathrooms", "bedrooms", "label", "marketRent", "propertyId", "status"]
+    assert new_audits == [("unit.created", unit_id, changes)], new_audits
+    data = {
+        "id": str(unit_id),
+        "propertyId": created.json()["propertyId"],
+        "label": "7A",
+        "bedrooms": 2,
+        "bathrooms": "1.5",
+        "areaSqft": 720,
+        "marketRent": 125000,
+        "status": "unavailable",
+        "version": 1,
+    }
+    ((event_type, resource_id, event_data),) = new_events
+    assert (event_type, resource_id) == ("unit.created", unit_id)
+    assert {k: v for k, v in event_data.items() if k not in ("createdAt", "updatedAt")} == data
+    assert set(event_data) == {*data, "createdAt", "updatedAt"}
+
+    refused = client.post(path, headers=owner.headers, json=body)
+    assert refused.status_code == 409, refused.text
+    assert _trail(settings, owner.organization_id) == written
+    assert client.get(property_path, headers=owner.headers).json() == after.json()
 
 
 # POST /members adds two rows: the user and their membership (an email already registered
@@ -1194,3 +1272,31 @@ def test_a_recurring_charge_answers_what_its_list_then_shows(
     assert replay.headers["idempotent-replayed"] == "true"
     assert replay.content == created.content
     assert client.get(path, headers=owner.headers).json() == [created.json()]
+
+
+def test_a_unit_delete_moves_its_property_count_in_the_tail(
+    app_factory: Callable[..., TestClient[Any]],
+    database: Any,
+    valkey: EmbeddedValkey,
+    relays: tuple[Relay, Relay],
+) -> None:
+    """DELETE /units/{id}: BEGIN, the unit, its leases' statuses, the DELETE (a flush: its
+    audit row and event come from the ORM's delete), then the property's count with the
+    tail (was an UPDATE of its own: 7 round trips), COMMIT. Two would need the unit's
+    DELETE in the tail statement too, its audit row and event written without the flush."""
+    client, prefix = _relayed_client(app_factory, database, valkey, relays)
+    owner = register(client)
+    prop = create_property(client, owner)
+
+    def delete() -> Any:
+        unit = create_unit(client, owner, prop["id"])
+        return lambda: client.delete(f"/api/v1/units/{unit['id']}", headers=owner.headers)
+
+    for _ in range(2):  # warm up: statements prepared
+        assert delete()().status_code == 204
+    response, sql, redis = _counted(relays, prefix, delete())
+    assert response.status_code == 204, response.text
+    assert redis == [["EVALSHA"], ["INCRBY"]], redis
+    assert sql == [["BEGIN"], ["SELECT"], ["SELECT"], ["DELETE"], ["WITH"], ["COMMIT"]], sql
+    shown = client.get(f"/api/v1/properties/{prop['id']}", headers=owner.headers).json()
+    assert shown["unitCount"] == 0

@@ -29,7 +29,10 @@ from haven.config import Settings
 from haven.db.base import Base
 from haven.db.engine import WRITE_OPTION, create_engine
 from haven.models import (
+    AuditEvent,
     Bill,
+    Event,
+    IdempotencyRecord,
     Lease,
     MaintenanceComment,
     MaintenanceRequest,
@@ -151,6 +154,13 @@ def _lease_tenant(client: TestClient[Any], owner: Account) -> Race:
     return "/api/v1/leases", body, _deleted(Tenant, tenant_id), Lease, 422
 
 
+def _unit(client: TestClient[Any], owner: Account) -> Race:
+    """The property (its row, and its unit count in the same statement on PostgreSQL)."""
+    prop = create_property(client, owner)
+    path = f"/api/v1/properties/{prop['id']}/units"
+    return path, {"label": "7A"}, _deleted(Property, prop["id"]), Unit, 404
+
+
 RACES: dict[str, Callable[[TestClient[Any], Account], Race]] = {
     "maintenance-requests": _request,
     "comments": _comment,
@@ -160,6 +170,7 @@ RACES: dict[str, Callable[[TestClient[Any], Account], Race]] = {
     "members": _member,
     "leases-unit": _lease_unit,
     "leases-tenant": _lease_tenant,
+    "units": _unit,
 }
 
 
@@ -178,22 +189,19 @@ def _rows(settings: Settings, model: type[Base], organization_id: str) -> int:
     return asyncio.run(count())
 
 
-@pytest.mark.parametrize("name", list(RACES))
-def test_a_row_deleted_between_the_check_and_the_write_is_a_409(
-    app_factory: Callable[..., TestClient[Any]],
-    settings_factory: Callable[..., Settings],
-    database: Any,
-    name: str,
-) -> None:
-    client = app_factory(webhook_worker=False)
-    owner = register(client)
-    path, body, under, added, refusal = RACES[name](client, owner)
-    before = _rows(settings_factory(), added, owner.organization_id)
-
+def _raced(
+    client: TestClient[Any],
+    settings: Settings,
+    backend: str,
+    under: Any,
+    send: Callable[[], Any],
+) -> Any:
+    """`send`'s answer when `under` is done in a transaction that commits only once the
+    request has started its write (its check read done)."""
     # The moment the POST starts its write, its check read is done: BEGIN IMMEDIATE on
     # SQLite (it waits there for the delete's lock), the one statement on PostgreSQL.
     writing = threading.Event()
-    first = "BEGIN IMMEDIATE" if database.backend == "sqlite" else "WITH"
+    first = "BEGIN IMMEDIATE" if backend == "sqlite" else "WITH"
 
     @event.listens_for(services_of(client.app).engine.sync_engine, "before_cursor_execute")
     def _seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -203,10 +211,10 @@ def test_a_row_deleted_between_the_check_and_the_write_is_a_409(
     answers: list[Any] = []
 
     def post() -> None:
-        answers.append(client.post(path, headers=owner.headers, json=body))
+        answers.append(send())
 
     async def change_under_it() -> bool:
-        engine = create_engine(settings_factory())
+        engine = create_engine(settings)
         try:
             async with engine.connect() as conn:
                 await conn.execution_options(**{WRITE_OPTION: True})  # SQLite: the write lock
@@ -221,10 +229,116 @@ def test_a_row_deleted_between_the_check_and_the_write_is_a_409(
         finally:
             await engine.dispose()
 
-    assert asyncio.run(change_under_it()), "the POST never reached its write"
+    try:
+        assert asyncio.run(change_under_it()), "the POST never reached its write"
+    finally:
+        event.remove(services_of(client.app).engine.sync_engine, "before_cursor_execute", _seen)
     (response,) = answers
+    return response
+
+
+@pytest.mark.parametrize("name", list(RACES))
+def test_a_row_deleted_between_the_check_and_the_write_is_a_409(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+    database: Any,
+    name: str,
+) -> None:
+    client = app_factory(webhook_worker=False)
+    owner = register(client)
+    path, body, under, added, refusal = RACES[name](client, owner)
+    before = _rows(settings_factory(), added, owner.organization_id)
+
+    response = _raced(
+        client,
+        settings_factory(),
+        database.backend,
+        under,
+        lambda: client.post(path, headers=owner.headers, json=body),
+    )
     assert_problem(response, 409)
     assert _rows(settings_factory(), added, owner.organization_id) == before
 
     retry = client.post(path, headers=owner.headers, json=body)
     assert retry.status_code == refusal, retry.text
+
+
+def _trail(settings: Settings, organization_id: str) -> tuple[int, int, int]:
+    """(audit rows, events, Idempotency-Key records) of the organization."""
+
+    async def count() -> tuple[int, int, int]:
+        engine = create_engine(settings)
+        org = uuid.UUID(organization_id)
+        try:
+            async with engine.connect() as conn:
+                counts = []
+                for model in (AuditEvent, Event, IdempotencyRecord):
+                    stmt = select(func.count()).where(model.organization_id == org)
+                    counts.append(int((await conn.execute(stmt)).scalar_one()))
+                return counts[0], counts[1], counts[2]
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(count())
+
+
+def test_a_unit_label_taken_between_the_check_and_the_write_is_the_label_409(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+    database: Any,
+) -> None:
+    """The label is free when the POST checks it; a unit with it commits before the POST's
+    write. The unique index refuses the new unit at the commit, and the client hears what a
+    label taken before the check answers (the same problem, the field named); nothing is
+    written (no unit, no count, no audit row, event or key record), and the key is not used
+    up: once the label is free again, the same request with the same key adds the unit."""
+    client = app_factory(webhook_worker=False)
+    owner = register(client)
+    prop = create_property(client, owner)
+    path = f"/api/v1/properties/{prop['id']}/units"
+    body = {"label": "7A", "bedrooms": 2}
+    unit_id = uuid.uuid4()
+    taken = insert(Unit).values(
+        id=unit_id,
+        organization_id=uuid.UUID(owner.organization_id),
+        property_id=uuid.UUID(prop["id"]),
+        label="7A",
+        version=1,
+    )
+    settings = settings_factory()
+    before = _trail(settings, owner.organization_id)
+    keyed = {**owner.headers, "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+
+    response = _raced(
+        client,
+        settings,
+        database.backend,
+        taken,
+        lambda: client.post(path, headers=keyed, json=body),
+    )
+    problem = assert_problem(response, 409, "conflict")
+    sequential = assert_problem(client.post(path, headers=owner.headers, json=body), 409)
+    kept = ("type", "title", "status", "detail", "errors")
+    assert {k: problem.get(k) for k in kept} == {k: sequential.get(k) for k in kept}
+    assert problem["errors"] == [
+        {"field": "label", "message": "must be unique within the property"}
+    ]
+    assert _rows(settings, Unit, owner.organization_id) == 1  # the one committed under it
+    assert _trail(settings, owner.organization_id) == before
+    shown = client.get(f"/api/v1/properties/{prop['id']}", headers=owner.headers).json()
+    assert (shown["unitCount"], shown["version"]) == (prop["unitCount"], prop["version"])
+
+    async def free_the_label() -> None:
+        engine = create_engine(settings)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(delete(Unit).where(Unit.id == unit_id))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(free_the_label())
+    retry = client.post(path, headers=keyed, json=body)
+    assert retry.status_code == 201, retry.text
+    assert "idempotent-replayed" not in retry.headers
+    shown = client.get(f"/api/v1/properties/{prop['id']}", headers=owner.headers).json()
+    assert shown["unitCount"] == prop["unitCount"] + 1
