@@ -11,6 +11,7 @@ from msgspec import UNSET
 from sqlalchemy import Integer, bindparam, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.util import identity_key
 
 from haven.db.base import utcnow
 from haven.db.pagination import ListQuery, Page, sort_keys
@@ -61,9 +62,16 @@ _COUNT_UNITS = (
 )
 
 
-def _count_units(session: AsyncSession, property_id: uuid.UUID, delta: int) -> None:
+async def _count_units(session: AsyncSession, property_id: uuid.UUID, delta: int) -> None:
     params = {"units_property_id": property_id, "units_delta": delta, "units_at": utcnow()}
-    add_change(session, _COUNT_UNITS, params)
+    loaded = session.identity_map.get(identity_key(Property, property_id))
+    if loaded is None:
+        add_change(session, _COUNT_UNITS, params)
+        return
+    # A transaction holding the property (a script's: the demo data changes it later) keeps
+    # its copy in step, or a later flush of it would be taken for stale: the UPDATE now.
+    await session.execute(_COUNT_UNITS, params)
+    await session.refresh(loaded, ["unit_count", "version", "updated_at"])
 
 
 class _Slot(NamedTuple):
@@ -115,7 +123,7 @@ async def create(
         status=data.status,
     )
     add_new(session, unit, taken=_label_conflict(label))
-    _count_units(session, slot.property_id, 1)
+    await _count_units(session, slot.property_id, 1)
     return unit
 
 
@@ -155,7 +163,7 @@ async def delete(session: AsyncSession, unit: Unit) -> None:
     property_id = unit.property_id
     await session.delete(unit)
     await session.flush()
-    _count_units(session, property_id, -1)
+    await _count_units(session, property_id, -1)
 
 
 class UnitRow(NamedTuple):

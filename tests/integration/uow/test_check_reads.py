@@ -248,6 +248,7 @@ def test_a_row_deleted_between_the_check_and_the_write_is_a_409(
     owner = register(client)
     path, body, under, added, refusal = RACES[name](client, owner)
     before = _rows(settings_factory(), added, owner.organization_id)
+    trail = _trail(settings_factory(), owner.organization_id)
 
     response = _raced(
         client,
@@ -258,6 +259,7 @@ def test_a_row_deleted_between_the_check_and_the_write_is_a_409(
     )
     assert_problem(response, 409)
     assert _rows(settings_factory(), added, owner.organization_id) == before
+    assert _trail(settings_factory(), owner.organization_id) == trail  # no audit row, event, record
 
     retry = client.post(path, headers=owner.headers, json=body)
     assert retry.status_code == refusal, retry.text
