@@ -91,9 +91,10 @@ def test_a_unit_post_waits_for_a_property_writer_before_it_locks_the_event_count
 def test_one_change_queued_twice_is_written_twice(
     client: TestClient[Any], owner: Account, settings_factory: Callable[..., Any]
 ) -> None:
-    """Two units of one property in one transaction (the demo data's way) queue the same
-    UPDATE twice: it cannot be two CTEs of one statement (their parameters would share
-    names), so that commit writes it statement by statement, and the count is right."""
+    """Two units of one property in one transaction (a script's, which has not loaded the
+    property) queue the same UPDATE twice: it cannot be two CTEs of one statement (their
+    parameters would share names), so that commit writes it statement by statement, and the
+    count is right."""
     prop = create_property(client, owner)
     settings = settings_factory()
 
