@@ -12,6 +12,17 @@ bind's `bind_processor`. Statements with parameters rendered at execution time
 engine's `before_cursor_execute` listeners are called with the SQL and its arguments,
 so the statement counter (haven_db_statements_total) and the statement-count tests see
 every statement. tests/integration/db/test_fastpath.py checks both paths give the same rows.
+
+The connection comes straight from the engine's pool (`Pool.connect`, in a greenlet as
+SQLAlchemy's own checkout runs: the pool's checkout and connect listeners, recycling,
+waiting for a free connection and connecting all happen as they do for `engine.connect()`)
+and goes back to it as soon as the rows are read. No SQLAlchemy `Connection` is built
+around it: the statement is sent to the driver anyway, and a `Connection` only added its
+isolation-level setup and reset, a task per release and a greenlet hop to reach the
+driver (about a quarter of a list page's database time, bench/PROFILE.md "Fourth pass").
+The fast path never begins a transaction (asyncpg runs a statement outside one in
+autocommit, as the read engine does), so releasing the connection does no I/O; the
+listeners therefore get `None` where SQLAlchemy passes its `Connection`.
 """
 
 from __future__ import annotations
@@ -20,7 +31,9 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio.base import _run_to_completion
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from haven.errors import DependencyUnavailableError
 
@@ -78,10 +91,12 @@ def _broken(exc: BaseException) -> bool:
 
 
 class FastPath:
-    __slots__ = ("_engine", "_prepared")
+    __slots__ = ("_dispatch", "_engine", "_pool", "_prepared")
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._pool = engine.sync_engine.pool
+        self._dispatch = engine.sync_engine.dispatch
         # A SELECT hashes by identity: list shapes and view statements are built once.
         self._prepared: dict[AnySelect, Prepared | None] = {}
 
@@ -98,27 +113,44 @@ class FastPath:
         self._prepared[statement] = prepared
         return prepared
 
-    async def fetch(
-        self, connection: AsyncConnection, prepared: Prepared, params: Mapping[str, Any]
-    ) -> list[Any]:
-        """The statement's records (tuples of the driver's values) on `connection`."""
+    async def fetch(self, prepared: Prepared, params: Mapping[str, Any]) -> list[Any]:
+        """The statement's records (tuples of the driver's values), on a pooled connection
+        held only while it runs."""
         arguments = prepared.arguments(params)
-        raw = await connection.get_raw_connection()
-        self._engine.sync_engine.dispatch.before_cursor_execute(
-            connection.sync_connection, None, prepared.sql, arguments, None, False
-        )
+        pooled = await greenlet_spawn(self._pool.connect)
         try:
-            records: list[Any] = await raw.driver_connection.fetch(prepared.sql, *arguments)  # type: ignore[union-attr]
-        except (
-            asyncpg.InternalClientError,
-            asyncpg.InterfaceError,
-            asyncpg.PostgresConnectionError,
-            OSError,
-        ) as exc:
-            if not _broken(exc):
-                raise  # a wrong statement or argument is a bug: a 500, logged
-            # The connection broke mid-use (the server restarted or went away, leaving the
-            # driver mid-operation): it must not go back to the pool for the next request.
-            await connection.invalidate(exc)
-            raise DependencyUnavailableError("The database is unavailable; retry shortly") from exc
+            self._dispatch.before_cursor_execute(None, None, prepared.sql, arguments, None, False)
+            records: list[Any] = await pooled.driver_connection.fetch(prepared.sql, *arguments)  # type: ignore[union-attr]
+        except BaseException as exc:
+            # A connection that broke mid-use (the server restarted or went away, leaving the
+            # driver mid-operation) must not go back to the pool for the next request. Either
+            # way it is released, and no cancellation may cut that short (as SQLAlchemy's own
+            # release on the way out of `engine.connect()`).
+            broken = isinstance(exc, _DRIVER_ERRORS) and _broken(exc)
+            await _run_to_completion(self._release(pooled, exc if broken else None))
+            if broken:
+                raise DependencyUnavailableError(
+                    "The database is unavailable; retry shortly"
+                ) from exc
+            raise  # a wrong statement or argument is a bug (a 500, logged); or a cancellation
+        # The statement completed outside any transaction: putting the connection back is a
+        # reset with nothing to roll back and a place in the pool's queue, no I/O, so nothing
+        # can interrupt it.
+        await greenlet_spawn(pooled.close)
         return records
+
+    @staticmethod
+    async def _release(pooled: Any, broken_by: BaseException | None) -> None:
+        try:
+            if broken_by is not None:
+                await greenlet_spawn(pooled.invalidate, broken_by)
+        finally:
+            await greenlet_spawn(pooled.close)
+
+
+_DRIVER_ERRORS = (
+    asyncpg.InternalClientError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    OSError,
+)
