@@ -27,12 +27,12 @@ listeners therefore get `None` where SQLAlchemy passes its `Connection`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.ext.asyncio.base import _run_to_completion
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from haven.errors import DependencyUnavailableError
@@ -127,7 +127,7 @@ class FastPath:
             # way it is released, and no cancellation may cut that short (as SQLAlchemy's own
             # release on the way out of `engine.connect()`).
             broken = isinstance(exc, _DRIVER_ERRORS) and _broken(exc)
-            await _run_to_completion(self._release(pooled, exc if broken else None))
+            await _to_completion(self._release(pooled, exc if broken else None))
             if broken:
                 raise DependencyUnavailableError(
                     "The database is unavailable; retry shortly"
@@ -146,6 +146,25 @@ class FastPath:
                 await greenlet_spawn(pooled.invalidate, broken_by)
         finally:
             await greenlet_spawn(pooled.close)
+
+
+async def _to_completion(release: Coroutine[Any, Any, None]) -> None:
+    """Run `release` to its end even if the caller is cancelled meanwhile, then re-raise that
+    cancellation (as SQLAlchemy releases a connection on the way out of `engine.connect()`):
+    a release cut short would go on in the background, or never put the connection back."""
+    task = asyncio.ensure_future(release)
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as err:
+            if task.done():
+                raise
+            cancelled = err
+        else:
+            break
+    if cancelled is not None:
+        raise cancelled
 
 
 _DRIVER_ERRORS = (
