@@ -13,9 +13,10 @@ engine's `before_cursor_execute` listeners are called with the SQL and its argum
 so the statement counter (haven_db_statements_total) and the statement-count tests see
 every statement. tests/integration/db/test_fastpath.py checks both paths give the same rows.
 
-The connection comes straight from the engine's pool (`Pool.connect`, in a greenlet as
-SQLAlchemy's own checkout runs: the pool's checkout and connect listeners, recycling,
-waiting for a free connection and connecting all happen as they do for `engine.connect()`)
+The connection comes straight from the engine's pool (`Engine.raw_connection`, in a greenlet
+as SQLAlchemy's own checkout runs: the pool's checkout and connect listeners, recycling,
+waiting for a free connection and connecting all happen as they do for `engine.connect()`,
+and a failure to connect is wrapped as it wraps it)
 and goes back to it as soon as the rows are read. No SQLAlchemy `Connection` is built
 around it: the statement is sent to the driver anyway, and a `Connection` only added its
 isolation-level setup and reset, a task per release and a greenlet hop to reach the
@@ -32,7 +33,9 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.util.concurrency import greenlet_spawn
 
 from haven.errors import DependencyUnavailableError
@@ -91,11 +94,10 @@ def _broken(exc: BaseException) -> bool:
 
 
 class FastPath:
-    __slots__ = ("_dispatch", "_engine", "_pool", "_prepared")
+    __slots__ = ("_dispatch", "_engine", "_prepared")
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        self._pool = engine.sync_engine.pool
         self._dispatch = engine.sync_engine.dispatch
         # A SELECT hashes by identity: list shapes and view statements are built once.
         self._prepared: dict[AnySelect, Prepared | None] = {}
@@ -117,7 +119,7 @@ class FastPath:
         """The statement's records (tuples of the driver's values), on a pooled connection
         held only while it runs."""
         arguments = prepared.arguments(params)
-        pooled = await greenlet_spawn(self._pool.connect)
+        pooled = await greenlet_spawn(self._checkout)
         try:
             self._dispatch.before_cursor_execute(None, None, prepared.sql, arguments, None, False)
             records: list[Any] = await pooled.driver_connection.fetch(prepared.sql, *arguments)  # type: ignore[union-attr]
@@ -139,8 +141,19 @@ class FastPath:
         await greenlet_spawn(pooled.close)
         return records
 
+    def _checkout(self) -> PoolProxiedConnection:
+        """A pooled connection, as `engine.connect()` checks one out: a driver error while
+        connecting (the server down, or not accepting connections) is raised as SQLAlchemy's
+        DBAPIError, after the engine's handle_error listeners, so it maps to the same 503."""
+        engine = self._engine.sync_engine
+        try:
+            return engine.raw_connection()
+        except engine.dialect.loaded_dbapi.Error as err:
+            Connection._handle_dbapi_exception_noconnection(err, engine.dialect, engine)
+            raise
+
     @staticmethod
-    async def _release(pooled: Any, broken_by: BaseException | None) -> None:
+    async def _release(pooled: PoolProxiedConnection, broken_by: BaseException | None) -> None:
         try:
             if broken_by is not None:
                 await greenlet_spawn(pooled.invalidate, broken_by)
