@@ -12,7 +12,9 @@ Environment: AB_REPEATS (default 7), AB_SECONDS (default 4), AB_CONNS (default 8
 AB_FORWARDED_FOR (an X-Forwarded-For value to send, as nginx would), AB_BODY (a JSON body:
 POST it to PATH with the Bearer token instead of GETting it with the cookie), AB_LOG_LEVEL
 (both builds' LOG_LEVEL, default warning), AB_THIS_LOG_LEVEL (this build's only: e.g. info
-against warning measures the access line's cost per request).
+against warning measures the access line's cost per request), AB_DATABASE_URL (a PostgreSQL
+server: each build gets a fresh database there, seeded as bench.profile seeds it: 50
+properties, 500 units, 450 leases; e.g. PATH=/api/v1/properties?limit=50).
 
 `python -m bench.ab --baseline [PATH]`: "other" is the raw-ASGI baseline (bench/baseline.py,
 the same server and event loop) on this build's Valkey, reading the session and the cached
@@ -21,6 +23,7 @@ dashboard this build stored: this/other is then Haven's CPU per request over the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -36,7 +39,8 @@ from pathlib import Path
 import httpx
 import psutil
 
-from bench.run import HERE, log
+from bench.run import HERE, log, pg_database, pg_drop
+from bench.seed import seed
 from haven.devcluster.cluster import Cluster, ClusterSpec
 from haven.store.embedded import free_port
 
@@ -44,16 +48,19 @@ REPEATS = int(os.environ.get("AB_REPEATS", "7"))
 SECONDS = int(os.environ.get("AB_SECONDS", "4"))
 CONNS = int(os.environ.get("AB_CONNS", "8"))
 BODY = os.environ.get("AB_BODY")
+DATABASE_URL = os.environ.get("AB_DATABASE_URL")
 IDLE_SECONDS = 3
 
 
-def start(name: str, tmp: Path, pythonpath: str | None) -> tuple[Cluster, str, int, int]:
+def start(
+    name: str, tmp: Path, pythonpath: str | None, db_url: str | None = None
+) -> tuple[Cluster, str, int, int]:
     port = free_port()
     level = os.environ.get("AB_LOG_LEVEL", "warning")
     if name == "this":
         level = os.environ.get("AB_THIS_LOG_LEVEL", level)
     env = {
-        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp / (name + '.db')}",
+        "DATABASE_URL": db_url or f"sqlite+aiosqlite:///{tmp / (name + '.db')}",
         "LOG_LEVEL": level,
         "RATE_LIMIT_GLOBAL": "10000000",
         "RATE_LIMIT_PER_USER": "10000000",
@@ -77,6 +84,14 @@ def start(name: str, tmp: Path, pythonpath: str | None) -> tuple[Cluster, str, i
     )
     cluster.start()
     url = f"http://127.0.0.1:{port}"
+    pid = cluster.instances[0].pid
+    assert pid is not None
+    assert cluster.valkey is not None
+    valkey_pid = cluster.valkey.pid
+    assert valkey_pid is not None
+    if db_url is not None:
+        org = asyncio.run(seed([url], log=log))
+        return cluster, f"{url}|{org.cookie}|{org.token}", pid, valkey_pid
     r = httpx.post(
         f"{url}/api/v1/auth/register",
         json={
@@ -90,11 +105,6 @@ def start(name: str, tmp: Path, pythonpath: str | None) -> tuple[Cluster, str, i
     r.raise_for_status()
     cookie = r.cookies["haven_session"]
     token = r.json()["accessToken"]
-    pid = cluster.instances[0].pid
-    assert pid is not None
-    assert cluster.valkey is not None
-    valkey_pid = cluster.valkey.pid
-    assert valkey_pid is not None
     return cluster, f"{url}|{cookie}|{token}", pid, valkey_pid
 
 
@@ -168,6 +178,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="haven-ab-"))
     clusters: list[Cluster] = []
     children: list[subprocess.Popen[bytes]] = []
+    databases: list[tuple[str, str]] = []  # (admin dsn, url) of each fresh database
     try:
         targets: dict[str, tuple[str, int, int]] = {}
         if baseline:
@@ -178,7 +189,13 @@ def main() -> int:
             children.append(child)
             targets["other"] = (base_target, base_pid, valkey_pid)
         for name, pp in () if baseline else (("other", other_src), ("this", None)):
-            cluster, target, pid, valkey_pid = start(name, tmp, pp)
+            db_url = None
+            if DATABASE_URL:
+                db_url, admin = pg_database(DATABASE_URL)
+                assert db_url is not None
+                assert admin is not None
+                databases.append((admin, db_url))
+            cluster, target, pid, valkey_pid = start(name, tmp, pp, db_url)
             clusters.append(cluster)
             targets[name] = (target, pid, valkey_pid)
         # Each process's own background CPU (heartbeats, the webhook worker's polling) while no
@@ -246,6 +263,8 @@ def main() -> int:
             child.wait(10)
         for cluster in clusters:
             cluster.stop()
+        for admin, db_url in databases:
+            pg_drop(admin, db_url)
         shutil.rmtree(tmp, ignore_errors=True)
     return 0
 

@@ -137,9 +137,12 @@ def wait_http(url: str, child: Child, timeout: float = 30.0) -> None:
     raise SystemExit(f"{url} did not answer within {timeout}s")
 
 
-def pg_database() -> tuple[str | None, str | None]:
-    """(DATABASE_URL, admin dsn to drop it) for a fresh PostgreSQL database, or (None, None)."""
-    base = os.environ.get("BENCH_DATABASE_URL") or os.environ.get("HAVEN_TEST_DATABASE_URL")
+def pg_database(server: str | None = None) -> tuple[str | None, str | None]:
+    """(DATABASE_URL, admin dsn to drop it) for a fresh PostgreSQL database on `server` (by
+    default BENCH_DATABASE_URL's or HAVEN_TEST_DATABASE_URL's), or (None, None)."""
+    base = (
+        server or os.environ.get("BENCH_DATABASE_URL") or os.environ.get("HAVEN_TEST_DATABASE_URL")
+    )
     if not base:
         return None, None
     name = f"haven_bench_{uuid.uuid4().hex[:8]}"

@@ -30,6 +30,7 @@ from haven.cluster.middleware import install as install_cluster
 from haven.cluster.runtime import Cluster
 from haven.config import Settings
 from haven.dashboard.routes import DashboardController
+from haven.db.reader import Reader
 from haven.errors import UnsupportedMediaTypeError, exception_handler
 from haven.events.routes import EventsController
 from haven.events.routes import document as document_events
@@ -43,7 +44,7 @@ from haven.owners.routes import OwnersController, PropertyOwnershipController
 from haven.properties.routes import PropertiesController
 from haven.reports.routes import ReportsController
 from haven.residents.routes import InvitationsController, TenantAccessController
-from haven.services import attach, open_services, provide_reader, provide_services
+from haven.services import Services, attach, open_services, services_of
 from haven.status.routes import status_assets, status_page
 from haven.store import idempotency
 from haven.tenants.routes import TenantsController
@@ -200,6 +201,17 @@ def create_app(
 
     def provide_cluster() -> Cluster:
         return cluster
+
+    # `services` and `reader` name the app itself, not the request's `app`: a dependency with
+    # no parameters is called as it is, without converting its arguments through a signature
+    # model on every request.
+    def provide_services() -> Services:
+        return services_of(app)
+
+    def provide_reader() -> Reader:
+        """List pages, assembled views and a write's check reads (no session, no
+        transaction of the request's)."""
+        return services_of(app).reader
 
     api = Router(
         path="/api/v1",

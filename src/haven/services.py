@@ -17,9 +17,8 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
 
-from litestar import Litestar, Request
+from litestar import Litestar
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -91,14 +90,3 @@ def services_of(app: Litestar) -> Services:
     """The app's services: the only read of `app.state` (after the lifespan started)."""
     services: Services = app.state[_STATE_KEY]
     return services
-
-
-def provide_services(request: Request[Any, Any, Any]) -> Services:
-    """Dependency `services`."""
-    return services_of(request.app)
-
-
-def provide_reader(request: Request[Any, Any, Any]) -> Reader:
-    """Dependency `reader`: list pages, assembled views and a write's check reads (no
-    session, no transaction of the request's)."""
-    return services_of(request.app).reader

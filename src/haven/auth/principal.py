@@ -39,7 +39,7 @@ from haven.auth.residents import resident_tenant, tenant_access
 from haven.auth.sessions import SessionData, session_id_from_scope
 from haven.errors import CsrfError, ForbiddenError, NotFoundError, NotSignedInError
 from haven.models.organization import RESIDENT as RESIDENT  # `roles(*ANYONE, RESIDENT)`
-from haven.services import Services
+from haven.services import Services, services_of
 from haven.store.gate import prefetch_of
 
 _KEY_CHECK = "api_key_check"
@@ -87,10 +87,14 @@ class Principal:
 
 
 def bearer_token(request: Request[Any, Any, Any]) -> str | None:
-    header = request.headers.get("authorization")
+    # The first Authorization header, from the raw ASGI headers as the edge reads it
+    # (haven.auth.sessions.session_id_from_scope), without building Litestar's Headers.
+    header = next(
+        (value for name, value in request.scope["headers"] if name == b"authorization"), None
+    )
     if not header:
         return None
-    scheme, _, token = header.partition(" ")
+    scheme, _, token = header.decode("latin-1").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
@@ -169,8 +173,9 @@ async def key_principal(request: Request[Any, Any, Any], services: Services, key
     return principal
 
 
-async def provide_principal(request: Request[Any, Any, Any], services: Services) -> Principal:
+async def provide_principal(request: Request[Any, Any, Any]) -> Principal:
     sid: str | None
+    services = services_of(request.app)
     token = bearer_token(request)
     if token is not None and api_keys.looks_like_key(token):
         return await key_principal(request, services, token)

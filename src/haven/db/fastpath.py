@@ -12,18 +12,34 @@ bind's `bind_processor`. Statements with parameters rendered at execution time
 engine's `before_cursor_execute` listeners are called with the SQL and its arguments,
 so the statement counter (haven_db_statements_total) and the statement-count tests see
 every statement. tests/integration/db/test_fastpath.py checks both paths give the same rows.
+
+The connection comes straight from the engine's pool (`Engine.raw_connection`, in a greenlet
+as SQLAlchemy's own checkout runs: the pool's checkout and connect listeners, recycling,
+waiting for a free connection and connecting all happen as they do for `engine.connect()`,
+and a failure to connect is wrapped as it wraps it)
+and goes back to it as soon as the rows are read. No SQLAlchemy `Connection` is built
+around it: the statement is sent to the driver anyway, and a `Connection` only added its
+isolation-level setup and reset, a task per release and a greenlet hop to reach the
+driver (about a quarter of a list page's database time, bench/PROFILE.md "Fourth pass").
+The fast path never begins a transaction (asyncpg runs a statement outside one in
+autocommit, as the read engine does), so releasing the connection does no I/O; the
+listeners therefore get `None` where SQLAlchemy passes its `Connection`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import asyncio
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from sqlalchemy import URL, Connection, Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import URL, Dialect
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import PoolProxiedConnection
 from sqlalchemy.sql import Executable
 from sqlalchemy.util import await_only
+from sqlalchemy.util.concurrency import greenlet_spawn
 
 from haven.errors import DependencyUnavailableError
 
@@ -87,10 +103,11 @@ def _broken(exc: BaseException) -> bool:
 
 
 class FastPath:
-    __slots__ = ("_engine", "_prepared")
+    __slots__ = ("_dispatch", "_engine", "_prepared")
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        self._dispatch = engine.sync_engine.dispatch
         # A SELECT hashes by identity: list shapes and view statements are built once.
         self._prepared: dict[AnySelect, Prepared | None] = {}
 
@@ -107,31 +124,77 @@ class FastPath:
         self._prepared[statement] = prepared
         return prepared
 
-    async def fetch(
-        self, connection: AsyncConnection, prepared: Prepared, params: Mapping[str, Any]
-    ) -> list[Any]:
-        """The statement's records (tuples of the driver's values) on `connection`."""
+    async def fetch(self, prepared: Prepared, params: Mapping[str, Any]) -> list[Any]:
+        """The statement's records (tuples of the driver's values), on a pooled connection
+        held only while it runs."""
         arguments = prepared.arguments(params)
-        raw = await connection.get_raw_connection()
-        self._engine.sync_engine.dispatch.before_cursor_execute(
-            connection.sync_connection, None, prepared.sql, arguments, None, False
-        )
+        pooled = await greenlet_spawn(self._checkout)
         try:
-            records: list[Any] = await raw.driver_connection.fetch(prepared.sql, *arguments)  # type: ignore[union-attr]
-        except (
-            asyncpg.InternalClientError,
-            asyncpg.InterfaceError,
-            asyncpg.PostgresConnectionError,
-            OSError,
-        ) as exc:
-            if not _broken(exc):
-                raise  # a wrong statement or argument is a bug: a 500, logged
-            # The connection broke mid-use (the server restarted or went away, leaving the
-            # driver mid-operation): it must not go back to the pool for the next request.
-            await connection.invalidate(exc)
-            raise DependencyUnavailableError("The database is unavailable; retry shortly") from exc
+            self._dispatch.before_cursor_execute(None, None, prepared.sql, arguments, None, False)
+            records: list[Any] = await pooled.driver_connection.fetch(prepared.sql, *arguments)  # type: ignore[union-attr]
+        except BaseException as exc:
+            # A connection that broke mid-use (the server restarted or went away, leaving the
+            # driver mid-operation) must not go back to the pool for the next request. Either
+            # way it is released, and no cancellation may cut that short (as SQLAlchemy's own
+            # release on the way out of `engine.connect()`).
+            broken = isinstance(exc, _DRIVER_ERRORS) and _broken(exc)
+            await _to_completion(self._release(pooled, exc if broken else None))
+            if broken:
+                raise DependencyUnavailableError(
+                    "The database is unavailable; retry shortly"
+                ) from exc
+            raise  # a wrong statement or argument is a bug (a 500, logged); or a cancellation
+        # The statement completed outside any transaction: putting the connection back is a
+        # reset with nothing to roll back and a place in the pool's queue, no I/O, so nothing
+        # can interrupt it.
+        await greenlet_spawn(pooled.close)
         return records
 
+    def _checkout(self) -> PoolProxiedConnection:
+        """A pooled connection, as `engine.connect()` checks one out: a driver error while
+        connecting (the server down, or not accepting connections) is raised as SQLAlchemy's
+        DBAPIError, after the engine's handle_error listeners, so it maps to the same 503."""
+        engine = self._engine.sync_engine
+        try:
+            return engine.raw_connection()
+        except engine.dialect.loaded_dbapi.Error as err:
+            Connection._handle_dbapi_exception_noconnection(err, engine.dialect, engine)
+            raise
+
+    @staticmethod
+    async def _release(pooled: PoolProxiedConnection, broken_by: BaseException | None) -> None:
+        try:
+            if broken_by is not None:
+                await greenlet_spawn(pooled.invalidate, broken_by)
+        finally:
+            await greenlet_spawn(pooled.close)
+
+
+async def _to_completion(release: Coroutine[Any, Any, None]) -> None:
+    """Run `release` to its end even if the caller is cancelled meanwhile, then re-raise that
+    cancellation (as SQLAlchemy releases a connection on the way out of `engine.connect()`):
+    a release cut short would go on in the background, or never put the connection back."""
+    task = asyncio.ensure_future(release)
+    cancelled: asyncio.CancelledError | None = None
+    while True:
+        try:
+            await asyncio.shield(task)
+        except asyncio.CancelledError as err:
+            if task.done():
+                raise
+            cancelled = err
+        else:
+            break
+    if cancelled is not None:
+        raise cancelled
+
+
+_DRIVER_ERRORS = (
+    asyncpg.InternalClientError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    OSError,
+)
 
 # The commit's one statement (haven.uow.tail), sent alone in autocommit: compiled once per
 # statement object (the tail keeps one per shape), bounded like the reads'.

@@ -71,12 +71,10 @@ class Reader:
         make = row._make
         if self._session is not None:
             return [make(record) for record in await self._session.execute(statement, dict(params))]
+        fast = self._fast
+        if fast is not None and (prepared := fast.prepared(statement)) is not None:
+            return [make(record) for record in await fast.fetch(prepared, params)]
         async with self._engine.connect() as connection:
-            fast = self._fast
-            prepared = fast.prepared(statement) if fast is not None else None
-            if fast is not None and prepared is not None:
-                records = await fast.fetch(connection, prepared, params)
-                return [make(record) for record in records]
             result = await connection.execute(statement, dict(params))
             return [make(record) for record in result]
 
