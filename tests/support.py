@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,3 +132,22 @@ def create_tenant(client: TestClient[Any], account: Account, **changes: Any) -> 
     response = client.post("/api/v1/tenants", headers=account.headers, json=body)
     assert response.status_code == 201, response.text
     return dict(response.json())
+
+
+async def until_a_statement_waits_for_a_lock(watcher: Any) -> None:
+    """Poll (at most 10 s) on `watcher`, a PostgreSQL connection, until a statement of its
+    database waits for a lock (the request a concurrency test sent is queued behind it)."""
+    from sqlalchemy import text
+
+    for _ in range(200):
+        waits = await watcher.execute(
+            text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname ="
+                " current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+        await watcher.rollback()
+        if waits.scalar_one():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("no statement waited for a lock")

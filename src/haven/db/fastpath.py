@@ -1,17 +1,19 @@
-"""The asyncpg fast path of `haven.db.reader.Reader`: the one place that compiles a SELECT
-once and sends its SQL straight to the driver.
+"""The asyncpg fast path of `haven.db.reader.Reader` and of the commit's one statement
+(`send_alone`, haven.uow.tail): the one place that compiles a statement once and sends its
+SQL straight to the driver.
 
 Why it exists (bench/PROFILE.md, "One list path"): on the properties page SQLAlchemy's
 per-execution work (cursor adaptation, result metadata, row objects) costs about 60 %
 more CPU than sending the compiled SQL with asyncpg's `fetch()`.
 
 What it relies on, all from SQLAlchemy's compiled statement: the SQL string,
-`positiontup` (the order of the positional parameters), `construct_params` and each
-bind's `bind_processor`. Statements with parameters rendered at execution time
-(an expanding `IN`) are left to SQLAlchemy (`FastPath.prepared` answers None). The
-engine's `before_cursor_execute` listeners are called with the SQL and its arguments,
-so the statement counter (haven_db_statements_total) and the statement-count tests see
-every statement. tests/integration/db/test_fastpath.py checks both paths give the same rows.
+`positiontup` (the order of the positional parameters), `construct_params` and the bind
+processors SQLAlchemy's own execution applies (`_bind_processors`). Statements with
+parameters rendered at execution time (an expanding `IN`) are left to SQLAlchemy
+(`FastPath.prepared` answers None). The engine's `before_cursor_execute` listeners are
+called with the SQL and its arguments, so the statement counter
+(haven_db_statements_total) and the statement-count tests see every statement.
+tests/integration/db/test_fastpath.py checks both paths give the same rows.
 
 The connection comes straight from the engine's pool (`Engine.raw_connection`, in a greenlet
 as SQLAlchemy's own checkout runs: the pool's checkout and connect listeners, recycling,

@@ -26,7 +26,7 @@ from haven.db.engine import create_engine
 from haven.ledger.aging import Line
 from haven.ledger.totals import Noted, apply, totals_of
 from haven.models import LeaseBalance, LedgerEntry, PaymentsByDay
-from support import Account, assert_problem, register
+from support import Account, assert_problem, register, until_a_statement_waits_for_a_lock
 from support_leases import active_lease, ledger, pay
 
 
@@ -99,20 +99,42 @@ def _check_against_ledger(
     return book
 
 
-async def _until_a_statement_waits_for_a_lock(watcher: Any) -> None:
-    """Poll (at most 10 s) until a statement of this database waits for a lock."""
-    for _ in range(200):
-        waits = await watcher.execute(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname ="
-                " current_database() AND wait_event_type = 'Lock'"
-            )
-        )
-        await watcher.rollback()
-        if waits.scalar_one():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the payment never waited for a lock")
+def _while_a_charge_commits(
+    settings: Settings, lease_id: uuid.UUID, org_id: uuid.UUID, send: Callable[[], Any]
+) -> Any:
+    """`send()`'s answer, sent while another connection holds the lease's totals row and
+    has written a 777 charge (dated 2026-01-10) and its totals: committed once the request
+    waits for a lock."""
+
+    async def scenario() -> Any:
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as other, engine.connect() as watcher:
+                await other.execute(
+                    select(LeaseBalance.lease_id)
+                    .where(LeaseBalance.lease_id == lease_id)
+                    .with_for_update()
+                )
+                await other.execute(
+                    insert(LedgerEntry).values(
+                        organization_id=org_id,
+                        lease_id=lease_id,
+                        type="charge",
+                        kind="utility",
+                        amount=777,
+                        date=date(2026, 1, 10),
+                    )
+                )
+                noted = Noted(org_id, lease_id, "charge", 777, date(2026, 1, 10), None)
+                await other.run_sync(lambda conn: apply(conn, [noted]))
+                waiting = asyncio.create_task(asyncio.to_thread(send))
+                await until_a_statement_waits_for_a_lock(watcher)
+                await other.commit()
+                return await waiting
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(scenario())
 
 
 def test_concurrent_payments_on_one_lease_add_up_exactly(
@@ -189,37 +211,9 @@ def test_a_payment_that_waited_for_the_lock_reads_the_lines_again(
     assert pay(client, owner, lease["id"], 100).status_code == 201  # statements prepared
     start = ledger(client, owner, lease["id"])["balance"]
 
-    async def scenario() -> Any:
-        engine = create_engine(settings)
-        try:
-            async with engine.connect() as other, engine.connect() as watcher:
-                await other.execute(
-                    select(LeaseBalance.lease_id)
-                    .where(LeaseBalance.lease_id == lease_id)
-                    .with_for_update()
-                )
-                await other.execute(
-                    insert(LedgerEntry).values(
-                        organization_id=org_id,
-                        lease_id=lease_id,
-                        type="charge",
-                        kind="utility",
-                        amount=777,
-                        date=date(2026, 1, 10),
-                    )
-                )
-                noted = Noted(org_id, lease_id, "charge", 777, date(2026, 1, 10), None)
-                await other.run_sync(lambda conn: apply(conn, [noted]))
-                waiting = asyncio.create_task(
-                    asyncio.to_thread(pay, client, owner, lease["id"], 500)
-                )
-                await _until_a_statement_waits_for_a_lock(watcher)
-                await other.commit()
-                return await waiting
-        finally:
-            await engine.dispose()
-
-    response = asyncio.run(scenario())
+    response = _while_a_charge_commits(
+        settings, lease_id, org_id, lambda: pay(client, owner, lease["id"], 500)
+    )
     assert response.status_code == 201, response.text
     book = _check_against_ledger(client, owner, settings, lease["id"], [response.json()])
     assert [e["amount"] for e in book["entries"]][-2:] == [777, -500]
@@ -260,7 +254,7 @@ def test_a_payment_waits_for_a_lease_row_writer_before_it_locks_the_totals(
                 waiting = asyncio.create_task(
                     asyncio.to_thread(pay, client, owner, lease["id"], 500, headers=key)
                 )
-                await _until_a_statement_waits_for_a_lock(watcher)
+                await until_a_statement_waits_for_a_lock(watcher)
                 totals = await other.execute(
                     select(LeaseBalance.balance)
                     .where(LeaseBalance.lease_id == lease_id)
@@ -317,7 +311,7 @@ def test_a_deadlock_is_a_409_and_the_retry_posts_once(
                 waiting = asyncio.create_task(
                     asyncio.to_thread(pay, client, owner, lease["id"], 500, headers=key)
                 )
-                await _until_a_statement_waits_for_a_lock(watcher)
+                await until_a_statement_waits_for_a_lock(watcher)
                 await other.execute(
                     text("SELECT id FROM leases WHERE id = :id FOR UPDATE"), {"id": lease_id}
                 )
@@ -367,35 +361,7 @@ def test_a_reversal_takes_the_lease_locks_and_answers_the_ledger_balance(
             json={"description": "bounced"},
         )
 
-    async def scenario() -> Any:
-        engine = create_engine(settings)
-        try:
-            async with engine.connect() as other, engine.connect() as watcher:
-                await other.execute(
-                    select(LeaseBalance.lease_id)
-                    .where(LeaseBalance.lease_id == lease_id)
-                    .with_for_update()
-                )
-                await other.execute(
-                    insert(LedgerEntry).values(
-                        organization_id=org_id,
-                        lease_id=lease_id,
-                        type="charge",
-                        kind="utility",
-                        amount=777,
-                        date=date(2026, 1, 10),
-                    )
-                )
-                noted = Noted(org_id, lease_id, "charge", 777, date(2026, 1, 10), None)
-                await other.run_sync(lambda conn: apply(conn, [noted]))
-                waiting = asyncio.create_task(asyncio.to_thread(reverse))
-                await _until_a_statement_waits_for_a_lock(watcher)
-                await other.commit()
-                return await waiting
-        finally:
-            await engine.dispose()
-
-    response = asyncio.run(scenario())
+    response = _while_a_charge_commits(settings, lease_id, org_id, reverse)
     assert response.status_code == 201, response.text
     book = _check_against_ledger(client, owner, settings, lease["id"], [response.json()])
     assert [e["amount"] for e in book["entries"]][-2:] == [777, 300]

@@ -19,23 +19,7 @@ from haven.models import EventCounter
 from haven.units import service as units
 from haven.units.schemas import UnitIn
 from haven.uow import Actor, as_actor, create_sessionmaker
-from support import Account, create_property
-
-
-async def _until_a_statement_waits_for_a_lock(watcher: Any) -> None:
-    """Poll (at most 10 s) until a statement of this database waits for a lock."""
-    for _ in range(200):
-        waits = await watcher.execute(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname ="
-                " current_database() AND wait_event_type = 'Lock'"
-            )
-        )
-        await watcher.rollback()
-        if waits.scalar_one():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the unit POST never waited for a lock")
+from support import Account, create_property, until_a_statement_waits_for_a_lock
 
 
 def test_a_unit_post_waits_for_a_property_writer_before_it_locks_the_event_counter(
@@ -70,7 +54,7 @@ def test_a_unit_post_waits_for_a_property_writer_before_it_locks_the_event_count
                         client.post, path, headers=owner.headers, json={"label": "7A"}
                     )
                 )
-                await _until_a_statement_waits_for_a_lock(watcher)
+                await until_a_statement_waits_for_a_lock(watcher)
                 counter = await other.execute(
                     select(EventCounter.position)
                     .where(EventCounter.organization_id == org)
