@@ -16,19 +16,38 @@ tests/integration/perf/test_footprint.py pins the list.
   EC and EdDSA keys; Haven signs HS256 only) import it; fpdf2 too when an owner statement is
   first rendered, for PDF signing and AES encryption Haven does not use (~7 MB). `haven up
   --tls` makes its certificates in the parent `haven up` process, not in an instance.
+- attrs (`attr`, `attrs`): Litestar adds its attrs schema plugin whenever attrs imports;
+  Haven's schemas are msgspec Structs, and the OpenAPI document is the same (~0.9 MB).
+- watchfiles, python-dotenv, setproctitle: granian's reloader, env-file and process-title
+  options, used by its own worker manager; Haven runs granian's embedded server (~0.7 MB).
+- opentelemetry: redis-py's observability hooks and Litestar's tracing middleware patch,
+  neither configured by Haven; installed by dev tools (~0.3 MB).
+- starlette: Litestar registers a handler for Starlette's HTTPException when Starlette is
+  installed (it is, for the bench's FastAPI peer); Haven raises none.
 """
 
 from __future__ import annotations
 
 import sys
 
-NOT_IMPORTED = ("pydantic", "rich", "cryptography")
+NOT_IMPORTED = (
+    "pydantic",
+    "rich",
+    "cryptography",
+    "attr",
+    "attrs",
+    "watchfiles",
+    "dotenv",
+    "setproctitle",
+    "opentelemetry",
+    "starlette",
+)
 
 
 def keep_out_unused_packages() -> None:
-    """Make `import pydantic`, `import rich` and `import cryptography` fail in this process,
-    as if they were not installed (the libraries above then skip what needs them). Only
-    `haven serve` calls this, before it imports the server, the logging setup or the app."""
+    """Make the imports of NOT_IMPORTED fail in this process, as if those packages were not
+    installed (the libraries above then skip what needs them). Only `haven serve` calls
+    this, before it imports the server, the logging setup or the app."""
     for name in NOT_IMPORTED:
         if name not in sys.modules:
             sys.modules[name] = None  # type: ignore[assignment]

@@ -105,24 +105,28 @@ class _EmailTaken(NamedTuple):
 _EMAIL_TAKEN = select(exists().where(User.email == bindparam("email")).label("taken"))
 
 
+def _email_taken() -> ConflictError:
+    return ConflictError(
+        "An account with this email already exists",
+        errors=[FieldError("email", "is already registered")],
+    )
+
+
 async def add_member(
     session: AsyncSession, reader: Reader, organization_id: uuid.UUID, data: MemberIn
 ) -> MemberRow:
     """A new user and their membership. The email is checked through `reader` (no lock: an
-    account with it committed meanwhile fails the unique email index at the commit, a 409
-    with nothing written); both rows are added with `add_new`, written together with the
-    commit's statement (haven.uow.recorder)."""
+    account with it committed meanwhile fails the unique email index at the commit, which
+    answers the same 409 as this check, with nothing written); both rows are added with
+    `add_new`, written together with the commit's statement (haven.uow.recorder)."""
     email = normalize_email(data.email)
     (found,) = await reader.rows(_EMAIL_TAKEN, {"email": email}, _EmailTaken)  # no FROM
     if found.taken:
-        raise ConflictError(
-            "An account with this email already exists",
-            errors=[FieldError("email", "is already registered")],
-        )
+        raise _email_taken()
     user = User(
         email=email, name=data.name.strip(), password_hash=await hash_password(data.password)
     )
-    add_new(session, user)  # fills in its id, for the membership
+    add_new(session, user, taken=_email_taken())  # fills in its id, for the membership
     membership = Membership(organization_id=organization_id, user_id=user.id, role=data.role)
     add_new(session, membership)
     return user, membership

@@ -14,6 +14,9 @@ the document replaces with recorded ones. Migrations (Alembic, Mako) load only f
   cryptography (redis-py's OCSP checks, PyJWT's public-key algorithms, fpdf2's signing and
   AES): marked missing before the server imports them; HS256 tokens and the statement PDF
   still work;
+- attrs (Litestar's attrs schema plugin), granian's reloader and env-file helpers
+  (watchfiles, python-dotenv), opentelemetry (redis-py's and Litestar's hooks) and
+  Starlette (a handler Litestar registers for it): none used by Haven, the document the same;
 - the cluster commands' modules (`haven up`, `render-config`, `lb-test`: httpx, rich, the
   TLS helpers): the CLI imports them only when one of them runs;
 - Jinja2: the Swagger UI package is only located for its static files, not imported;
@@ -41,6 +44,12 @@ NOT_LOADED_BY_SERVE = (
     "rich",
     "pygments",
     "cryptography",
+    "attr",
+    "attrs",
+    "watchfiles",
+    "dotenv",
+    "opentelemetry",
+    "starlette",
 )
 
 PROGRAM = """

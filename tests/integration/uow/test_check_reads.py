@@ -344,3 +344,40 @@ def test_a_unit_label_taken_between_the_check_and_the_write_is_the_label_409(
     assert "idempotent-replayed" not in retry.headers
     shown = client.get(f"/api/v1/properties/{prop['id']}", headers=owner.headers).json()
     assert shown["unitCount"] == prop["unitCount"] + 1
+
+
+def test_a_member_email_taken_between_the_check_and_the_write_is_the_email_409(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+    database: Any,
+) -> None:
+    """The email is free when the POST checks it; another account with it commits before the
+    POST's write. The unique email index refuses the new user at the commit, and the client
+    hears what an email taken before the check answers (the field named, not a bare 409);
+    neither the user nor the membership is written, nor an audit row, event or key record,
+    and the key is not used up: the same request with the same key answers the plain 409."""
+    client = app_factory(webhook_worker=False)
+    owner = register(client)
+    path, body, taken, _added, _refusal = _member(client, owner)
+    settings = settings_factory()
+    before = _trail(settings, owner.organization_id)
+    members = _rows(settings, Membership, owner.organization_id)
+    keyed = {**owner.headers, "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+
+    response = _raced(
+        client,
+        settings,
+        database.backend,
+        taken,
+        lambda: client.post(path, headers=keyed, json=body),
+    )
+    problem = assert_problem(response, 409, "conflict")
+    assert problem["errors"] == [{"field": "email", "message": "is already registered"}]
+    assert _rows(settings, Membership, owner.organization_id) == members
+    assert _trail(settings, owner.organization_id) == before
+
+    retry = client.post(path, headers=keyed, json=body)  # the key was not used up
+    sequential = assert_problem(retry, 409, "conflict")
+    assert "idempotent-replayed" not in retry.headers
+    kept = ("type", "title", "status", "detail", "errors")
+    assert {k: problem.get(k) for k in kept} == {k: sequential.get(k) for k in kept}
