@@ -32,9 +32,12 @@ log = structlog.get_logger("haven.server")
 # fills with is the cycles a write leaves (its ORM session and the objects around it). At
 # 700 the tenant POST ran a young pass every few requests and an older one every few
 # seconds (about 12 ms each, with every in-flight request waiting); at 20,000 a young
-# pass runs every couple of hundred POSTs and the older ones almost never: +8 % POST
-# throughput, p99 at 8 connections 16.8 ms (was 21.6), RSS +0.9 MB (bench/PROFILE.md).
-GC_THRESHOLDS = (20_000, 50, 100)
+# pass runs every couple of hundred POSTs: +8 % POST throughput, p99 at 8 connections
+# 16.8 ms (was 21.6), RSS +0.9 MB (bench/PROFILE.md). The older generations keep Python's
+# ratios (10, 10): each middle pass moves the cycles of the requests then in flight to the
+# old generation, where they wait for a full pass; that stays one full pass per 100 young
+# ones (some 20,000 POSTs), not one per 5,000 with the garbage piling up in between.
+GC_THRESHOLDS = (20_000, 10, 10)
 
 BACKLOG = 2048  # pending connections the kernel queues (capped by net.core.somaxconn)
 
