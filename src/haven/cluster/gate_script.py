@@ -34,6 +34,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 from haven.auth.sessions import SESSION_TOUCH_LUA
+from haven.store import wire
 from haven.store.client import KEYS_LUA, Keys
 from haven.store.gate import EdgeClaim, Prefetch
 from haven.store.idempotency import CLAIM_LUA, LOCK_TTL_MS, new_token
@@ -133,7 +134,7 @@ class Gate:
             LOCK_TTL_MS,
         ]
         try:
-            raw = await self.redis.execute_command(*args)
+            raw = await wire.call(self.redis, wire.pack(args))
         except NoScriptError:  # a restarted or flushed server: load it, then run it
             raw = await self._script(keys=args[3 : 4 + n], args=args[4 + n :])
         if raw[0] == 0:
