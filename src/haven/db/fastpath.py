@@ -252,8 +252,8 @@ def _refused(exc: Exception) -> bool:
     sending it. Not a timeout or a lost connection, whose statement may have run."""
     if isinstance(exc, asyncpg.exceptions._base.DataError):  # an argument it cannot encode
         return True
-    return (
-        isinstance(exc, asyncpg.PostgresError)
-        and not isinstance(exc, asyncpg.PostgresConnectionError | asyncpg.FatalPostgresError)
-        and not _broken(exc)
+    # The server's own error for the statement (whatever its text: a constraint's name may
+    # say "closed"), not a connection lost or ended around it.
+    return isinstance(exc, asyncpg.PostgresError) and not isinstance(
+        exc, asyncpg.PostgresConnectionError | asyncpg.FatalPostgresError
     )
