@@ -213,8 +213,11 @@ def send_alone(connection: Connection, statement: Executable, params: Mapping[st
     driver, PgBouncer mode, a statement with an expanding IN, or a statement the driver or
     the server refused. A statement alone in autocommit is atomic, so a refused one wrote
     nothing, and SQLAlchemy's execution then raises its usual error (a unique key taken, the
-    tail's "key taken") on the same connection, or marks a broken connection invalid: one
-    round trip more, only when the statement fails."""
+    tail's "key taken") on the same connection: one round trip more, only when the
+    statement fails. A statement whose outcome the driver does not know (it timed out, the
+    connection was lost mid-statement) may have committed: it is not sent again; the
+    connection is invalidated and DependencyUnavailableError (503) raised, which a keyed
+    request answers with its record if the statement did commit (haven.uow.tx)."""
     if not _usable(connection.dialect, connection.engine.url):
         return False
     prepared = _ALONE.get(statement)
@@ -231,6 +234,26 @@ def send_alone(connection: Connection, statement: Executable, params: Mapping[st
     )
     try:
         await_only(driver.execute(prepared.sql, *arguments))
-    except Exception:
-        return False
+    except Exception as exc:
+        if _refused(exc):
+            return False
+        # The statement may have run and committed before the driver gave up on it (its
+        # command timeout, or the connection lost after the server's answer): it is never
+        # sent again (a count moved twice, or the same rows' keys "taken" by themselves).
+        # The connection is left in an unknown state: it does not go back to the pool.
+        connection.invalidate(exc)
+        raise DependencyUnavailableError("The database is unavailable; retry shortly") from exc
     return True
+
+
+def _refused(exc: Exception) -> bool:
+    """Whether `exc` says the statement wrote nothing: the server answered it with an error
+    (alone in autocommit it rolled back whole), or the driver refused its arguments before
+    sending it. Not a timeout or a lost connection, whose statement may have run."""
+    if isinstance(exc, asyncpg.exceptions._base.DataError):  # an argument it cannot encode
+        return True
+    # The server's own error for the statement (whatever its text: a constraint's name may
+    # say "closed"), not a connection lost or ended around it.
+    return isinstance(exc, asyncpg.PostgresError) and not isinstance(
+        exc, asyncpg.PostgresConnectionError | asyncpg.FatalPostgresError
+    )

@@ -285,3 +285,129 @@ def test_fast_path_gives_its_connection_back_whatever_happens(
         "new backend after an idle kill": True,
         "at the end": 0,
     }
+
+
+class _SlowReplies:
+    """A TCP relay between the driver and PostgreSQL whose next reply can be held back for a
+    while (a network that stalls once): the server runs and commits what it is sent at once,
+    the driver hears of it only later."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.delay = 0.0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection(self.host, self.port)
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter, held: bool) -> None:
+            try:
+                while data := await r.read(65536):
+                    if held and self.delay:  # one stall: this answer only
+                        delay, self.delay = self.delay, 0.0
+                        await asyncio.sleep(delay)
+                    w.write(data)
+                    await w.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                w.close()
+
+        await asyncio.gather(pipe(client_r, server_w, False), pipe(server_r, client_w, True))
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+def test_a_statement_the_server_ran_is_never_sent_again(
+    database: Database, settings_factory: Callable[..., Settings]
+) -> None:
+    """The commit's one statement sent alone (haven.uow.tail.write) whose answer the driver
+    did not get in time (its command timeout, over a slow network) may have run and
+    committed: it is not sent a second time through SQLAlchemy. Only a statement the server
+    refused (nothing written) is. A queued change (add_change: an UPDATE moving a count by
+    one, such as a property's unit count) sent twice would move it twice."""
+    if database.backend != "postgresql":
+        pytest.skip("the driver fast path is asyncpg's")
+    from sqlalchemy import Integer, update
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from haven.uow import tail
+
+    url = make_url(settings_factory().database_url)
+    counts = Table(
+        f"haven_counts_{uuid.uuid4().hex[:8]}",
+        MetaData(),
+        Column("id", Uuid, primary_key=True),
+        Column("n", Integer, nullable=False),
+    )
+    bump = (
+        update(counts)
+        .where(counts.c.id == bindparam("count_id", type_=Uuid()))
+        .values(n=counts.c.n + bindparam("count_by", type_=Integer()))
+    )
+    row = uuid.uuid4()
+
+    async def run() -> tuple[tuple[str, bool], list[Any]]:
+        relay = _SlowReplies(url.host or "127.0.0.1", url.port or 5432)
+        port = await relay.start()
+        engine = create_async_engine(
+            url.set(host="127.0.0.1", port=port), connect_args={"command_timeout": 0.5}
+        )
+        try:
+            async with engine.connect() as conn:
+                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                await auto.run_sync(counts.create)
+                await auto.execute(insert(counts).values(id=row, n=0))
+
+                def commit(sync: Any) -> tuple[str, bool]:
+                    # Once on time (the driver has it prepared, as it has a tail's shape after
+                    # its first request), then over the slow network.
+                    tail.write(
+                        sync,
+                        [],
+                        {},
+                        None,
+                        [],
+                        [(bump, {"count_id": row, "count_by": 0})],
+                        alone=True,
+                    )
+                    relay.delay = 0.8  # the statement runs now; its answer comes in 0.8 s
+                    try:
+                        tail.write(
+                            sync,
+                            [],
+                            {},
+                            None,
+                            [],
+                            [(bump, {"count_id": row, "count_by": 1})],
+                            alone=True,
+                        )
+                        return "no error", sync.invalidated
+                    except Exception as exc:
+                        return type(exc).__name__, sync.invalidated
+                    finally:
+                        relay.delay = 0.0
+
+                outcome = await auto.run_sync(commit)
+            await asyncio.sleep(1.5)  # every held answer arrived
+            async with engine.connect() as conn:
+                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                rows = [tuple(r) for r in await auto.execute(select(counts.c.n))]
+                await auto.run_sync(counts.drop)
+            return outcome, rows
+        finally:
+            await engine.dispose()
+            await relay.stop()
+
+    outcome, rows = asyncio.run(run())
+    assert rows == [(1,)], f"the count moved {rows[0][0]} times ({outcome})"
+    # The driver never heard it ran: the database's 503 (a keyed request answers with its
+    # record if it did), the connection not put back for the next request.
+    assert outcome == ("DependencyUnavailableError", True), outcome
