@@ -4,7 +4,8 @@ Every authenticated request sends the gate's one EVALSHA (haven.cluster.gate_scr
 Through `Redis.execute_command` that costs, besides the round trip itself, redis-py's
 argument encoding (an `Encoder` call per argument), its retry and observability wrappers
 and its response-callback lookup: about 12 us of CPU per call at 64 concurrent callers
-(39 us against 27 us here, bench/PROFILE.md), a tenth of a cached dashboard request.
+(0.75x with this module, `python -m bench.redis_call`; bench/PROFILE.md), about a tenth
+of a cached dashboard request.
 `call` returns the reply as the parser reads it (no response callbacks: EVALSHA has
 none), and keeps the parts that matter to a request: a connection from the client's own
 pool (the Sentinel pool's primary-following included), redis-py's connection for the

@@ -284,6 +284,29 @@ def _trail(settings: Settings, organization_id: str) -> tuple[int, int, int]:
     return asyncio.run(count())
 
 
+def _raced_post(
+    client: TestClient[Any],
+    settings: Settings,
+    backend: str,
+    under: Any,
+    path: str,
+    headers: dict[str, str],
+    body: dict[str, Any],
+) -> dict[str, Any]:
+    """The POST with `under` committed between its check read and its write: its 409
+    conflict problem."""
+    response = _raced(
+        client, settings, backend, under, lambda: client.post(path, headers=headers, json=body)
+    )
+    return assert_problem(response, 409, "conflict")
+
+
+def _assert_same_problem(raced: dict[str, Any], sequential: dict[str, Any]) -> None:
+    """The race answers what the check itself answers when the row was there before it."""
+    kept = ("type", "title", "status", "detail", "errors")
+    assert {k: raced.get(k) for k in kept} == {k: sequential.get(k) for k in kept}
+
+
 def test_a_unit_label_taken_between_the_check_and_the_write_is_the_label_409(
     app_factory: Callable[..., TestClient[Any]],
     settings_factory: Callable[..., Settings],
@@ -311,17 +334,9 @@ def test_a_unit_label_taken_between_the_check_and_the_write_is_the_label_409(
     before = _trail(settings, owner.organization_id)
     keyed = {**owner.headers, "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
 
-    response = _raced(
-        client,
-        settings,
-        database.backend,
-        taken,
-        lambda: client.post(path, headers=keyed, json=body),
-    )
-    problem = assert_problem(response, 409, "conflict")
+    problem = _raced_post(client, settings, database.backend, taken, path, keyed, body)
     sequential = assert_problem(client.post(path, headers=owner.headers, json=body), 409)
-    kept = ("type", "title", "status", "detail", "errors")
-    assert {k: problem.get(k) for k in kept} == {k: sequential.get(k) for k in kept}
+    _assert_same_problem(problem, sequential)
     assert problem["errors"] == [
         {"field": "label", "message": "must be unique within the property"}
     ]
@@ -364,14 +379,7 @@ def test_a_member_email_taken_between_the_check_and_the_write_is_the_email_409(
     members = _rows(settings, Membership, owner.organization_id)
     keyed = {**owner.headers, "Idempotency-Key": f"k-{uuid.uuid4().hex}"}
 
-    response = _raced(
-        client,
-        settings,
-        database.backend,
-        taken,
-        lambda: client.post(path, headers=keyed, json=body),
-    )
-    problem = assert_problem(response, 409, "conflict")
+    problem = _raced_post(client, settings, database.backend, taken, path, keyed, body)
     assert problem["errors"] == [{"field": "email", "message": "is already registered"}]
     assert _rows(settings, Membership, owner.organization_id) == members
     assert _trail(settings, owner.organization_id) == before
@@ -379,5 +387,4 @@ def test_a_member_email_taken_between_the_check_and_the_write_is_the_email_409(
     retry = client.post(path, headers=keyed, json=body)  # the key was not used up
     sequential = assert_problem(retry, 409, "conflict")
     assert "idempotent-replayed" not in retry.headers
-    kept = ("type", "title", "status", "detail", "errors")
-    assert {k: problem.get(k) for k in kept} == {k: sequential.get(k) for k in kept}
+    _assert_same_problem(problem, sequential)
