@@ -22,7 +22,11 @@ main SELECT reads (the counter, the record) before the others, so a change left 
 would lock its row after the counter's: a write holding that row (a property PATCH, flushed
 before its own tail takes the counter) would then deadlock with it. The counter's INSERT
 reads how many rows each change wrote, which runs them first: the counter's lock stays the
-last one every write takes.
+last one every write takes. The same goes for the rows a new row's foreign keys name (a
+lease's unit, its tenants): PostgreSQL checks the keys at the statement's end, after the
+counter, so a DELETE holding the unit (then taking the counter in its own tail) deadlocked
+with it. Each such row's key share lock, the lock the check takes, is a CTE the counter's
+INSERT reads too.
 
 The record's INSERT (`record_insert`, on both paths) does not fail when another request's
 record holds the key: it writes nothing, and the statement then fails on purpose (its
@@ -220,6 +224,28 @@ def _bound_insert(table: Table, columns: tuple[str, ...], prefix: str) -> Insert
     )
 
 
+def _parent_locks(new_rows: tuple[tuple[Table, tuple[str, ...]], ...]) -> list[Any]:
+    """For each foreign key a new row sets (to a row of a table none of the statement's
+    other new rows is in), the referred row's key share lock: the lock the key's check
+    takes at the statement's end, taken first (see the module's docstring)."""
+    locks: list[Any] = []
+    for n, (table, columns) in enumerate(new_rows):
+        siblings = {other for m, (other, _) in enumerate(new_rows) if m != n}
+        for i, name in enumerate(columns):
+            for key in table.c[name].foreign_keys:
+                parent = key.column
+                if parent.table in siblings:
+                    continue
+                lock = (
+                    select(literal(1))
+                    .select_from(parent.table)
+                    .where(parent == bindparam(f"n{n}_{i}", type_=table.c[name].type))
+                    .with_for_update(read=True, key_share=True)
+                )
+                locks.append(lock.cte(f"haven_parent_{len(locks)}"))
+    return locks
+
+
 def _template(shape: Shape) -> Select[Any]:
     """The statement of one shape, every value a bound parameter (see `statement`)."""
     new_rows, events, audit_columns, record_columns, changes = shape
@@ -235,8 +261,11 @@ def _template(shape: Shape) -> Select[Any]:
     if events:
         counters: Table = EventCounter.__table__  # type: ignore[assignment]
         # The counter's lock is the last a write takes (see the module's docstring): its
-        # INSERT reads how many rows each change wrote, so the changes run first.
-        counted = [select(func.count()).select_from(c).scalar_subquery() >= 0 for c in changed]
+        # INSERT reads how many rows each change and each parent lock found, so they run first.
+        counted = [
+            select(func.count()).select_from(c).scalar_subquery() >= 0
+            for c in changed + _parent_locks(new_rows)
+        ]
         source = select(
             bindparam("org", type_=counters.c.organization_id.type),
             literal(events),
