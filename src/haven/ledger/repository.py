@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Select, bindparam, func, literal_column, null, select, true
+from sqlalchemy import Select, Text, bindparam, cast, func, literal_column, null, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -260,7 +260,7 @@ _LOCK_BALANCE = {
     "postgresql": _lock_balance(postgresql.insert),
     "sqlite": _lock_balance(sqlite.insert),
 }
-_ADD_PAID = {"postgresql": _add_paid(postgresql.insert), "sqlite": _add_paid(sqlite.insert)}
+ADD_PAID = {"postgresql": _add_paid(postgresql.insert), "sqlite": _add_paid(sqlite.insert)}
 _LINES = select(*(getattr(LedgerEntry, name) for name in _LINE_FIELDS)).where(
     LedgerEntry.lease_id == bindparam("lease_id")
 )
@@ -306,5 +306,62 @@ async def lock_for_entry(
         await session.execute(_LOCK_BALANCE[dialect], ids)  # held already, unless it is new
         lines = [_line(row) for row in await session.execute(_LINES, ids)]
     if day and not (dialect == "postgresql" and first.collected):
-        await session.execute(_ADD_PAID[dialect], ids | day)
+        await session.execute(ADD_PAID[dialect], ids | day)
     return Locked(first.status, first.timezone, lines)
+
+
+# The same read without a lock, on PostgreSQL (the charge, credit and payment POSTs): the
+# lease's status, its time zone, its lines and the version of its `lease_balances` row
+# (`xmin`: the transaction that last wrote it; NULL: no row yet), in one statement's
+# snapshot. Every writer of a lease's entries rewrites that row in the same transaction
+# (haven.ledger.totals), so the commit's guarded change (`settle` with `seen`) writes the
+# totals only if the row is still that version: the lines are still these.
+
+
+class SeenRow(NamedTuple):
+    """One row of `_SEEING`: `LockedRow` with the totals row's version instead of the lock's
+    flags."""
+
+    status: str
+    timezone: str
+    version: str | None
+    id: uuid.UUID | None
+    type: str | None
+    amount: int | None
+    date: dt.date | None
+    reverses_id: uuid.UUID | None
+    created_at: dt.datetime | None
+    kind: str | None
+
+
+def _seeing() -> Select[Any]:
+    entry = LedgerEntry.__table__
+    balances: Any = LeaseBalance.__table__
+    lease_id = bindparam("lease_id", type_=Lease.id.type)
+    version = (
+        select(cast(literal_column("lease_balances.xmin"), Text))
+        .where(balances.c.lease_id == lease_id)
+        .scalar_subquery()
+    )
+    stmt: Any = select(Lease.status, Organization.timezone, version.label("version"))
+    stmt = stmt.add_columns(*(entry.c[name] for name in _LINE_FIELDS)).select_from(Lease)
+    stmt = stmt.join(Organization, Organization.id == Lease.organization_id)
+    stmt = stmt.outerjoin(entry, entry.c.lease_id == Lease.id)
+    org_id = bindparam("org_id", type_=Lease.organization_id.type)
+    return stmt.where(Lease.id == lease_id, Lease.organization_id == org_id)
+
+
+_SEEING = _seeing()
+
+
+async def seen_for_entry(
+    reader: Reader, organization_id: uuid.UUID, lease_id: uuid.UUID
+) -> tuple[Locked, str | None] | None:
+    """The lease (None: not the organization's), its time zone and lines, and its totals
+    row's version (None: no row yet), read without a lock (PostgreSQL)."""
+    rows = await reader.rows(_SEEING, {"lease_id": lease_id, "org_id": organization_id}, SeenRow)
+    if not rows:
+        return None
+    first = rows[0]
+    lines = [_line(row) for row in rows if row.id is not None]
+    return Locked(first.status, first.timezone, lines), first.version

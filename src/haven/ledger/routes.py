@@ -88,27 +88,42 @@ class LeaseLedgerController(Controller):
 
     @post("/charges", opt=roles(*MANAGERS), status_code=HTTP_201_CREATED)
     async def charge(
-        self, db: AsyncSession, principal: Principal, lease_id: uuid.UUID, data: ChargeIn
+        self,
+        db: AsyncSession,
+        reader: Reader,
+        principal: Principal,
+        lease_id: uuid.UUID,
+        data: ChargeIn,
     ) -> Response[EntryOut]:
         """Charge the tenants (rent, deposit, late_fee, utility, other), due on dueDate."""
         org_id, user_id = principal.organization_id, principal.user_id
-        return _created(*await service.post_charge(db, org_id, lease_id, data, user_id))
+        return _created(*await service.post_charge(db, org_id, lease_id, data, user_id, reader))
 
     @post("/credits", opt=roles(*MANAGERS), status_code=HTTP_201_CREATED)
     async def credit(
-        self, db: AsyncSession, principal: Principal, lease_id: uuid.UUID, data: CreditIn
+        self,
+        db: AsyncSession,
+        reader: Reader,
+        principal: Principal,
+        lease_id: uuid.UUID,
+        data: CreditIn,
     ) -> Response[EntryOut]:
         """Credit the tenants (a concession or write-off); lowers the balance."""
         org_id, user_id = principal.organization_id, principal.user_id
-        return _created(*await service.post_credit(db, org_id, lease_id, data, user_id))
+        return _created(*await service.post_credit(db, org_id, lease_id, data, user_id, reader))
 
     @post("/payments", opt=roles(*MANAGERS), status_code=HTTP_201_CREATED)
     async def payment(
-        self, db: AsyncSession, principal: Principal, lease_id: uuid.UUID, data: PaymentIn
+        self,
+        db: AsyncSession,
+        reader: Reader,
+        principal: Principal,
+        lease_id: uuid.UUID,
+        data: PaymentIn,
     ) -> Response[EntryOut]:
         """Record a payment received; send Idempotency-Key so a retry never records it twice."""
         org_id, user_id = principal.organization_id, principal.user_id
-        return _created(*await service.post_payment(db, org_id, lease_id, data, user_id))
+        return _created(*await service.post_payment(db, org_id, lease_id, data, user_id, reader))
 
     @post(
         "/deposit-disposition",

@@ -26,10 +26,10 @@ from haven.ledger.schemas import (
     ReverseIn,
     StatementLineOut,
 )
-from haven.ledger.totals import settle
+from haven.ledger.totals import Seen, settle
 from haven.models import Lease, LedgerEntry, Organization
 from haven.organizations.service import today_in
-from haven.uow import add_new
+from haven.uow import add_new, is_rerun
 
 # Money can only move on a lease that is or was in force.
 POSTABLE = frozenset({"active", "ended", "terminated"})
@@ -68,23 +68,42 @@ def _check_postable(status: str) -> None:
 
 async def _post(
     session: AsyncSession,
+    reader: Reader | None,
     organization_id: uuid.UUID,
     lease_id: uuid.UUID,
     entry_of: Callable[[repository.Locked], LedgerEntry],
     paid: tuple[date, int] | None = None,
 ) -> tuple[LedgerEntry, int]:
-    """Lock the lease's totals and read what the rules need (one statement, most often:
-    repository `lock_for_entry`), check, then add the entry with `add_new`: the entry, its
-    audit row, its event, the lease's new totals and the key's record are the commit's one
-    statement. The answer's balance is the locked lines' plus the entry's (the lock makes it
-    exact: no other writer of the lease commits before this one does)."""
-    locked = await repository.lock_for_entry(session, organization_id, lease_id, paid)
+    """Read what the rules need, check, then add the entry with `add_new`: the entry, its
+    audit row, its event, the lease's new totals (and a payment's day total) and the key's
+    record are the commit's one statement. The answer's balance is the read lines' plus the
+    entry's, exact since no other writer of the lease commits in between:
+
+    * on PostgreSQL, with `reader` (a request's POST): the read takes no lock (repository
+      `seen_for_entry`, in autocommit) and the commit writes only if the lease's totals row
+      is still the version it saw (totals `settle` with `seen`), or else nothing, and the
+      request runs again (haven.uow.http), locking as below: two round trips, no BEGIN
+      or COMMIT;
+    * otherwise the read locks the lease's totals to the commit (repository
+      `lock_for_entry`, one statement most often), as every other ledger writer does."""
+    seen: Seen | None = None
+    if (
+        reader is not None
+        and session.sync_session.get_bind().dialect.name == "postgresql"
+        and not is_rerun(session)
+    ):
+        read = await repository.seen_for_entry(reader, organization_id, lease_id)
+        locked = read[0] if read is not None else None
+        seen = Seen(read[1]) if read is not None else None
+    else:
+        locked = await repository.lock_for_entry(session, organization_id, lease_id, paid)
     if locked is None:
         raise NotFoundError(f"No lease with id {lease_id}")
     _check_postable(locked.status)
     entry = entry_of(locked)
     add_new(session, entry)
-    totals = settle(session, entry, locked.lines, counted=paid is not None)
+    counted = paid is not None and seen is None  # the lock's statement added the day's total
+    totals = settle(session, entry, locked.lines, counted=counted, seen=seen)
     return entry, totals.balance
 
 
@@ -94,9 +113,11 @@ async def post_charge(
     lease_id: uuid.UUID,
     data: ChargeIn,
     user_id: uuid.UUID | None,
+    reader: Reader | None = None,
 ) -> tuple[LedgerEntry, int]:
     return await _post(
         session,
+        reader,
         organization_id,
         lease_id,
         lambda _: LedgerEntry(
@@ -118,10 +139,12 @@ async def post_credit(
     lease_id: uuid.UUID,
     data: CreditIn,
     user_id: uuid.UUID | None,
+    reader: Reader | None = None,
 ) -> tuple[LedgerEntry, int]:
     """A credit dated `data.date`, or today where the organization is."""
     return await _post(
         session,
+        reader,
         organization_id,
         lease_id,
         lambda locked: LedgerEntry(
@@ -143,10 +166,12 @@ async def post_payment(
     lease_id: uuid.UUID,
     data: PaymentIn,
     user_id: uuid.UUID | None,
+    reader: Reader | None = None,
 ) -> tuple[LedgerEntry, int]:
     """A payment; its amount is added to the organization's total of its receipt date."""
     return await _post(
         session,
+        reader,
         organization_id,
         lease_id,
         lambda _: LedgerEntry(

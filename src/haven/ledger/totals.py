@@ -38,15 +38,26 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, event, exists, select
+from sqlalchemy import (
+    Connection,
+    Text,
+    bindparam,
+    cast,
+    event,
+    exists,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction, aliased
 
 from haven.ledger.aging import Line, deposit_held, oldest_unpaid_on, summarize
-from haven.ledger.repository import LINE_COLUMNS, line_of
+from haven.ledger.repository import ADD_PAID, LINE_COLUMNS, line_of
 from haven.models import LeaseBalance, LedgerEntry, PaymentsByDay
 from haven.uow.recorder import HavenSession, add_change
+from haven.uow.tail import guarded
 
 _KEY = "haven_ledger_totals"
 CHUNK = 1000  # leases per statement (bound parameters stay far below the drivers' limits)
@@ -77,7 +88,7 @@ class _Pending:
     noted: list[Noted] = field(default_factory=list)
     savepoints: dict[int, tuple[int, int]] = field(default_factory=dict)  # lengths at its start
     # Entries `settle` took, by id: what they change and the lease's totals with them.
-    settled: dict[uuid.UUID, tuple[Noted, Totals]] = field(default_factory=dict)
+    settled: dict[uuid.UUID, tuple[Noted, Totals, Seen | None]] = field(default_factory=dict)
 
 
 def _pending(session: Session) -> _Pending:
@@ -239,8 +250,20 @@ def _noted(e: LedgerEntry, counted: bool = False) -> Noted:
 # The lease's totals as `settle` writes them with the commit: built once per dialect, every
 # value a bound parameter (haven.uow.tail keys its template by this statement).
 def _settled_upsert(dialect_insert: Any) -> Any:
+    stmt = _settled_insert(dialect_insert)
+    return stmt.on_conflict_do_update(
+        index_elements=[stmt.table.c.lease_id],
+        set_={
+            "balance": stmt.excluded.balance,
+            "deposit_held": stmt.excluded.deposit_held,
+            "oldest_unpaid_on": stmt.excluded.oldest_unpaid_on,
+        },
+    )
+
+
+def _settled_insert(dialect_insert: Any) -> Any:
     table: Any = LeaseBalance.__table__
-    stmt = dialect_insert(table).values(
+    return dialect_insert(table).values(
         {
             table.c.lease_id: bindparam("lb_lease_id", type_=table.c.lease_id.type),
             table.c.organization_id: bindparam("lb_org_id", type_=table.c.organization_id.type),
@@ -251,14 +274,6 @@ def _settled_upsert(dialect_insert: Any) -> Any:
             ),
         }
     )
-    return stmt.on_conflict_do_update(
-        index_elements=[table.c.lease_id],
-        set_={
-            "balance": stmt.excluded.balance,
-            "deposit_held": stmt.excluded.deposit_held,
-            "oldest_unpaid_on": stmt.excluded.oldest_unpaid_on,
-        },
-    )
 
 
 _SETTLED = {
@@ -267,16 +282,65 @@ _SETTLED = {
 }
 
 
+def _seen_update() -> Any:
+    """The totals of a lease whose row an unlocked read saw at version `lb_seen` (`xmin`):
+    written only if it is still that version (haven.uow.tail `guarded`)."""
+    table: Any = LeaseBalance.__table__
+    return guarded(
+        update(table)
+        .where(
+            table.c.lease_id == bindparam("lb_lease_id", type_=table.c.lease_id.type),
+            cast(literal_column("lease_balances.xmin"), Text) == bindparam("lb_seen", type_=Text),
+        )
+        .values(
+            {
+                table.c.balance: bindparam("lb_balance", type_=table.c.balance.type),
+                table.c.deposit_held: bindparam("lb_deposit_held", type_=table.c.deposit_held.type),
+                table.c.oldest_unpaid_on: bindparam(
+                    "lb_oldest_unpaid_on", type_=table.c.oldest_unpaid_on.type
+                ),
+            }
+        )
+    )
+
+
+# A lease's first totals, seen absent by an unlocked read: written only if still absent.
+_SEEN = {
+    True: _seen_update(),
+    False: guarded(
+        _settled_insert(postgresql.insert).on_conflict_do_nothing(index_elements=["lease_id"])
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """The version of a lease's `lease_balances` row an unlocked read saw with its lines
+    (haven.ledger.repository `seen_for_entry`; None: no row yet)."""
+
+    version: str | None
+
+
 def settle(
-    session: AsyncSession, entry: LedgerEntry, lines: Sequence[Line], *, counted: bool
+    session: AsyncSession,
+    entry: LedgerEntry,
+    lines: Sequence[Line],
+    *,
+    counted: bool,
+    seen: Seen | None = None,
 ) -> Totals:
     """The lease's totals with `entry` (new, not yet written) added to `lines`, its lease's
     lines as of the lock on its `lease_balances` row (PostgreSQL) or the write lock
     (SQLite): exact, since no other writer of the lease can commit before this one does.
     They are written with the commit (haven.uow `add_change`: a CTE of its tail statement
-    on PostgreSQL). `counted`: a payment whose day total the caller wrote already."""
+    on PostgreSQL). `counted`: a payment whose day total the caller wrote already.
+
+    `seen`: the lines were read without a lock, with that version of the totals row. The
+    commit then writes the totals (and a payment's day total) only if the row is still
+    that version, and otherwise nothing (haven.uow.tail `guarded`: the request runs again,
+    haven.uow.http), so they are exact all the same."""
     totals = totals_of([*lines, line_of(entry)])
-    _pending(session.sync_session).settled[entry.id] = (_noted(entry, counted), totals)
+    _pending(session.sync_session).settled[entry.id] = (_noted(entry, counted), totals, seen)
     return totals
 
 
@@ -296,30 +360,37 @@ def _before_commit(session: Session) -> None:
         session.flush()  # entries still pending: noted by the flush (the rest waits for it)
     if pending is None or not (pending.noted or settled):
         return
-    leases = [n.lease_id for n, _ in settled.values()]
+    leases = [n.lease_id for n, _, _ in settled.values()]
     if not pending.noted and len(set(leases)) == len(leases):
-        for n, t in settled.values():  # each lease's totals as its service computed them
-            _write_with_commit(session, n, t)
+        for n, t, seen in settled.values():  # each lease's totals as its service computed
+            _write_with_commit(session, n, t, seen)
         pending.settled = {}
         return
     # Other ledger writes in this transaction too: every lease rewritten from its lines.
     if session.new:
         session.flush()
-    noted = pending.noted + [n for n, _ in settled.values()]
+    noted = pending.noted + [n for n, _, _ in settled.values()]
     pending.noted, pending.savepoints, pending.settled = [], {}, {}
     apply(session.connection(), noted)
 
 
-def _write_with_commit(session: Session, n: Noted, t: Totals) -> None:
+def _write_with_commit(session: Session, n: Noted, t: Totals, seen: Seen | None) -> None:
     dialect = session.get_bind().dialect.name
     params = {
         "lb_lease_id": n.lease_id,
-        "lb_org_id": n.organization_id,
         "lb_balance": t.balance,
         "lb_deposit_held": t.deposit_held,
         "lb_oldest_unpaid_on": t.oldest_unpaid_on,
     }
-    add_change(session, _SETTLED[dialect], params)
+    if seen is None:
+        add_change(session, _SETTLED[dialect], params | {"lb_org_id": n.organization_id})
+    elif seen.version is None:
+        add_change(session, _SEEN[False], params | {"lb_org_id": n.organization_id})
+    else:
+        add_change(session, _SEEN[True], params | {"lb_seen": seen.version})
+    if n.type == "payment" and not n.counted:  # after its lease's totals (their guard)
+        day = {"org_id": n.organization_id, "paid_on": n.date, "paid": -n.amount}
+        add_change(session, ADD_PAID[dialect], day)
 
 
 def _transaction_began(session: Session, transaction: SessionTransaction) -> None:

@@ -23,6 +23,7 @@ from haven.uow.recorder import (
     at_end,
     create_sessionmaker,
     emit,
+    is_rerun,
     mark_changed,
     take_changed,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "at_end",
     "create_sessionmaker",
     "emit",
+    "is_rerun",
     "mark_changed",
     "take_changed",
 ]

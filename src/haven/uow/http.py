@@ -11,8 +11,13 @@ Idempotency-Key answer) or rolls it back, and only then does a byte leave, so a
 client never sees 201 for a write that did not commit. A commit that fails
 (a concurrent change, 409) is answered by the app's error handler instead.
 
+When the commit raises `Stale` (a service read without a lock, and what it read changed
+before the commit: nothing was written), the boundary runs the request once more, the
+Idempotency-Key's claim kept for it; that run sees `uow.is_rerun` and locks what it reads.
+
 The dependency hands the open `RequestTx` to the boundary in the request's scope
-under `TX_KEY`; nothing else is passed that way.
+under `TX_KEY`, and a second run its claim under `CLAIM_KEY`; nothing else is passed
+that way.
 """
 
 from __future__ import annotations
@@ -26,14 +31,21 @@ from litestar.utils.scope.state import ScopeState
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from haven.auth.principal import Principal
+from haven.errors import ConflictError
 from haven.services import Services, services_of
+from haven.store import idempotency
 from haven.store.gate import prefetch_of
 from haven.store.idempotency import API_PREFIX, KEPT_HEADERS, KEY_HEADER, release_marker
 from haven.uow.actor import ANONYMOUS, Actor
+from haven.uow.tail import Stale
 from haven.uow.tx import Answer, IdempotencyRequest, RequestTx
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 TX_KEY = "haven_request_tx"
+CLAIM_KEY = "haven_request_claim"  # set for a second run: the key's claim (None: no key)
+# A write's runs: a second when the first one's commit found `Stale` what it read without a
+# lock (nothing written); the second locks what it reads (haven.uow `is_rerun`).
+RUNS = 2
 
 
 def actor_of(principal: Principal) -> Actor:
@@ -51,6 +63,7 @@ async def _open_write(
     if key is not None and request.method == "POST" and request.url.path.startswith(API_PREFIX):
         idempotent = IdempotencyRequest(key, request.method, request.url.path, await request.body())
     prefetch = prefetch_of(request.scope)
+    state = request.scope.setdefault("state", {})
     tx = await RequestTx.open(
         services.sessionmaker(bind=services.write_engine),
         services.redis,
@@ -60,8 +73,10 @@ async def _open_write(
         request_id=request.scope.get("state", {}).get("request_id"),
         idempotent=idempotent,
         edge=prefetch.take_claim() if prefetch is not None else None,
+        rerun=CLAIM_KEY in state,
+        claimed=state.pop(CLAIM_KEY, None),
     )
-    request.scope.setdefault("state", {})[TX_KEY] = tx
+    state[TX_KEY] = tx
     return tx
 
 
@@ -134,30 +149,57 @@ def write_boundary(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http" or scope.get("method") in SAFE_METHODS:
             await app(scope, receive, send)
             return
-        held: list[Message] = []
-
-        async def hold(message: Message) -> None:
-            held.append(message)
-
         try:
-            try:
-                await app(scope, receive, hold)
-                tx: RequestTx | None = scope.get("state", {}).get(TX_KEY)
-                if tx is not None:
-                    await tx.finish(_answer(held))
-            finally:
-                tx = scope.get("state", {}).pop(TX_KEY, None)
-                if tx is not None:
-                    await tx.close()
-                await _release_unused_claim(scope)
-        except BaseException:
-            # Nothing held has left, whatever Litestar's inner error layer noted when the
-            # handler's answer reached `hold`: clear that note so the app's error handler
-            # answers the failed commit (409, or 503 for a lost database connection) instead
-            # of giving up with a 500 "after the response started".
-            ScopeState.from_scope(scope).response_started = False
-            raise
-        for message in held:
+            for run in range(1, RUNS + 1):
+                held = await _run(app, scope, receive, last=run == RUNS)
+                if held is not None:
+                    break
+        finally:
+            claim = scope.get("state", {}).pop(CLAIM_KEY, None)
+            if claim is not None:  # handed over to a run that opened no unit of work
+                await idempotency.release(services_of(scope["app"]).redis, claim)
+        for message in held or ():
             await send(message)
 
     return middleware
+
+
+async def _run(app: ASGIApp, scope: Scope, receive: Receive, *, last: bool) -> list[Message] | None:
+    """One run of a write: the answer to send, or None when its commit found `Stale` what
+    it read without a lock (nothing written; the key's claim handed over to the next run).
+    The last run answers that as a 409."""
+    held: list[Message] = []
+
+    async def hold(message: Message) -> None:
+        held.append(message)
+
+    state = scope.setdefault("state", {})
+    try:
+        try:
+            await app(scope, receive, hold)
+            tx: RequestTx | None = state.get(TX_KEY)
+            if tx is not None:
+                await tx.finish(_answer(held))
+        except Stale:
+            if last:
+                raise ConflictError(
+                    "This conflicts with changes made at the same moment; retry"
+                ) from None
+            tx = state.get(TX_KEY)
+            if tx is not None:
+                state[CLAIM_KEY] = tx.hand_over()
+            ScopeState.from_scope(scope).response_started = False  # nothing held has left
+            return None
+        finally:
+            tx = state.pop(TX_KEY, None)
+            if tx is not None:
+                await tx.close()
+            await _release_unused_claim(scope)
+    except BaseException:
+        # Nothing held has left, whatever Litestar's inner error layer noted when the
+        # handler's answer reached `hold`: clear that note so the app's error handler
+        # answers the failed commit (409, or 503 for a lost database connection) instead
+        # of giving up with a 500 "after the response started".
+        ScopeState.from_scope(scope).response_started = False
+        raise
+    return held

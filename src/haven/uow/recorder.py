@@ -92,6 +92,8 @@ class WriteBuffer:
     # (table, error) for rows `add_new` added with `taken`: the commit's answer when it finds
     # a unique key of that table taken.
     taken: list[tuple[str, Exception]] = field(default_factory=list)
+    # A request's second run: its first run's commit found a guarded change `Stale`.
+    rerun: bool = False
 
     def forget(self) -> None:
         """A full rollback: nothing this transaction noted happened."""
@@ -203,8 +205,17 @@ def add_change(
     Build `statement` once, every value a bound parameter (the tail keys its template by
     the statement object), its parameters' names apart from the tail's own (a clash is a
     ValueError at the commit). Sibling CTEs see one snapshot: it must not read what the
-    same commit writes. A rolled-back savepoint forgets what was added inside it."""
+    same commit writes. A rolled-back savepoint forgets what was added inside it. A
+    `guarded` statement (haven.uow.tail) must write one row, or the commit writes nothing
+    and raises `Stale`: the request runs again (haven.uow.http)."""
     buffer_of(session).changes.append((statement, params))
+
+
+def is_rerun(session: AsyncSession | Session) -> bool:
+    """Whether this is a request's second run, after what its first run read without a lock
+    changed before the commit (haven.uow.http): a service that reads that way the first
+    time locks what it reads now, so the run cannot be refused again."""
+    return buffer_of(session).rerun
 
 
 def _insert_values(obj: Any) -> tuple[Any, dict[str, Any]] | None:
@@ -333,7 +344,9 @@ def _write(session: Session, buffer: WriteBuffer) -> None:
         if connection.execute(stmt).first() is None:
             raise tail.KeyTaken
     for statement, params in changes:
-        connection.execute(statement, params)
+        written = connection.execute(statement, params)
+        if tail.is_guard(statement) and written.rowcount != 1:
+            raise tail.Stale
     if rows:
         connection.execute(insert(AuditEvent), rows)
     if events:

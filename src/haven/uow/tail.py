@@ -63,10 +63,31 @@ from haven.store.idempotency import RETENTION
 from haven.uow import outbox
 
 DIVISION_BY_ZERO = "22012"
+LOG_OF_ZERO = "2201E"  # ln(0): a guarded change that wrote no row (see `guarded`)
+GUARD = "haven_guard"
 
 
 class KeyTaken(Exception):  # noqa: N818 - not an error: the key's answer is recorded already
     """The commit's Idempotency-Key record found another request's record holding its key."""
+
+
+class Stale(Exception):  # noqa: N818 - not an error: the request runs again (haven.uow.http)
+    """A guarded change wrote no row: what its service read changed before the commit, and
+    nothing of the commit was written."""
+
+
+def guarded(statement: UpdateBase) -> UpdateBase:
+    """`statement` (for `add_change`), made a guard: it must write exactly one row, else
+    the commit writes nothing and raises `Stale`. A service that read without a lock (an
+    UPDATE .. WHERE the row's version is the one it read; an INSERT .. ON CONFLICT DO
+    NOTHING of a row it saw absent) so has the commit refuse to write what it computed
+    from a state that changed meanwhile. In the tail statement the guard is a column
+    ln(rows written): ln(0) fails the whole statement (SQLSTATE 2201E)."""
+    return statement.execution_options(**{GUARD: True})
+
+
+def is_guard(statement: UpdateBase) -> bool:
+    return bool(statement.get_execution_options().get(GUARD))
 
 
 def by_organization(
@@ -146,6 +167,8 @@ def write(
         code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
         if record is not None and code == DIVISION_BY_ZERO:
             raise KeyTaken from None
+        if code == LOG_OF_ZERO and any(is_guard(change) for change, _ in changes or ()):
+            raise Stale from None
         raise
 
 
@@ -262,10 +285,15 @@ def _template(shape: Shape) -> Select[Any]:
         counters: Table = EventCounter.__table__  # type: ignore[assignment]
         # The counter's lock is the last a write takes (see the module's docstring): its
         # INSERT reads how many rows each change and each parent lock found, so they run first.
-        counted = [
-            select(func.count()).select_from(c).scalar_subquery() >= 0
-            for c in changed + _parent_locks(new_rows)
-        ]
+        # In this order (PostgreSQL keeps the order of quals of equal cost): the rows new
+        # rows name, the guarded changes, the others (a lease's totals, then a day's).
+        pairs = list(zip(changes, changed, strict=True))
+        ordered = (
+            _parent_locks(new_rows)
+            + [cte for change, cte in pairs if is_guard(change)]
+            + [cte for change, cte in pairs if not is_guard(change)]
+        )
+        counted = [select(func.count()).select_from(c).scalar_subquery() >= 0 for c in ordered]
         source = select(
             bindparam("org", type_=counters.c.organization_id.type),
             literal(events),
@@ -298,6 +326,9 @@ def _template(shape: Shape) -> Select[Any]:
         _bound_insert(audits, row, f"a{n}").cte(f"haven_audit_{n}")
         for n, row in enumerate(audit_columns)
     ]
+    for change, cte in zip(changes, changed, strict=True):
+        if is_guard(change):  # ln(rows written): ln(0) fails the statement (see `guarded`)
+            columns.append(func.ln(select(func.count()).select_from(cte).scalar_subquery()))
     if record_columns is not None:
         records: Table = IdempotencyRecord.__table__  # type: ignore[assignment]
         stmt = pg_insert(records).values(

@@ -13,6 +13,10 @@ then does, in this order and nowhere else:
    is bumped, and the key's in-flight marker is released;
 4. the after-commit callbacks run (e.g. publishing a role change).
 
+A commit whose guarded change (haven.uow.tail `guarded`) found what its service read
+without a lock changed raises `Stale` after the rollback: nothing was written, and the
+write boundary runs the request once more (`rerun`), the key's claim handed over.
+
 `close` always runs last: it rolls back whatever did not commit, ends the
 session, lets go of the Idempotency-Key's in-flight marker (if the commit's
 pipeline did not) and runs the `at_end` callbacks (e.g. releasing the billing
@@ -53,7 +57,7 @@ from haven.store.idempotency import Claim, IdempotentReplay, StoredResponse
 from haven.uow import idempotency as records
 from haven.uow.actor import Actor
 from haven.uow.recorder import WriteBuffer, as_actor, buffer_of, take_changed
-from haven.uow.tail import KeyTaken
+from haven.uow.tail import KeyTaken, Stale
 
 log = structlog.get_logger("haven.uow")
 
@@ -106,8 +110,15 @@ class RequestTx:
         request_id: str | None,
         idempotent: IdempotencyRequest | None,
         edge: EdgeClaim | None = None,
+        rerun: bool = False,
+        claimed: Claim | None = None,
     ) -> RequestTx:
+        """`rerun`: the request's second run (haven.uow.http), holding the key's claim its
+        first run held (`claimed`, from `hand_over`)."""
         as_actor(session, actor, instance_id, request_id)
+        buffer_of(session).rerun = rerun
+        if rerun:  # the key (if any) is held for it already
+            return cls(session, redis, keys, claimed)
         tx = cls(session, redis, keys, None)
         if idempotent is None:
             if edge is not None and edge.token is not None:
@@ -171,6 +182,11 @@ class RequestTx:
             raise VersionMismatchError(
                 "Another request changed this resource at the same moment; read it and retry"
             ) from None
+        except Stale:
+            # What a service read without a lock changed before the commit, which wrote
+            # nothing: the request runs again, with this key's claim (haven.uow.http).
+            await self.session.rollback()
+            raise
         except KeyTaken:
             await self.session.rollback()
             await self._replay_recorded()
@@ -224,6 +240,12 @@ class RequestTx:
         failed = [r for r in results if isinstance(r, Exception)]
         if failed:
             log.warning("after_commit_redis_failed", error=repr(failed[0]))
+
+    def hand_over(self) -> Claim | None:
+        """The key's claim, kept held for the request's next run: `close` lets go of the
+        rest but not of it."""
+        claim, self.claim = self.claim, None
+        return claim
 
     async def close(self) -> None:
         """Roll back what did not commit, end the session, let go of the key."""

@@ -1,10 +1,13 @@
 """Money posted at once on one lease: nothing lost, nothing doubled, every answer exact.
 
-A charge, credit or payment locks its lease's `lease_balances` row and reads the lease's
-lines in one statement (haven.ledger.repository `lock_for_entry`); the lines are the ones as
-of the lock only when no writer committed while it waited, which it checks, reading them
-again otherwise. These tests make writers meet on one lease and compare what is stored
-(entries, the maintained totals, the day's payments) and each answer with the ledger.
+A charge, credit or payment POST reads its lease's lines and the version of its
+`lease_balances` row without a lock (haven.ledger.repository `seen_for_entry`), and its
+commit writes only if the row is still that version, or nothing: the request then runs
+again, locking the row and reading the lines in one statement (`lock_for_entry`, as a
+reversal does); those lines are the ones as of the lock only when no writer committed while
+it waited, which it checks, reading them again otherwise. These tests make writers meet on
+one lease and compare what is stored (entries, the maintained totals, the day's payments)
+and each answer with the ledger.
 """
 
 from __future__ import annotations
@@ -277,26 +280,14 @@ def test_a_payment_waits_for_a_lease_row_writer_before_it_locks_the_totals(
     assert [e["amount"] for e in book["entries"]].count(-500) == 1
 
 
-def test_a_deadlock_is_a_409_and_the_retry_posts_once(
-    app_factory: Callable[..., TestClient[Any]],
-    settings_factory: Callable[..., Settings],
-    database: Any,
-) -> None:
-    """No writer of Haven's takes a lease's totals row before the lease's own row, but a
-    deadlock may still come from elsewhere (an operator's script, a future writer); this
-    test plays that order against a payment: PostgreSQL aborts the payment (the other side
-    waits a minute before it looks). The payment's answer is a 409 problem, not a 500,
-    nothing of it is written, and the same request sent again posts it once."""
-    if database.backend != "postgresql":
-        pytest.skip("SQLite's writer holds the database's lock from BEGIN: no such wait")
-    client = app_factory()
-    owner = register(client)
-    lease = active_lease(client, owner)
-    settings = settings_factory()
-    lease_id = uuid.UUID(lease["id"])
-    assert pay(client, owner, lease["id"], 100).status_code == 201  # its totals row exists
-    before = ledger(client, owner, lease["id"])
-    key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+def _in_a_deadlock(
+    settings: Settings, lease_id: uuid.UUID, send: Callable[[], Any], *, wait_first: bool
+) -> Any:
+    """Another connection takes the lease's locks in the order no writer of Haven's takes
+    them (an operator's script, a future writer): its totals row, then, once `send`'s
+    request waits for it, the lease's own row. PostgreSQL breaks the deadlock by aborting
+    the request's statement (the other side waits a minute before it looks). `wait_first`:
+    the answer is awaited before the other side lets go, else after."""
 
     async def scenario() -> Any:
         engine = create_engine(settings)
@@ -308,28 +299,88 @@ def test_a_deadlock_is_a_409_and_the_retry_posts_once(
                     .where(LeaseBalance.lease_id == lease_id)
                     .with_for_update()
                 )
-                waiting = asyncio.create_task(
-                    asyncio.to_thread(pay, client, owner, lease["id"], 500, headers=key)
-                )
+                waiting = asyncio.create_task(asyncio.to_thread(send))
                 await until_a_statement_waits_for_a_lock(watcher)
                 await other.execute(
                     text("SELECT id FROM leases WHERE id = :id FOR UPDATE"), {"id": lease_id}
                 )
-                answer = await waiting
+                if wait_first:
+                    answer = await waiting
+                    await other.rollback()
+                    return answer
                 await other.rollback()
-                return answer
+                return await waiting
         finally:
             await engine.dispose()
 
-    response = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_a_deadlock_is_a_409_and_the_retry_posts_once(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+    database: Any,
+) -> None:
+    """A writer that locks (a reversal) in a deadlock: PostgreSQL aborts its transaction.
+    The answer is a 409 problem, not a 500, nothing of it is written, and the same request
+    sent again posts it once."""
+    if database.backend != "postgresql":
+        pytest.skip("SQLite's writer holds the database's lock from BEGIN: no such wait")
+    client = app_factory()
+    owner = register(client)
+    lease = active_lease(client, owner)
+    settings = settings_factory()
+    paid = pay(client, owner, lease["id"], 100)
+    assert paid.status_code == 201  # its totals row exists
+    before = ledger(client, owner, lease["id"])
+    key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+
+    def reverse() -> Any:
+        return client.post(
+            f"/api/v1/ledger-entries/{paid.json()['id']}/reverse",
+            headers={**owner.headers, **key},
+            json={"description": "bounced"},
+        )
+
+    response = _in_a_deadlock(settings, uuid.UUID(lease["id"]), reverse, wait_first=True)
     assert_problem(response, 409, "conflict")
     assert ledger(client, owner, lease["id"]) == before
-    retried = pay(client, owner, lease["id"], 500, headers=key)
+    retried = reverse()
     assert retried.status_code == 201, retried.text
-    again = pay(client, owner, lease["id"], 500, headers=key)
+    again = reverse()
     assert again.headers["idempotent-replayed"] == "true"
     book = _check_against_ledger(client, owner, settings, lease["id"], [retried.json()])
-    assert book["balance"] == before["balance"] - 500
+    assert book["balance"] == before["balance"] + 100
+    assert [e["type"] for e in book["entries"]].count("reversal") == 1
+
+
+def test_a_payment_in_a_deadlock_posts_once_when_the_other_side_ends(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+    database: Any,
+) -> None:
+    """A payment reads without a lock and writes in one statement in autocommit; aborted by
+    PostgreSQL in a deadlock, that statement wrote nothing and is sent again, which waits
+    for the other side and then posts the payment, once, with its exact balance."""
+    if database.backend != "postgresql":
+        pytest.skip("SQLite's writer holds the database's lock from BEGIN: no such wait")
+    client = app_factory()
+    owner = register(client)
+    lease = active_lease(client, owner)
+    settings = settings_factory()
+    assert pay(client, owner, lease["id"], 100).status_code == 201  # its totals row exists
+    before = ledger(client, owner, lease["id"])
+    key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+
+    def payment() -> Any:
+        return pay(client, owner, lease["id"], 500, headers=key)
+
+    response = _in_a_deadlock(settings, uuid.UUID(lease["id"]), payment, wait_first=False)
+    assert response.status_code == 201, response.text
+    again = payment()
+    assert again.headers["idempotent-replayed"] == "true"
+    book = _check_against_ledger(client, owner, settings, lease["id"], [response.json()])
+    assert response.json()["balanceAfter"] == book["balance"] == before["balance"] - 500
     assert [e["amount"] for e in book["entries"]].count(-500) == 1
 
 
