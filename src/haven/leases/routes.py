@@ -251,10 +251,15 @@ class LeasesController(Controller):
 
     @post("/{lease_id:uuid}/recurring-charges", status_code=HTTP_201_CREATED, opt=roles(*MANAGERS))
     async def add_recurring_charge(
-        self, db: AsyncSession, principal: Principal, lease_id: uuid.UUID, data: RecurringChargeIn
+        self,
+        db: AsyncSession,
+        reader: Reader,
+        principal: Principal,
+        lease_id: uuid.UUID,
+        data: RecurringChargeIn,
     ) -> Response[RecurringChargeOut]:
         """A monthly charge from startDate to endDate (within the lease), prorated like rent."""
-        lease = await service.get(db, principal.organization_id, lease_id, for_update=True)
+        lease = await service.get_guarded(db, reader, principal.organization_id, lease_id)
         charge = await terms.add_recurring_charge(db, lease, data)
         return Response(recurring_out(charge), status_code=HTTP_201_CREATED, headers=NO_STORE)
 

@@ -8,7 +8,20 @@ from datetime import UTC, date, datetime
 from typing import Any, NamedTuple
 
 from msgspec import UNSET
-from sqlalchemy import ColumnElement, Uuid, and_, bindparam, delete, exists, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Text,
+    Uuid,
+    and_,
+    bindparam,
+    cast,
+    delete,
+    exists,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,7 +39,8 @@ from haven.errors import (
 from haven.leases.schemas import MAX_TENANTS, LateFee, LeaseIn, LeasePatch
 from haven.ledger.service import post_deposit_charge
 from haven.models import Lease, LeaseTenant, RentChange, Tenant, Unit
-from haven.uow import add_new
+from haven.uow import add_change, add_new, is_rerun
+from haven.uow.tail import guarded
 
 SORTS = sort_keys(
     {"createdAt": (Lease.created_at, datetime), "startDate": (Lease.start_date, date)}
@@ -221,6 +235,66 @@ async def get(
         if (await session.execute(stmt)).first() is None:
             raise NotFoundError(f"No lease with id {lease_id}")
     return lease
+
+
+class _SeenLease(NamedTuple):
+    id: uuid.UUID
+    organization_id: uuid.UUID
+    status: str
+    start_date: date
+    end_date: date | None
+    version: str  # the row's xmin: the transaction that last wrote it
+
+
+_SEEING = select(
+    Lease.id,
+    Lease.organization_id,
+    Lease.status,
+    Lease.start_date,
+    Lease.end_date,
+    cast(literal_column("leases.xmin"), Text),
+).where(Lease.id == bindparam("lease_id"), Lease.organization_id == bindparam("org_id"))
+
+# The commit's guard (haven.uow.tail `guarded`): the lease's row, locked FOR SHARE (a PATCH,
+# an activation or a termination waits for the commit), still the version read.
+_UNCHANGED = guarded(
+    select(literal(1))
+    .select_from(Lease)
+    .where(
+        Lease.id == bindparam("g_lease_id", type_=Lease.id.type),
+        cast(literal_column("leases.xmin"), Text) == bindparam("g_lease_seen", type_=Text),
+    )
+    .with_for_update(read=True)
+)
+
+
+async def get_guarded(
+    session: AsyncSession, reader: Reader, organization_id: uuid.UUID, lease_id: uuid.UUID
+) -> Lease:
+    """The organization's lease (404 otherwise) for a write that adds rows under its terms
+    (status, dates) and changes nothing of it, as if its row were locked from the read to
+    the commit (`get` with `for_update`).
+
+    On PostgreSQL the read takes no lock (in autocommit, through `reader`): the lease is
+    a copy of its terms, not in `session`, and the commit writes only if the row is still
+    the version read, or else nothing, and the request runs again (haven.uow.http), then
+    locking. Elsewhere, or in that second run, `get` with `for_update`."""
+    dialect = session.sync_session.get_bind().dialect.name
+    if dialect != "postgresql" or is_rerun(session):
+        return await get(session, organization_id, lease_id, for_update=True)
+    params = {"lease_id": lease_id, "org_id": organization_id}
+    rows = await reader.rows(_SEEING, params, _SeenLease)
+    if not rows:
+        raise NotFoundError(f"No lease with id {lease_id}")
+    seen = rows[0]
+    add_change(session, _UNCHANGED, {"g_lease_id": seen.id, "g_lease_seen": seen.version})
+    return Lease(
+        id=seen.id,
+        organization_id=seen.organization_id,
+        status=seen.status,
+        start_date=seen.start_date,
+        end_date=seen.end_date,
+    )
 
 
 class _LeaseId(NamedTuple):

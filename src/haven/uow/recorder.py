@@ -53,7 +53,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session, SessionTransaction, UOWTransaction
 from sqlalchemy.sql import ClauseElement
-from sqlalchemy.sql.dml import UpdateBase
 
 from haven.db.base import Base
 from haven.db.engine import behind_pgbouncer
@@ -88,7 +87,7 @@ class WriteBuffer:
     added: list[Any] = field(default_factory=list)
     began: bool = False
     # Core statements `add_change` queued, with their parameters: written with the commit.
-    changes: list[tuple[UpdateBase, dict[str, Any]]] = field(default_factory=list)
+    changes: list[tuple[tail.Statement, dict[str, Any]]] = field(default_factory=list)
     # (table, error) for rows `add_new` added with `taken`: the commit's answer when it finds
     # a unique key of that table taken.
     taken: list[tuple[str, Exception]] = field(default_factory=list)
@@ -197,7 +196,7 @@ def add_new(session: AsyncSession, obj: Base, *, taken: Exception | None = None)
 
 
 def add_change(
-    session: AsyncSession | Session, statement: UpdateBase, params: dict[str, Any]
+    session: AsyncSession | Session, statement: tail.Statement, params: dict[str, Any]
 ) -> None:
     """Write `statement` (a Core INSERT, upsert or UPDATE of a row the caller has locked or
     owns) with the commit, after every flush: on PostgreSQL a CTE of the tail statement
@@ -345,7 +344,7 @@ def _write(session: Session, buffer: WriteBuffer) -> None:
             raise tail.KeyTaken
     for statement, params in changes:
         written = connection.execute(statement, params)
-        if tail.is_guard(statement) and written.rowcount != 1:
+        if tail.is_guard(statement) and tail.rows_of(statement, written) != 1:
             raise tail.Stale
     if rows:
         connection.execute(insert(AuditEvent), rows)

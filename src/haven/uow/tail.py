@@ -76,18 +76,27 @@ class Stale(Exception):  # noqa: N818 - not an error: the request runs again (ha
     nothing of the commit was written."""
 
 
-def guarded(statement: UpdateBase) -> UpdateBase:
-    """`statement` (for `add_change`), made a guard: it must write exactly one row, else
-    the commit writes nothing and raises `Stale`. A service that read without a lock (an
-    UPDATE .. WHERE the row's version is the one it read; an INSERT .. ON CONFLICT DO
-    NOTHING of a row it saw absent) so has the commit refuse to write what it computed
-    from a state that changed meanwhile. In the tail statement the guard is a column
-    ln(rows written): ln(0) fails the whole statement (SQLSTATE 2201E)."""
+Statement = UpdateBase | Select[Any]  # what `add_change` queues
+
+
+def guarded(statement: Statement) -> Statement:
+    """`statement` (for `add_change`), made a guard: it must write (or, a SELECT .. FOR
+    SHARE, lock) exactly one row, else the commit writes nothing and raises `Stale`. A
+    service that read without a lock (an UPDATE .. WHERE the row's version is the one it
+    read; an INSERT .. ON CONFLICT DO NOTHING of a row it saw absent; a lock of a row it
+    only read, WHERE still that version) so has the commit refuse to write what it
+    computed from a state that changed meanwhile. In the tail statement the guard is a
+    column ln(rows): ln(0) fails the whole statement (SQLSTATE 2201E)."""
     return statement.execution_options(**{GUARD: True})
 
 
-def is_guard(statement: UpdateBase) -> bool:
+def is_guard(statement: Statement) -> bool:
     return bool(statement.get_execution_options().get(GUARD))
+
+
+def rows_of(statement: Statement, result: Any) -> int:
+    """The rows a change wrote (or a SELECT locked), run as a statement of its own."""
+    return result.rowcount if isinstance(statement, UpdateBase) else len(result.all())
 
 
 def by_organization(
@@ -100,7 +109,7 @@ def by_organization(
     return by_org
 
 
-Change = tuple[UpdateBase, dict[str, Any]]  # a statement `add_change` queued, its parameters
+Change = tuple[Statement, dict[str, Any]]  # a statement `add_change` queued, its parameters
 
 
 # Rows per tail statement at most: a request writes a handful; a job's large transaction (a
@@ -182,7 +191,7 @@ Shape = tuple[
     int,
     tuple[tuple[str, ...], ...],
     tuple[str, ...] | None,
-    tuple[UpdateBase, ...],
+    tuple[Statement, ...],
 ]
 _TEMPLATES: dict[Shape, Select[Any]] = {}
 _MAX_TEMPLATES = 512  # shapes are few (a request writes a handful of rows); bound anyway
@@ -277,7 +286,10 @@ def _template(shape: Shape) -> Select[Any]:
         for n, (table, columns) in enumerate(new_rows)
     ]
     changed = [
-        change.returning(literal(1)).cte(f"haven_change_{n}") for n, change in enumerate(changes)
+        (change.returning(literal(1)) if isinstance(change, UpdateBase) else change).cte(
+            f"haven_change_{n}"
+        )
+        for n, change in enumerate(changes)
     ]
     ctes += changed
     columns: list[Any] = []
