@@ -203,7 +203,12 @@ _DRIVER_ERRORS = (
 _ALONE: dict[Executable, Prepared] = {}
 
 
-def send_alone(connection: Connection, statement: Executable, params: Mapping[str, Any]) -> bool:
+def send_alone(
+    connection: Connection,
+    statement: Executable,
+    params: Mapping[str, Any],
+    raising: Mapping[str, type[Exception]] | None = None,
+) -> bool:
     """Send `statement` on `connection`, in autocommit, straight to asyncpg (from SQLAlchemy's
     greenlet, as the recorder's commit runs), skipping SQLAlchemy's per-execution work
     (execution context, parameter processing, cursor adaptation: most of a keyed POST's
@@ -217,7 +222,9 @@ def send_alone(connection: Connection, statement: Executable, params: Mapping[st
     statement fails. A statement whose outcome the driver does not know (it timed out, the
     connection was lost mid-statement) may have committed: it is not sent again; the
     connection is invalidated and DependencyUnavailableError (503) raised, which a keyed
-    request answers with its record if the statement did commit (haven.uow.tx)."""
+    request answers with its record if the statement did commit (haven.uow.tx).
+    `raising`: SQLSTATEs the caller gives a meaning (the tail's "key taken", a guard's
+    "stale"), raised as the exception named, without sending the statement again."""
     if not _usable(connection.dialect, connection.engine.url):
         return False
     prepared = _ALONE.get(statement)
@@ -236,6 +243,9 @@ def send_alone(connection: Connection, statement: Executable, params: Mapping[st
         await_only(driver.execute(prepared.sql, *arguments))
     except Exception as exc:
         if _refused(exc):
+            meant = (raising or {}).get(getattr(exc, "sqlstate", None) or "")
+            if meant is not None:
+                raise meant from None
             return False
         # The statement may have run and committed before the driver gave up on it (its
         # command timeout, or the connection lost after the server's answer): it is never

@@ -57,7 +57,7 @@ from haven.ledger.aging import Line, deposit_held, oldest_unpaid_on, summarize
 from haven.ledger.repository import ADD_PAID, LINE_COLUMNS, line_of
 from haven.models import LeaseBalance, LedgerEntry, PaymentsByDay
 from haven.uow.recorder import HavenSession, add_change
-from haven.uow.tail import guarded
+from haven.uow.tail import Stale, guarded
 
 _KEY = "haven_ledger_totals"
 CHUNK = 1000  # leases per statement (bound parameters stay far below the drivers' limits)
@@ -366,6 +366,10 @@ def _before_commit(session: Session) -> None:
             _write_with_commit(session, n, t, seen)
         pending.settled = {}
         return
+    if any(seen is not None for _, _, seen in settled.values()):
+        # Lines read without a lock, and other ledger writes in this transaction too: its
+        # rules would not hold as of the recompute's lock; the request runs again, locking.
+        raise Stale
     # Other ledger writes in this transaction too: every lease rewritten from its lines.
     if session.new:
         session.flush()

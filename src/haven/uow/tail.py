@@ -168,16 +168,19 @@ def write(
     built = statement(audit_rows, by_org, record, inserts, changes)
     if built is None:
         return
-    if alone and fastpath.send_alone(connection, *built):
+    raising: dict[str, type[Exception]] = {}
+    if record is not None:
+        raising[DIVISION_BY_ZERO] = KeyTaken
+    if any(is_guard(change) for change, _ in changes or ()):
+        raising[LOG_OF_ZERO] = Stale
+    if alone and fastpath.send_alone(connection, *built, raising):
         return
     try:
         connection.execute(*built)
     except DBAPIError as exc:
         code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        if record is not None and code == DIVISION_BY_ZERO:
-            raise KeyTaken from None
-        if code == LOG_OF_ZERO and any(is_guard(change) for change, _ in changes or ()):
-            raise Stale from None
+        if code in raising:
+            raise raising[code] from None
         raise
 
 

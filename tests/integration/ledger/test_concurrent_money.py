@@ -22,13 +22,15 @@ from typing import Any
 
 import pytest
 from litestar.testing import TestClient
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import event, func, insert, select, text
 
 from haven.config import Settings
 from haven.db.engine import create_engine
+from haven.ledger import repository
 from haven.ledger.aging import Line
 from haven.ledger.totals import Noted, apply, totals_of
-from haven.models import LeaseBalance, LedgerEntry, PaymentsByDay
+from haven.models import AuditEvent, Event, LeaseBalance, LedgerEntry, PaymentsByDay
+from haven.services import services_of
 from support import Account, assert_problem, register, until_a_statement_waits_for_a_lock
 from support_leases import active_lease, ledger, pay
 
@@ -420,3 +422,101 @@ def test_a_reversal_takes_the_lease_locks_and_answers_the_ledger_balance(
     again = reverse()
     assert_problem(again, 409, "conflict")
     assert ledger(client, owner, lease["id"]) == book
+
+
+def _racing_read(settings: Settings, calls: list[int], every: bool) -> Callable[..., Any]:
+    """`seen_for_entry`, then another writer commits a 777 charge on the lease (its entry and
+    its totals, as every ledger writer does): the read's version is stale at the tail."""
+    real = repository.seen_for_entry
+
+    async def racing(reader: Any, organization_id: uuid.UUID, lease_id: uuid.UUID) -> Any:
+        read = await real(reader, organization_id, lease_id)
+        calls.append(1)
+        if every or len(calls) == 1:
+            engine = create_engine(settings)
+            try:
+                async with engine.begin() as other:
+                    await other.execute(
+                        insert(LedgerEntry).values(
+                            organization_id=organization_id,
+                            lease_id=lease_id,
+                            type="charge",
+                            kind="utility",
+                            amount=777,
+                            date=date(2026, 1, 10),
+                        )
+                    )
+                    noted = Noted(organization_id, lease_id, "charge", 777, date(2026, 1, 10), None)
+                    await other.run_sync(lambda conn: apply(conn, [noted]))
+            finally:
+                await engine.dispose()
+        return read
+
+    return racing
+
+
+def _counts(settings: Settings, entry_id: str) -> tuple[int, int]:
+    """(events, audit rows) of the entry."""
+
+    async def read() -> tuple[int, int]:
+        engine = create_engine(settings)
+        try:
+            async with engine.connect() as conn:
+                eid = uuid.UUID(entry_id)
+                events = await conn.scalar(
+                    select(func.count()).select_from(Event).where(Event.resource_id == eid)
+                )
+                audits = await conn.scalar(
+                    select(func.count()).select_from(AuditEvent).where(AuditEvent.entity_id == eid)
+                )
+                return int(events or 0), int(audits or 0)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def test_a_stale_first_run_posts_once_with_the_other_writers_charge_in_its_balance(
+    app_factory: Callable[..., TestClient[Any]],
+    settings_factory: Callable[..., Settings],
+    database: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another writer commits a charge on the lease between the payment's unlocked read and
+    its commit: the guard finds the totals row changed, nothing of the first run is written,
+    and the second run locks (it does not read unlocked again): one payment, one event, one
+    audit row, its balanceAfter counting the charge, the key's replay its answer. The first
+    run's tail is sent once (the guard's error is not sent again to learn what it means)."""
+    if database.backend != "postgresql":
+        pytest.skip("the unlocked read is PostgreSQL's")
+    client = app_factory()
+    settings = settings_factory()
+    owner = register(client)
+    lease = active_lease(client, owner)
+    assert pay(client, owner, lease["id"], 100).status_code == 201
+    before = ledger(client, owner, lease["id"])["balance"]
+    calls: list[int] = []
+    monkeypatch.setattr(repository, "seen_for_entry", _racing_read(settings, calls, every=False))
+    key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
+    sent: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        sent.append(statement.split(None, 1)[0].upper())
+
+    engine = services_of(client.app).engine.sync_engine  # the instance's, not the writer's
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        response = pay(client, owner, lease["id"], 500, headers=key)
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert response.status_code == 201, response.text
+    # The unlocked read, the first run's tail (Stale); the locking read, the tail.
+    assert sent == ["SELECT", "WITH", "WITH", "WITH"], sent
+    assert len(calls) == 1  # the second run locked instead
+    assert response.json()["balanceAfter"] == before + 777 - 500
+    book = ledger(client, owner, lease["id"])
+    assert [e["amount"] for e in book["entries"]].count(-500) == 1
+    assert _counts(settings, response.json()["id"]) == (1, 1)  # one event, one audit row
+    again = pay(client, owner, lease["id"], 500, headers=key)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == response.json()
