@@ -104,6 +104,23 @@ def _check_against_ledger(
     return book
 
 
+async def _write_a_charge(conn: Any, org_id: uuid.UUID, lease_id: uuid.UUID) -> None:
+    """A 777 charge dated 2026-01-10 and the lease's totals with it, on `conn`, as every
+    ledger writer writes them (uncommitted)."""
+    await conn.execute(
+        insert(LedgerEntry).values(
+            organization_id=org_id,
+            lease_id=lease_id,
+            type="charge",
+            kind="utility",
+            amount=777,
+            date=date(2026, 1, 10),
+        )
+    )
+    noted = Noted(org_id, lease_id, "charge", 777, date(2026, 1, 10), None)
+    await conn.run_sync(lambda sync: apply(sync, [noted]))
+
+
 def _while_a_charge_commits(
     settings: Settings, lease_id: uuid.UUID, org_id: uuid.UUID, send: Callable[[], Any]
 ) -> Any:
@@ -120,18 +137,7 @@ def _while_a_charge_commits(
                     .where(LeaseBalance.lease_id == lease_id)
                     .with_for_update()
                 )
-                await other.execute(
-                    insert(LedgerEntry).values(
-                        organization_id=org_id,
-                        lease_id=lease_id,
-                        type="charge",
-                        kind="utility",
-                        amount=777,
-                        date=date(2026, 1, 10),
-                    )
-                )
-                noted = Noted(org_id, lease_id, "charge", 777, date(2026, 1, 10), None)
-                await other.run_sync(lambda conn: apply(conn, [noted]))
+                await _write_a_charge(other, org_id, lease_id)
                 waiting = asyncio.create_task(asyncio.to_thread(send))
                 await until_a_statement_waits_for_a_lock(watcher)
                 await other.commit()
@@ -424,30 +430,19 @@ def test_a_reversal_takes_the_lease_locks_and_answers_the_ledger_balance(
     assert ledger(client, owner, lease["id"]) == book
 
 
-def _racing_read(settings: Settings, calls: list[int], every: bool) -> Callable[..., Any]:
-    """`seen_for_entry`, then another writer commits a 777 charge on the lease (its entry and
-    its totals, as every ledger writer does): the read's version is stale at the tail."""
+def _racing_read(settings: Settings, calls: list[int]) -> Callable[..., Any]:
+    """`seen_for_entry`, then (the first time) another writer commits a 777 charge on the
+    lease: the read's version is stale at the tail."""
     real = repository.seen_for_entry
 
     async def racing(reader: Any, organization_id: uuid.UUID, lease_id: uuid.UUID) -> Any:
         read = await real(reader, organization_id, lease_id)
         calls.append(1)
-        if every or len(calls) == 1:
+        if len(calls) == 1:
             engine = create_engine(settings)
             try:
                 async with engine.begin() as other:
-                    await other.execute(
-                        insert(LedgerEntry).values(
-                            organization_id=organization_id,
-                            lease_id=lease_id,
-                            type="charge",
-                            kind="utility",
-                            amount=777,
-                            date=date(2026, 1, 10),
-                        )
-                    )
-                    noted = Noted(organization_id, lease_id, "charge", 777, date(2026, 1, 10), None)
-                    await other.run_sync(lambda conn: apply(conn, [noted]))
+                    await _write_a_charge(other, organization_id, lease_id)
             finally:
                 await engine.dispose()
         return read
@@ -496,7 +491,7 @@ def test_a_stale_first_run_posts_once_with_the_other_writers_charge_in_its_balan
     assert pay(client, owner, lease["id"], 100).status_code == 201
     before = ledger(client, owner, lease["id"])["balance"]
     calls: list[int] = []
-    monkeypatch.setattr(repository, "seen_for_entry", _racing_read(settings, calls, every=False))
+    monkeypatch.setattr(repository, "seen_for_entry", _racing_read(settings, calls))
     key = {"Idempotency-Key": f"k-{uuid.uuid4().hex}"}
     sent: list[str] = []
 
