@@ -4,8 +4,9 @@
 
 Starts Valkey and one instance (haven.devcluster, no load balancer), seeds the bench
 organization, then for each of the bench's scenarios (/health, the cached dashboard,
-/properties?limit=50, a lease ledger, the tenant POST; BENCH_ONLY picks some) runs wrk
-(8 connections) and `py-spy record --format raw` on the instance. Each report lists the
+/properties?limit=50, a lease ledger, the tenant POST; BENCH_ONLY picks some, and names
+bench.run's PROFILED_ONLY ones, such as payments-post) runs wrk (8 connections;
+BENCH_PROFILE_CONNS) and `py-spy record --format raw` on the instance. Each report lists the
 functions by self time and by inclusive time (share of samples) and the instance's CPU
 time per request; BENCH_PROFILE_NATIVE=1 samples C and Rust frames too (slows it),
 BENCH_PROFILE_RAW=1 keeps py-spy's folded stacks as LABEL-<scenario>.raw.
@@ -28,13 +29,23 @@ from pathlib import Path
 import httpx
 import psutil
 
-from bench.run import HERE, SCENARIOS, Scenario, log, one_instance, pg_database, pg_drop
+from bench.run import (
+    HERE,
+    PROFILED_ONLY,
+    SCENARIOS,
+    Scenario,
+    log,
+    one_instance,
+    pg_database,
+    pg_drop,
+)
 from bench.seed import seed
 from haven.store.embedded import free_port
 
 SECONDS = int(os.environ.get("BENCH_PROFILE_SECONDS", "8"))
 NATIVE = os.environ.get("BENCH_PROFILE_NATIVE") == "1"  # C/Rust frames too (py-spy --native)
 KEEP_RAW = os.environ.get("BENCH_PROFILE_RAW") == "1"  # keep py-spy's stacks next to the report
+CONNS = int(os.environ.get("BENCH_PROFILE_CONNS", "8"))  # wrk's connections
 TOP = 18
 RATE = 250
 
@@ -101,12 +112,13 @@ def main() -> int:
         url = f"http://127.0.0.1:{port}"
         org = asyncio.run(seed([url], log=log))
         pid = cluster.instances[0].pid
+        only = {s for s in os.environ.get("BENCH_ONLY", "").split(",") if s}
+        named = [sc for sc in PROFILED_ONLY if sc.name in only]  # only when asked for
         scenarios = [
             Scenario(sc.name, sc.path.format(lease=org.ledger_lease), sc.method, sc.auth, sc.body)
-            for sc in SCENARIOS
+            for sc in [*SCENARIOS, *named]
         ]
         cookie = {"Cookie": f"haven_session={org.cookie}"}
-        only = {s for s in os.environ.get("BENCH_ONLY", "").split(",") if s}
         for sc in scenarios:
             if only and sc.name not in only:
                 continue
@@ -123,7 +135,7 @@ def main() -> int:
                 [
                     "wrk",
                     "-t1",
-                    "-c8",
+                    f"-c{CONNS}",
                     f"-d{SECONDS + 3}s",
                     "-s",
                     str(HERE / "wrk.lua"),
@@ -165,7 +177,7 @@ def main() -> int:
                     result = json.loads(line.removeprefix("BENCH_JSON "))
                     rps = result["requests"] / (result["duration_us"] / 1e6)
             db = "PostgreSQL" if db_url else "SQLite"
-            title = f"{label}: {sc.name} ({sc.path.split('?')[0]}, wrk c8, {db})"
+            title = f"{label}: {sc.name} ({sc.path.split('?')[0]}, wrk c{CONNS}, {db})"
             cpu = (after.user - before.user, after.system - before.system)
             text = report(raw, title, rps, cpu)
             (out_dir / f"{label}-{sc.name}.txt").write_text(text)

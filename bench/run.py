@@ -537,6 +537,19 @@ SCENARIOS = [
     ),
 ]
 
+# Haven only, `python -m bench.profile` (BENCH_ONLY=payments-post): a payment on the seeded
+# ledger lease, every request on that one lease (the worst case for its unlocked read: each
+# concurrent payment changes what the others read). Not in `make bench`.
+PROFILED_ONLY = [
+    Scenario(
+        "payments-post",
+        "/api/v1/leases/{lease}/payments",
+        method="POST",
+        auth="bearer",
+        body='{"amount":1,"receivedOn":"2026-01-02","method":"cash"}',
+    ),
+]
+
 
 def plan(peers: list[str], db: bool) -> list[tuple[Scenario, str, str, int, int]]:
     """(scenario, target, via, instances, conns) for one repeat, shuffled to interleave.

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -66,6 +68,39 @@ def _check_postable(status: str) -> None:
         raise ConflictError(f"The lease is {status}; activate it before posting money")
 
 
+class _Contended:
+    """Leases whose money POST had to run again lately, on this instance (a hint, never a
+    rule: it only picks the locking read). Concurrent writers of one lease (a burst of
+    payments on it, a billing run) would change what each unlocked read saw: every first
+    run would be refused and done again, twice the work of locking at once
+    (bench/RESULTS-writes.md). For `SECONDS` after a run again, its lease's POSTs lock
+    first; at most `SIZE` leases are kept, the oldest forgotten first."""
+
+    SECONDS = 5.0
+    SIZE = 1024
+
+    def __init__(self) -> None:
+        self._until: OrderedDict[uuid.UUID, float] = OrderedDict()
+
+    def mark(self, lease_id: uuid.UUID) -> None:
+        self._until[lease_id] = time.monotonic() + self.SECONDS
+        self._until.move_to_end(lease_id)
+        while len(self._until) > self.SIZE:
+            self._until.popitem(last=False)
+
+    def __contains__(self, lease_id: object) -> bool:
+        until = self._until.get(lease_id)  # type: ignore[call-overload]
+        if until is None:
+            return False
+        if until < time.monotonic():
+            del self._until[lease_id]  # type: ignore[arg-type]
+            return False
+        return True
+
+
+CONTENDED = _Contended()
+
+
 async def _post(
     session: AsyncSession,
     reader: Reader | None,
@@ -84,13 +119,18 @@ async def _post(
       is still the version it saw (totals `settle` with `seen`), or else nothing, and the
       request runs again (haven.uow.http), locking as below: two round trips, no BEGIN
       or COMMIT;
-    * otherwise the read locks the lease's totals to the commit (repository
-      `lock_for_entry`, one statement most often), as every other ledger writer does."""
+    * otherwise (that second run, a lease `CONTENDED` lately, SQLite, a script) the read
+      locks the lease's totals to the commit (repository `lock_for_entry`, one statement
+      most often), as every other ledger writer does."""
     seen: Seen | None = None
+    rerun = is_rerun(session)
+    if rerun:
+        CONTENDED.mark(lease_id)
     if (
         reader is not None
         and session.sync_session.get_bind().dialect.name == "postgresql"
-        and not is_rerun(session)
+        and not rerun
+        and lease_id not in CONTENDED
     ):
         read = await repository.seen_for_entry(reader, organization_id, lease_id)
         locked = read[0] if read is not None else None

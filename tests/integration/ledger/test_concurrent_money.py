@@ -481,7 +481,8 @@ def test_a_stale_first_run_posts_once_with_the_other_writers_charge_in_its_balan
     its commit: the guard finds the totals row changed, nothing of the first run is written,
     and the second run locks (it does not read unlocked again): one payment, one event, one
     audit row, its balanceAfter counting the charge, the key's replay its answer. The first
-    run's tail is sent once (the guard's error is not sent again to learn what it means)."""
+    run's tail is sent once (the guard's error is not sent again to learn what it means),
+    and the lease's next payment locks at once (`CONTENDED`)."""
     if database.backend != "postgresql":
         pytest.skip("the unlocked read is PostgreSQL's")
     client = app_factory()
@@ -515,3 +516,17 @@ def test_a_stale_first_run_posts_once_with_the_other_writers_charge_in_its_balan
     again = pay(client, owner, lease["id"], 500, headers=key)
     assert again.headers["idempotent-replayed"] == "true"
     assert again.json() == response.json()
+
+    # The lease is contended lately: its next payment locks first (no wasted first run);
+    # another lease's reads without a lock.
+    sent.clear()
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        assert pay(client, owner, lease["id"], 40).status_code == 201
+        locking = list(sent)
+        sent.clear()
+        assert pay(client, owner, active_lease(client, owner)["id"], 40).status_code == 201
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
+    assert locking == ["WITH", "WITH"], locking  # the locking read, the tail
+    assert sent[-2:] == ["SELECT", "WITH"], sent
