@@ -376,15 +376,26 @@ class DeliveryWorker:
         return True
 
     async def _events_after(self, claim: Claim, position: int) -> list[Any]:
+        """The next page of the organization's events, and the subscription's secrets read
+        after it (a statement of its own, so as new as any event on the page): a secret
+        rotated while the claim streams signs the events found after the rotation, not the
+        secrets as of the claim."""
         stmt = (
             select(E)
             .where(E.c.organization_id == claim.organization_id, E.c.position > position)
             .order_by(E.c.position)
             .limit(PAGE)
         )
+        secrets = select(S.c.secret, S.c.previous_secret, S.c.previous_secret_expires_at).where(
+            S.c.id == claim.id
+        )
         async with self._db.connect() as conn:
             rows = list((await conn.execute(stmt)).all())
+            current = (await conn.execute(secrets)).first() if rows else None
             await conn.rollback()
+        if current is not None:
+            claim.secret, claim.previous_secret = current.secret, current.previous_secret
+            claim.previous_secret_expires_at = current.previous_secret_expires_at
         return rows
 
     async def _stream(self, claim: Claim) -> None:
