@@ -39,7 +39,7 @@ from haven.errors import (
 from haven.leases.schemas import MAX_TENANTS, LateFee, LeaseIn, LeasePatch
 from haven.ledger.service import post_deposit_charge
 from haven.models import Lease, LeaseTenant, RentChange, Tenant, Unit
-from haven.uow import add_change, add_new, is_rerun
+from haven.uow import add_change, add_new, may_guard
 from haven.uow.tail import guarded
 
 SORTS = sort_keys(
@@ -279,8 +279,7 @@ async def get_guarded(
     a copy of its terms, not in `session`, and the commit writes only if the row is still
     the version read, or else nothing, and the request runs again (haven.uow.http), then
     locking. Elsewhere, or in that second run, `get` with `for_update`."""
-    dialect = session.sync_session.get_bind().dialect.name
-    if dialect != "postgresql" or is_rerun(session):
+    if not may_guard(session):
         return await get(session, organization_id, lease_id, for_update=True)
     params = {"lease_id": lease_id, "org_id": organization_id}
     rows = await reader.rows(_SEEING, params, _SeenLease)

@@ -31,7 +31,7 @@ from haven.ledger.schemas import (
 from haven.ledger.totals import Seen, settle
 from haven.models import Lease, LedgerEntry, Organization
 from haven.organizations.service import today_in
-from haven.uow import add_new, is_rerun
+from haven.uow import add_new, is_rerun, may_guard
 
 # Money can only move on a lease that is or was in force.
 POSTABLE = frozenset({"active", "ended", "terminated"})
@@ -123,15 +123,9 @@ async def _post(
       locks the lease's totals to the commit (repository `lock_for_entry`, one statement
       most often), as every other ledger writer does."""
     seen: Seen | None = None
-    rerun = is_rerun(session)
-    if rerun:
+    if is_rerun(session):
         CONTENDED.mark(lease_id)
-    if (
-        reader is not None
-        and session.sync_session.get_bind().dialect.name == "postgresql"
-        and not rerun
-        and lease_id not in CONTENDED
-    ):
+    if reader is not None and may_guard(session) and lease_id not in CONTENDED:
         read = await repository.seen_for_entry(reader, organization_id, lease_id)
         locked = read[0] if read is not None else None
         seen = Seen(read[1]) if read is not None else None

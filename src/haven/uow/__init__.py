@@ -25,6 +25,7 @@ from haven.uow.recorder import (
     emit,
     is_rerun,
     mark_changed,
+    may_guard,
     take_changed,
 )
 
@@ -39,5 +40,6 @@ __all__ = [
     "emit",
     "is_rerun",
     "mark_changed",
+    "may_guard",
     "take_changed",
 ]

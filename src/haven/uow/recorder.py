@@ -217,6 +217,16 @@ def is_rerun(session: AsyncSession | Session) -> bool:
     return buffer_of(session).rerun
 
 
+def may_guard(session: AsyncSession | Session) -> bool:
+    """Whether a service may read without a lock and have the commit guard what it read
+    (haven.uow.tail `guarded`): on PostgreSQL (the guard's `xmin` and the one statement in
+    autocommit are its), and not in a request's second run, which locks."""
+    bind = (
+        session.sync_session.get_bind() if isinstance(session, AsyncSession) else session.get_bind()
+    )
+    return bind.dialect.name == "postgresql" and not is_rerun(session)
+
+
 def _insert_values(obj: Any) -> tuple[Any, dict[str, Any]] | None:
     """(table, column values) of a row `add_new` added; None when a column is left to the
     database (a server default), holds a SQL expression (the tail binds plain values only)
